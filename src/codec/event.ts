@@ -1,0 +1,135 @@
+import { BlueWebhooksError } from '../shared/errors.js';
+import { isJsonObject, type Json, type JsonObject } from './json.js';
+import { isConfluentFramed, type Registry } from './registry.js';
+
+export interface EntityRef {
+  readonly id: string;
+}
+
+/** A Blue domain change event, normalised from either wire form. */
+export interface BlueEvent {
+  readonly id: string;
+  readonly event: string;
+  readonly occurredAt: string;
+  readonly occurredAtMs: number;
+  readonly company: EntityRef;
+  readonly project: EntityRef;
+  readonly user: EntityRef | null;
+  readonly currentValue: JsonObject | null;
+  readonly previousValue: JsonObject | null;
+}
+
+const MAX_EVENT_TYPE_LENGTH = 128;
+
+/**
+ * Decodes a value from blue.events. The first byte tells the forms apart: 0 is Confluent-framed
+ * Avro, '{' (after optional whitespace) is JSON. Throws a final BlueWebhooksError for bad input
+ * and a retriable one when the registry cannot be reached.
+ */
+export async function decodeEvent(value: Buffer | null, registry: Registry): Promise<BlueEvent> {
+  if (value === null || value.length === 0) throw new BlueWebhooksError('INVALID_EVENT', 'empty value');
+  if (isConfluentFramed(value)) {
+    const avro = (await registry.decode(value)) as Record<string, unknown>;
+    return validateEvent({
+      ...avro,
+      currentValue: parseJsonText(avro.currentValue, 'currentValue'),
+      previousValue: parseJsonText(avro.previousValue, 'previousValue'),
+    });
+  }
+  if (firstNonSpace(value) === 0x7b /* { */) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(value.toString('utf8'));
+    } catch (err) {
+      throw new BlueWebhooksError('INVALID_JSON', `invalid JSON: ${(err as Error).message}`);
+    }
+    return validateEvent(parsed);
+  }
+  throw new BlueWebhooksError(
+    'DECODE_FAILED',
+    `value is neither Confluent-framed Avro (magic byte 0) nor a JSON object (first byte 0x${value[0]!.toString(16).padStart(2, '0')})`,
+  );
+}
+
+function firstNonSpace(buf: Buffer): number | undefined {
+  for (let i = 0; i < buf.length && i < 64; i++) {
+    const c = buf[i]!;
+    if (c !== 0x20 && c !== 0x0a && c !== 0x0d && c !== 0x09) return c;
+  }
+  return undefined;
+}
+
+function parseJsonText(v: unknown, field: string): Json | undefined {
+  if (v === null || v === undefined) return null;
+  if (typeof v !== 'string') return v as Json;
+  try {
+    return JSON.parse(v) as Json;
+  } catch (err) {
+    throw new BlueWebhooksError('INVALID_EVENT', `${field} is not valid JSON text: ${(err as Error).message}`);
+  }
+}
+
+function invalid(msg: string): never {
+  throw new BlueWebhooksError('INVALID_EVENT', msg);
+}
+
+function requireString(o: Record<string, unknown>, key: string, where = ''): string {
+  const v = o[key];
+  if (typeof v !== 'string' || v.length === 0) invalid(`missing or empty required field ${where}${key}`);
+  return v;
+}
+
+function ref(o: Record<string, unknown>, key: string, required: boolean): EntityRef | null {
+  const v = o[key];
+  if (v === null || v === undefined) {
+    if (required) invalid(`missing required field ${key}.id`);
+    return null;
+  }
+  if (!isJsonObject(v as Json)) invalid(`${key} must be an object with an id`);
+  return { id: requireString(v as Record<string, unknown>, 'id', `${key}.`) };
+}
+
+function record(o: Record<string, unknown>, key: string): JsonObject | null {
+  const v = o[key];
+  if (v === null || v === undefined) return null;
+  if (!isJsonObject(v as Json)) invalid(`${key} must be a JSON object or null`);
+  return v as JsonObject;
+}
+
+/** Checks the shape of a parsed event and returns it normalised. */
+export function validateEvent(v: unknown): BlueEvent {
+  if (!isJsonObject(v as Json)) invalid('an event must be a JSON object');
+  const o = v as Record<string, unknown>;
+  const type = requireString(o, 'event');
+  if (type.length > MAX_EVENT_TYPE_LENGTH || !/^[A-Za-z0-9_.:-]+$/.test(type)) {
+    invalid(`event type must be 1-${MAX_EVENT_TYPE_LENGTH} characters of letters, digits, _ . : -`);
+  }
+  const occurredAt = requireString(o, 'occurredAt');
+  const occurredAtMs = Date.parse(occurredAt);
+  if (Number.isNaN(occurredAtMs)) invalid(`occurredAt is not an ISO-8601 time: "${occurredAt.slice(0, 64)}"`);
+  return {
+    id: requireString(o, 'id'),
+    event: type,
+    occurredAt,
+    occurredAtMs,
+    company: ref(o, 'company', true)!,
+    project: ref(o, 'project', true)!,
+    user: ref(o, 'user', false),
+    currentValue: record(o, 'currentValue'),
+    previousValue: record(o, 'previousValue'),
+  };
+}
+
+/** The Avro form of an event (for producers and tests): records travel as JSON text. */
+export function eventToAvro(e: Omit<BlueEvent, 'occurredAtMs'>): Record<string, unknown> {
+  return {
+    id: e.id,
+    event: e.event,
+    occurredAt: e.occurredAt,
+    company: { id: e.company.id },
+    project: { id: e.project.id },
+    user: e.user ? { id: e.user.id } : null,
+    currentValue: e.currentValue === null ? null : JSON.stringify(e.currentValue),
+    previousValue: e.previousValue === null ? null : JSON.stringify(e.previousValue),
+  };
+}

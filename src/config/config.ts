@@ -1,0 +1,272 @@
+import os from 'node:os';
+import { BlueWebhooksError } from '../shared/errors.js';
+import type { LogLevel } from '../shared/logger.js';
+import {
+  parseBrokers,
+  parseDurationMs,
+  parseEnum,
+  parseIntInRange,
+  parseList,
+  parseTopicName,
+  parseUrl,
+} from './parse.js';
+
+/** The service's whole configuration, validated once at start-up and frozen. */
+export interface Config {
+  readonly kafka: {
+    /** KAFKA_BROKERS. Default ["127.0.0.1:9092"]. */
+    readonly brokers: readonly string[];
+    /** KAFKA_CLIENT_ID. Default "blue-webhooks". */
+    readonly clientId: string;
+    /** CONSUMER_GROUP. Default "blue-webhooks". */
+    readonly consumerGroup: string;
+    /** TOPIC_PARTITIONS: partitions of topics the dispatcher creates. Default 12. */
+    readonly topicPartitions: number;
+    /** TOPIC_REPLICATION_FACTOR for topics it creates; -1 takes the broker's default. Default -1. */
+    readonly topicReplicationFactor: number;
+    /** PARTITIONS_CONSUMED_CONCURRENTLY: event partitions handled at once. Default 4. */
+    readonly partitionsConsumedConcurrently: number;
+    /** COMMIT_INTERVAL_MS: how often finished offsets are committed. Default 200. */
+    readonly commitIntervalMs: number;
+  };
+  readonly topics: {
+    /** EVENTS_TOPIC. Default "blue.events". */
+    readonly events: string;
+    /** SUBSCRIPTIONS_TOPIC. Default "blue.webhooks" (compacted). */
+    readonly subscriptions: string;
+    /** RESULTS_TOPIC. Default "blue.webhook-results". */
+    readonly results: string;
+    /** DLQ_TOPIC: undecodable events. Default "blue.events.dlq". */
+    readonly dlq: string;
+  };
+  /** SCHEMA_REGISTRY_URL. Default "http://127.0.0.1:8081/apis/ccompat/v7". */
+  readonly schemaRegistryUrl: string;
+  readonly redis: {
+    /** REDIS_URL. Default "redis://127.0.0.1:6379". */
+    readonly url: string;
+    /** REDIS_KEY_PREFIX: every key the service writes starts with it. Default "bw:". */
+    readonly keyPrefix: string;
+  };
+  readonly subscriptions: {
+    /** SUBSCRIPTION_CACHE_MAX_ENTRIES: (project, event type) entries kept in process. Default 10000. */
+    readonly cacheMaxEntries: number;
+    /** SUBSCRIPTION_CACHE_TTL_MS: a safety net; changes invalidate entries at once. Default 60000. */
+    readonly cacheTtlMs: number;
+    /** SUBSCRIPTION_FRESHNESS_TIMEOUT_MS: longest wait for the table to cover an event's time. Default 5000. */
+    readonly freshnessTimeoutMs: number;
+  };
+  readonly delivery: {
+    /** MAX_IN_FLIGHT_DELIVERIES: global bound on deliveries under way. Default 1000. */
+    readonly maxInFlight: number;
+    /** MAX_CONNECTIONS_PER_ORIGIN: keep-alive pool size per endpoint origin. Default 32. */
+    readonly maxConnectionsPerOrigin: number;
+    /** DELIVERY_CONNECT_TIMEOUT_MS. Default 5000. */
+    readonly connectTimeoutMs: number;
+    /** DELIVERY_HEADERS_TIMEOUT_MS: wait for the response headers. Default 10000. */
+    readonly headersTimeoutMs: number;
+    /** DELIVERY_BODY_TIMEOUT_MS: longest silence while reading the response body. Default 10000. */
+    readonly bodyTimeoutMs: number;
+    /** DELIVERY_TIMEOUT_MS: overall deadline of one attempt. Default 15000. */
+    readonly attemptTimeoutMs: number;
+    /** MAX_RESPONSE_BYTES: at most this much of a response body is read. Default 65536. */
+    readonly maxResponseBytes: number;
+    /** DELIVERY_ALLOWLIST: CIDRs and host names that may be reached although internal. Default none. */
+    readonly allowlist: readonly string[];
+    /** DELIVERY_USER_AGENT. Default "blue-webhooks/<version>". */
+    readonly userAgent: string;
+  };
+  readonly metrics: {
+    /** METRICS_PORT: /metrics, /healthz and /readyz. Default 9464. */
+    readonly port: number;
+    /** METRICS_HOST. Default "0.0.0.0". */
+    readonly host: string;
+  };
+  /** SHUTDOWN_GRACE_MS: time given to in-flight deliveries on SIGTERM. Default 20000. */
+  readonly shutdownGraceMs: number;
+  /** LOG_LEVEL. Default "info". */
+  readonly logLevel: LogLevel;
+  /** INSTANCE_ID: names this replica in logs and client ids. Default "<hostname>-<pid>". */
+  readonly instanceId: string;
+}
+
+export const VERSION = '0.1.0';
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+/** Every variable with its default; one place. */
+export const DEFAULTS = Object.freeze({
+  KAFKA_BROKERS: '127.0.0.1:9092',
+  KAFKA_CLIENT_ID: 'blue-webhooks',
+  CONSUMER_GROUP: 'blue-webhooks',
+  TOPIC_PARTITIONS: '12',
+  TOPIC_REPLICATION_FACTOR: '-1',
+  PARTITIONS_CONSUMED_CONCURRENTLY: '4',
+  COMMIT_INTERVAL_MS: '200',
+  EVENTS_TOPIC: 'blue.events',
+  SUBSCRIPTIONS_TOPIC: 'blue.webhooks',
+  RESULTS_TOPIC: 'blue.webhook-results',
+  DLQ_TOPIC: 'blue.events.dlq',
+  SCHEMA_REGISTRY_URL: 'http://127.0.0.1:8081/apis/ccompat/v7',
+  REDIS_URL: 'redis://127.0.0.1:6379',
+  REDIS_KEY_PREFIX: 'bw:',
+  SUBSCRIPTION_CACHE_MAX_ENTRIES: '10000',
+  SUBSCRIPTION_CACHE_TTL_MS: '60000',
+  SUBSCRIPTION_FRESHNESS_TIMEOUT_MS: '5000',
+  MAX_IN_FLIGHT_DELIVERIES: '1000',
+  MAX_CONNECTIONS_PER_ORIGIN: '32',
+  DELIVERY_CONNECT_TIMEOUT_MS: '5000',
+  DELIVERY_HEADERS_TIMEOUT_MS: '10000',
+  DELIVERY_BODY_TIMEOUT_MS: '10000',
+  DELIVERY_TIMEOUT_MS: '15000',
+  MAX_RESPONSE_BYTES: '65536',
+  DELIVERY_ALLOWLIST: '',
+  DELIVERY_USER_AGENT: `blue-webhooks/${VERSION}`,
+  METRICS_PORT: '9464',
+  METRICS_HOST: '0.0.0.0',
+  SHUTDOWN_GRACE_MS: '20000',
+  LOG_LEVEL: 'info',
+  INSTANCE_ID: '',
+});
+
+export type ConfigVariable = keyof typeof DEFAULTS;
+
+export class ConfigError extends BlueWebhooksError {
+  readonly problems: readonly string[];
+  constructor(problems: string[]) {
+    super('CONFIG_INVALID', `invalid configuration:\n  ${problems.join('\n  ')}`);
+    this.problems = problems;
+  }
+}
+
+/**
+ * Reads and validates the environment. Never mutates `env`. Throws one ConfigError that lists
+ * every bad variable by name with what it expects.
+ */
+export function loadConfig(env: Env = process.env): Config {
+  const problems: string[] = [];
+  const raw = (name: ConfigVariable): string => {
+    const v = env[name];
+    return v === undefined || v === '' ? DEFAULTS[name] : v;
+  };
+  function read<T>(name: ConfigVariable, parse: (raw: string) => T, fallback: T): T {
+    try {
+      return parse(raw(name));
+    } catch (err) {
+      problems.push(`${name}: ${(err as Error).message}`);
+      return fallback;
+    }
+  }
+  const int = (name: ConfigVariable, min: number, max: number) =>
+    read(name, (s) => parseIntInRange(s, min, max), Number(DEFAULTS[name]));
+  const ms = (name: ConfigVariable, min: number, max: number) =>
+    read(
+      name,
+      (s) => {
+        // Plain integers are milliseconds; "5s" and friends are accepted too.
+        const v = /^\d+$/.test(s.trim()) ? Number(s) : parseDurationMs(s);
+        if (v < min || v > max) throw new Error(`expected a duration from ${min} to ${max} ms, got ${v} ms`);
+        return v;
+      },
+      Number(DEFAULTS[name]),
+    );
+  const topic = (name: ConfigVariable) => read(name, parseTopicName, DEFAULTS[name]);
+
+  const config: Config = {
+    kafka: {
+      brokers: read('KAFKA_BROKERS', parseBrokers, []),
+      clientId: raw('KAFKA_CLIENT_ID'),
+      consumerGroup: read('CONSUMER_GROUP', (s) => s.trim() || DEFAULTS.CONSUMER_GROUP, ''),
+      topicPartitions: int('TOPIC_PARTITIONS', 1, 10_000),
+      topicReplicationFactor: read(
+        'TOPIC_REPLICATION_FACTOR',
+        (s) => {
+          const n = parseIntInRange(s, -1, 32);
+          if (n === 0) throw new Error('expected -1 (broker default) or a positive integer, got 0');
+          return n;
+        },
+        -1,
+      ),
+      partitionsConsumedConcurrently: int('PARTITIONS_CONSUMED_CONCURRENTLY', 1, 1000),
+      commitIntervalMs: ms('COMMIT_INTERVAL_MS', 10, 60_000),
+    },
+    topics: {
+      events: topic('EVENTS_TOPIC'),
+      subscriptions: topic('SUBSCRIPTIONS_TOPIC'),
+      results: topic('RESULTS_TOPIC'),
+      dlq: topic('DLQ_TOPIC'),
+    },
+    schemaRegistryUrl: read('SCHEMA_REGISTRY_URL', (s) => parseUrl(s, ['http:', 'https:']), ''),
+    redis: {
+      url: read('REDIS_URL', (s) => parseUrl(s, ['redis:', 'rediss:']), ''),
+      keyPrefix: raw('REDIS_KEY_PREFIX'),
+    },
+    subscriptions: {
+      cacheMaxEntries: int('SUBSCRIPTION_CACHE_MAX_ENTRIES', 0, 10_000_000),
+      cacheTtlMs: ms('SUBSCRIPTION_CACHE_TTL_MS', 0, 86_400_000),
+      freshnessTimeoutMs: ms('SUBSCRIPTION_FRESHNESS_TIMEOUT_MS', 0, 600_000),
+    },
+    delivery: {
+      maxInFlight: int('MAX_IN_FLIGHT_DELIVERIES', 1, 1_000_000),
+      maxConnectionsPerOrigin: int('MAX_CONNECTIONS_PER_ORIGIN', 1, 10_000),
+      connectTimeoutMs: ms('DELIVERY_CONNECT_TIMEOUT_MS', 1, 600_000),
+      headersTimeoutMs: ms('DELIVERY_HEADERS_TIMEOUT_MS', 1, 600_000),
+      bodyTimeoutMs: ms('DELIVERY_BODY_TIMEOUT_MS', 1, 600_000),
+      attemptTimeoutMs: ms('DELIVERY_TIMEOUT_MS', 1, 600_000),
+      maxResponseBytes: int('MAX_RESPONSE_BYTES', 0, 64 * 1024 * 1024),
+      allowlist: read('DELIVERY_ALLOWLIST', parseList, []),
+      userAgent: raw('DELIVERY_USER_AGENT'),
+    },
+    metrics: {
+      port: int('METRICS_PORT', 0, 65_535),
+      host: raw('METRICS_HOST'),
+    },
+    shutdownGraceMs: ms('SHUTDOWN_GRACE_MS', 0, 3_600_000),
+    logLevel: read('LOG_LEVEL', (s) => parseEnum(s, ['debug', 'info', 'warn', 'error'] as const), 'info'),
+    instanceId: raw('INSTANCE_ID') || `${os.hostname()}-${process.pid}`,
+  };
+
+  // Cross-field checks name the variables involved.
+  const t = config.topics;
+  const names: [ConfigVariable, string][] = [
+    ['EVENTS_TOPIC', t.events],
+    ['SUBSCRIPTIONS_TOPIC', t.subscriptions],
+    ['RESULTS_TOPIC', t.results],
+    ['DLQ_TOPIC', t.dlq],
+  ];
+  for (let i = 0; i < names.length; i++) {
+    for (let j = i + 1; j < names.length; j++) {
+      if (names[i]![1] === names[j]![1]) {
+        problems.push(`${names[j]![0]}: must differ from ${names[i]![0]} (both are "${names[i]![1]}")`);
+      }
+    }
+  }
+  const d = config.delivery;
+  if (d.attemptTimeoutMs < d.connectTimeoutMs) {
+    problems.push(
+      `DELIVERY_TIMEOUT_MS: must be at least DELIVERY_CONNECT_TIMEOUT_MS (${d.attemptTimeoutMs} < ${d.connectTimeoutMs})`,
+    );
+  }
+  for (const entry of d.allowlist) {
+    if (!isAllowlistEntry(entry)) {
+      problems.push(`DELIVERY_ALLOWLIST: expected CIDRs or host names, got "${entry}"`);
+    }
+  }
+
+  if (problems.length > 0) throw new ConfigError(problems);
+  return deepFreeze(config);
+}
+
+function isAllowlistEntry(s: string): boolean {
+  const [addr, bits, ...rest] = s.split('/');
+  if (rest.length > 0 || !addr) return false;
+  if (bits !== undefined && !/^\d{1,3}$/.test(bits)) return false;
+  return /^[a-zA-Z0-9.:*-]+$/.test(addr) || /^\[[0-9a-fA-F:.]+\]$/.test(addr);
+}
+
+function deepFreeze<T>(o: T): T {
+  if (o && typeof o === 'object' && !Object.isFrozen(o)) {
+    Object.freeze(o);
+    for (const v of Object.values(o)) deepFreeze(v);
+  }
+  return o;
+}

@@ -1,0 +1,2 @@
+export { type Config, ConfigError, type ConfigVariable, DEFAULTS, loadConfig, VERSION } from './config.js';
+export { parseDurationMs, parseList } from './parse.js';

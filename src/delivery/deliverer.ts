@@ -1,0 +1,63 @@
+import type { BlueEvent } from '../codec/event.js';
+import type { ActiveSubscription } from '../subscriptions/subscription.js';
+import type { HttpClient } from './http-client.js';
+import { type AttemptOutcome, classifyAttempt } from './outcome.js';
+import { deliveryBody, type EventPayload } from './payload.js';
+import { blueSignature, standardSignature } from './signing.js';
+
+/** One (event, webhook) pair to deliver. */
+export interface Delivery {
+  readonly deliveryId: string;
+  readonly event: BlueEvent;
+  readonly payload: EventPayload;
+  readonly target: ActiveSubscription;
+  /** Kafka timestamp of the event, used when occurredAt is missing. */
+  readonly eventTimestampMs: number;
+}
+
+export interface AttemptReport {
+  readonly outcome: AttemptOutcome;
+  readonly durationMs: number;
+  readonly snippet: string | null;
+  readonly attempt: number;
+}
+
+/** Builds, signs and sends one attempt; never throws. */
+export class Deliverer {
+  constructor(
+    private readonly http: HttpClient,
+    private readonly userAgent: string,
+  ) {}
+
+  async attempt(d: Delivery, attempt: number): Promise<AttemptReport> {
+    const { sub, webhookJson } = d.target;
+    const body = deliveryBody(d.payload, webhookJson);
+    let url: URL;
+    try {
+      url = new URL(sub.url);
+    } catch (error) {
+      return { outcome: classifyAttempt({ error }), durationMs: 0, snippet: null, attempt };
+    }
+    const r = await this.http.post({ url, headers: this.headers(d, body, attempt), body });
+    return { outcome: classifyAttempt(r), durationMs: r.durationMs, snippet: r.snippet, attempt };
+  }
+
+  headers(d: Delivery, body: string, attempt: number): Record<string, string> {
+    const timestampSec = Math.floor(Date.now() / 1000);
+    const h: Record<string, string> = {
+      'content-type': 'application/json',
+      'user-agent': this.userAgent,
+      'x-blue-delivery': d.deliveryId,
+      'x-blue-event': d.event.event,
+      'x-blue-attempt': String(attempt),
+      'webhook-id': d.deliveryId,
+      'webhook-timestamp': String(timestampSec),
+    };
+    const secret = d.target.sub.secret;
+    if (secret) {
+      h['x-blue-signature'] = blueSignature(secret, body);
+      h['webhook-signature'] = standardSignature(secret, d.deliveryId, timestampSec, body);
+    }
+    return h;
+  }
+}

@@ -1,0 +1,13 @@
+export { type AttemptReport, type Delivery, Deliverer } from './deliverer.js';
+export { HttpClient, type HttpClientOptions, type HttpPost, type HttpPostResult } from './http-client.js';
+export { type AttemptOutcome, type AttemptResult, classifyAttempt, parseRetryAfter } from './outcome.js';
+export { deliveryBody, deliveryId, type EventPayload, eventPayload } from './payload.js';
+export {
+  blueSignature,
+  safeEqual,
+  standardSignature,
+  type VerifyStandardOptions,
+  verifyBlueSignature,
+  verifyStandardSignature,
+} from './signing.js';
+export { embeddedIPv4, isInternalAddress, TargetGuard, TargetRefusedError } from './target-guard.js';

@@ -1,0 +1,50 @@
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+
+/** Blue's documented signature: hex HMAC-SHA256 of the exact body bytes, keyed with the secret. */
+export function blueSignature(secret: string, body: string | Buffer): string {
+  return createHmac('sha256', secret).update(body).digest('hex');
+}
+
+/**
+ * Standard Webhooks signature: "v1," + base64 HMAC-SHA256 of "id.timestamp.body", keyed with
+ * the secret's UTF-8 bytes. `timestampSec` is whole seconds since the epoch.
+ */
+export function standardSignature(secret: string, id: string, timestampSec: number, body: string | Buffer): string {
+  const mac = createHmac('sha256', Buffer.from(secret, 'utf8'));
+  mac.update(`${id}.${timestampSec}.`);
+  mac.update(body);
+  return `v1,${mac.digest('base64')}`;
+}
+
+/** Constant-time comparison of two signatures given as strings. */
+export function safeEqual(a: string, b: string): boolean {
+  // Hash both so the comparison length never depends on the input, then compare in constant time.
+  const ha = createHash('sha256').update(a).digest();
+  const hb = createHash('sha256').update(b).digest();
+  return timingSafeEqual(ha, hb) && a.length === b.length;
+}
+
+/** Checks X-Blue-Signature in constant time. */
+export function verifyBlueSignature(secret: string, body: string | Buffer, signature: string): boolean {
+  return safeEqual(blueSignature(secret, body), signature);
+}
+
+export interface VerifyStandardOptions {
+  /** Largest accepted distance between the timestamp and now. Default 300 s. */
+  toleranceSec?: number;
+  nowSec?: number;
+}
+
+/** Checks Standard Webhooks headers: any "v1," signature in the space-separated list may match. */
+export function verifyStandardSignature(
+  secret: string,
+  headers: { id: string; timestamp: string; signature: string },
+  body: string | Buffer,
+  opts: VerifyStandardOptions = {},
+): boolean {
+  const ts = Number(headers.timestamp);
+  const now = opts.nowSec ?? Math.floor(Date.now() / 1000);
+  if (!Number.isInteger(ts) || Math.abs(now - ts) > (opts.toleranceSec ?? 300)) return false;
+  const expected = standardSignature(secret, headers.id, ts, body);
+  return headers.signature.split(' ').some((s) => safeEqual(s, expected));
+}

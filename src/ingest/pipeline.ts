@@ -1,0 +1,150 @@
+import type { KafkaMessage } from 'kafkajs';
+import { type BlueEvent, decodeEvent } from '../codec/event.js';
+import type { Registry } from '../codec/registry.js';
+import type { Deliverer, Delivery } from '../delivery/deliverer.js';
+import { deliveryId, eventPayload } from '../delivery/payload.js';
+import type { Metrics } from '../metrics/metrics.js';
+import type { ResultsPublisher } from '../outcomes/publisher.js';
+import { type OutcomeState, resultOf } from '../outcomes/result.js';
+import { BlueWebhooksError } from '../shared/errors.js';
+import type { Logger } from '../shared/logger.js';
+import type { Semaphore } from '../shared/semaphore.js';
+import type { FilterContext } from '../subscriptions/filter.js';
+import type { ActiveSubscription } from '../subscriptions/subscription.js';
+import { type CandidateKey, candidateKey, type SubscriptionTable } from '../subscriptions/table.js';
+import type { EventDeadLetters } from './dead-letters.js';
+import type { PartitionTracker } from './offset-tracker.js';
+
+export interface EventPipelineDeps {
+  registry: Registry;
+  table: SubscriptionTable;
+  /** Resolves once the table covers every subscription change written before `sinceMs`. */
+  ensureFresh: (sinceMs: number) => Promise<void>;
+  deliverer: Deliverer;
+  publisher: ResultsPublisher;
+  deadLetters: EventDeadLetters;
+  /** Bounds deliveries in flight across all partitions. */
+  limiter: Semaphore;
+  metrics: Metrics;
+  log: Logger;
+  /** Runs an infrastructure call until it succeeds (see retryWhileRetriable). */
+  retry: <T>(fn: () => Promise<T>, what: string) => Promise<T>;
+}
+
+export interface BatchInput {
+  partition: number;
+  messages: readonly KafkaMessage[];
+  tracker: PartitionTracker;
+  /** Called while waiting for capacity, to keep the group membership alive. */
+  heartbeat: () => Promise<void>;
+}
+
+type Decoded = { m: KafkaMessage; event: BlueEvent } | { m: KafkaMessage; error: unknown };
+
+/** Does a subscription found by (project, event type) also pass the remaining rules? */
+export function subscriptionMatches(t: ActiveSubscription, e: BlueEvent, ctx: () => FilterContext): boolean {
+  return t.sub.enabled && t.sub.companyId === e.company.id && (t.matches === null || t.matches(ctx()));
+}
+
+/**
+ * Turns a batch of events into deliveries. It returns once every delivery has been *started*;
+ * each offset is marked finished in the tracker when all its outcomes are on the results topic
+ * (or the event is in the DLQ), and only then can it be committed.
+ */
+export class EventPipeline {
+  constructor(private readonly d: EventPipelineDeps) {}
+
+  async handleBatch({ partition, messages, tracker, heartbeat }: BatchInput): Promise<void> {
+    const fresh = messages.filter((m) => !tracker.has(Number(m.offset)));
+    if (fresh.length === 0) return;
+    this.d.metrics.eventsConsumed.inc(fresh.length);
+    const receivedAt = Date.now();
+    const decoded = await Promise.all(fresh.map((m) => this.decode(m)));
+
+    // The table must include every webhook created before these events were written.
+    let newest = 0;
+    const keys: CandidateKey[] = [];
+    for (const x of decoded) {
+      if ('event' in x) {
+        newest = Math.max(newest, Math.min(Number(x.m.timestamp), receivedAt));
+        keys.push({ projectId: x.event.project.id, eventType: x.event.event });
+      }
+    }
+    if (keys.length > 0) await this.d.retry(() => this.d.ensureFresh(newest), 'waiting for the subscription table');
+    const candidates = await this.d.retry(() => this.d.table.candidates(keys), 'looking up subscriptions');
+
+    for (const x of decoded) {
+      const entry = tracker.add(Number(x.m.offset));
+      if ('error' in x) {
+        void this.d.deadLetters.write(x.m, partition, x.error).then(
+          () => entry.finishOne(),
+          () => {}, // only when stopping: the offset stays uncommitted and is read again
+        );
+        continue;
+      }
+      const { event } = x;
+      let ctx: FilterContext | undefined;
+      const context = () => (ctx ??= filterContext(event));
+      const targets = (candidates.get(candidateKey(event.project.id, event.event)) ?? []).filter((t) =>
+        subscriptionMatches(t, event, context),
+      );
+      entry.expect(targets.length);
+      if (targets.length === 0) continue;
+      const payload = eventPayload(event);
+      const eventTimestampMs = Number(x.m.timestamp);
+      for (const target of targets) {
+        await this.d.limiter.acquire(heartbeat);
+        const delivery: Delivery = {
+          deliveryId: deliveryId(event.id, target.sub.id),
+          event,
+          payload,
+          target,
+          eventTimestampMs,
+        };
+        void this.deliver(delivery).then(
+          () => entry.finishOne(),
+          () => {}, // only when stopping: see above
+        );
+      }
+    }
+  }
+
+  private async decode(m: KafkaMessage): Promise<Decoded> {
+    try {
+      return { m, event: await this.d.retry(() => decodeEvent(m.value, this.d.registry), 'decoding an event') };
+    } catch (error) {
+      if (error instanceof BlueWebhooksError && error.code === 'SHUTTING_DOWN') throw error;
+      return { m, error };
+    }
+  }
+
+  private async deliver(d: Delivery): Promise<void> {
+    const { metrics } = this.d;
+    metrics.inFlight.inc();
+    try {
+      const report = await this.d.deliverer.attempt(d, 1);
+      const state: OutcomeState = report.outcome.delivered ? 'DELIVERED' : 'FAILED';
+      const reason = report.outcome.code === 'TARGET_REFUSED' ? 'refused' : null;
+      await this.d.publisher.publish(resultOf(d, report, state, reason));
+      metrics.deliveries.inc({ outcome: state, event_type: metrics.eventTypeLabel(d.event.event) });
+      metrics.deliveryDuration.observe({ outcome: state }, report.durationMs / 1000);
+      if (report.outcome.delivered) {
+        metrics.eventToDelivery.observe((Date.now() - (d.event.occurredAtMs || d.eventTimestampMs)) / 1000);
+      }
+    } finally {
+      metrics.inFlight.dec();
+      this.d.limiter.release();
+    }
+  }
+}
+
+function filterContext(e: BlueEvent): FilterContext {
+  return {
+    event: e.event,
+    currentValue: e.currentValue,
+    previousValue: e.previousValue,
+    company: e.company,
+    project: e.project,
+    user: e.user,
+  };
+}

@@ -1,0 +1,28 @@
+import { Kafka, type LogEntry, logLevel } from 'kafkajs';
+import type { Logger } from '../shared/logger.js';
+
+export interface KafkaClientOptions {
+  brokers: readonly string[];
+  clientId: string;
+  log: Logger;
+}
+
+/** A kafkajs client whose logs go through the service's JSON logger. */
+export function createKafka(o: KafkaClientOptions): Kafka {
+  const log = o.log.child({ component: 'kafkajs' });
+  return new Kafka({
+    clientId: o.clientId,
+    brokers: [...o.brokers],
+    connectionTimeout: 3000,
+    requestTimeout: 30_000,
+    retry: { retries: 8, initialRetryTime: 200, maxRetryTime: 5000 },
+    logLevel: logLevel.WARN,
+    logCreator:
+      () =>
+      ({ level, log: entry }: LogEntry) => {
+        const { message, ...fields } = entry;
+        const fn = level <= logLevel.ERROR ? log.error : level === logLevel.WARN ? log.warn : log.info;
+        fn(message, fields);
+      },
+  });
+}

@@ -1,0 +1,2 @@
+export { Metrics } from './metrics.js';
+export { type HealthCheck, startMetricsServer, type MetricsServer, type MetricsServerOptions } from './server.js';

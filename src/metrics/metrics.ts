@@ -1,0 +1,99 @@
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+
+const PREFIX = 'blue_webhooks_';
+// Event types are an open set; cap the distinct label values so a flood of odd types cannot
+// blow up the series count. Later types are reported as "other".
+const MAX_EVENT_TYPE_LABELS = 200;
+
+/** All of the service's metrics, on a registry of their own (no global state). */
+export class Metrics {
+  readonly registry = new Registry();
+  private readonly eventTypes = new Set<string>();
+
+  readonly eventsConsumed = new Counter({
+    name: `${PREFIX}events_consumed_total`,
+    help: 'Events read from the events topic, decodable or not.',
+    registers: [this.registry],
+  });
+  readonly deliveries = new Counter({
+    name: `${PREFIX}deliveries_total`,
+    help: 'Delivery attempts by outcome and event type.',
+    labelNames: ['outcome', 'event_type'] as const,
+    registers: [this.registry],
+  });
+  readonly deliveryDuration = new Histogram({
+    name: `${PREFIX}delivery_duration_seconds`,
+    help: 'Time of one HTTP delivery attempt.',
+    labelNames: ['outcome'] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [this.registry],
+  });
+  readonly eventToDelivery = new Histogram({
+    name: `${PREFIX}event_to_delivery_seconds`,
+    help: "From the event's time (occurredAt, else its Kafka timestamp) to a delivered response.",
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
+    registers: [this.registry],
+  });
+  readonly inFlight = new Gauge({
+    name: `${PREFIX}deliveries_in_flight`,
+    help: 'Deliveries started and not yet recorded.',
+    registers: [this.registry],
+  });
+  readonly consumerLag = new Gauge({
+    name: `${PREFIX}consumer_lag`,
+    help: 'Events behind the partition end, as of the last batch.',
+    labelNames: ['partition'] as const,
+    registers: [this.registry],
+  });
+  readonly subscriptionsLoaded = new Gauge({
+    name: `${PREFIX}subscriptions_loaded`,
+    help: 'Live subscriptions in the shared table.',
+    registers: [this.registry],
+  });
+  readonly subscriptionSyncLag = new Gauge({
+    name: `${PREFIX}subscription_sync_lag`,
+    help: 'Subscription records not yet applied by this replica, as of the last check.',
+    registers: [this.registry],
+  });
+  readonly subscriptionsInvalid = new Counter({
+    name: `${PREFIX}subscriptions_invalid_total`,
+    help: 'Subscription records that could not be used (the webhook is inert until fixed), by reason.',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+  readonly cacheLookups = new Counter({
+    name: `${PREFIX}subscription_cache_total`,
+    help: 'In-process subscription cache lookups by result (hit or miss).',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+  readonly decodeErrors = new Counter({
+    name: `${PREFIX}decode_errors_total`,
+    help: 'Event values that could not be decoded, by reason.',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+  readonly eventsDeadLettered = new Counter({
+    name: `${PREFIX}events_dead_lettered_total`,
+    help: 'Events written to the events dead-letter topic, by reason.',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+  readonly infraRetries = new Counter({
+    name: `${PREFIX}infrastructure_retries_total`,
+    help: 'Waits caused by an unreachable dependency (Redis, Kafka, the registry), by code.',
+    labelNames: ['code'] as const,
+    registers: [this.registry],
+  });
+
+  constructor(opts: { defaultMetrics?: boolean } = {}) {
+    if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: PREFIX });
+  }
+
+  eventTypeLabel(type: string): string {
+    if (this.eventTypes.has(type)) return type;
+    if (this.eventTypes.size >= MAX_EVENT_TYPE_LABELS) return 'other';
+    this.eventTypes.add(type);
+    return type;
+  }
+}

@@ -1,0 +1,75 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Metrics } from './metrics.js';
+
+/** One readiness condition: returns null when fine, else what is wrong. */
+export type HealthCheck = () => string | null | Promise<string | null>;
+
+export interface MetricsServerOptions {
+  /** Default 9464; 0 picks a free port. */
+  port: number;
+  /** Default "0.0.0.0". */
+  host: string;
+  metrics: Metrics;
+  /** Named checks behind /readyz; all must pass. */
+  readiness: Record<string, HealthCheck>;
+}
+
+export interface MetricsServer {
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+/** Serves GET /metrics, /healthz (alive) and /readyz (ready, or a JSON list of what is not). */
+export async function startMetricsServer(opts: MetricsServerOptions): Promise<MetricsServer> {
+  const server = http.createServer((req, res) => {
+    void handle(req, res, opts).catch((err) => {
+      res.writeHead(500, { 'content-type': 'text/plain' }).end(String(err));
+    });
+  });
+  server.keepAliveTimeout = 5000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port, opts.host, () => resolve());
+  });
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+async function handle(req: http.IncomingMessage, res: http.ServerResponse, opts: MetricsServerOptions) {
+  const path = (req.url ?? '/').split('?')[0];
+  if (req.method !== 'GET') {
+    res.writeHead(405, { allow: 'GET' }).end();
+    return;
+  }
+  if (path === '/metrics') {
+    const body = await opts.metrics.registry.metrics();
+    res.writeHead(200, { 'content-type': opts.metrics.registry.contentType }).end(body);
+  } else if (path === '/healthz') {
+    res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"alive"}');
+  } else if (path === '/readyz') {
+    const failing: Record<string, string> = {};
+    await Promise.all(
+      Object.entries(opts.readiness).map(async ([name, check]) => {
+        try {
+          const problem = await check();
+          if (problem) failing[name] = problem;
+        } catch (err) {
+          failing[name] = (err as Error).message;
+        }
+      }),
+    );
+    const ready = Object.keys(failing).length === 0;
+    res
+      .writeHead(ready ? 200 : 503, { 'content-type': 'application/json' })
+      .end(JSON.stringify(ready ? { status: 'ready' } : { status: 'not ready', failing }));
+  } else {
+    res.writeHead(404).end();
+  }
+}

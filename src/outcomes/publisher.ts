@@ -1,0 +1,110 @@
+import type { Producer } from 'kafkajs';
+import type { Type } from 'avsc';
+import type { Registry } from '../codec/registry.js';
+import type { Metrics } from '../metrics/metrics.js';
+import { kafkaError } from '../shared/kafka-errors.js';
+import type { Logger } from '../shared/logger.js';
+import { retryWhileRetriable } from '../shared/retry.js';
+import type { WebhookResult } from './result.js';
+
+export interface ResultsPublisherOptions {
+  producer: Producer;
+  registry: Registry;
+  topic: string;
+  log: Logger;
+  metrics: Metrics;
+  isStopping: () => boolean;
+  /** Most records in one produce request. Default 1000. */
+  maxBatch?: number;
+  /** Produce requests under way at once. Default 4. */
+  maxConcurrentSends?: number;
+}
+
+interface Pending {
+  key: string;
+  value: Buffer;
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
+/**
+ * Publishes outcomes to the results topic in batches. `publish` resolves only once Kafka has
+ * acknowledged the record (acks=all), which is what lets the caller commit the event's offset.
+ * A broker outage makes it wait and retry; it never drops a record.
+ */
+export class ResultsPublisher {
+  private type: Type | null = null;
+  private header = Buffer.alloc(5);
+  private queue: Pending[] = [];
+  private sending = 0;
+  private scheduled = false;
+
+  constructor(private readonly o: ResultsPublisherOptions) {}
+
+  /** Registers the results schema under "<topic>-value". */
+  async start(): Promise<void> {
+    const id = await this.o.registry.register('webhook-result', `${this.o.topic}-value`);
+    this.type = (await this.o.registry.client.getSchema(id)) as unknown as Type;
+    this.header.writeUInt8(0, 0);
+    this.header.writeInt32BE(id, 1);
+  }
+
+  publish(result: WebhookResult): Promise<void> {
+    if (!this.type) throw new Error('ResultsPublisher.start() was not called');
+    const value = Buffer.concat([this.header, this.type.toBuffer(result)]);
+    return new Promise<void>((resolve, reject) => {
+      this.queue.push({ key: result.webhookId, value, resolve, reject });
+      this.schedule();
+    });
+  }
+
+  /** Records waiting or under way. */
+  get pending(): number {
+    return this.queue.length;
+  }
+
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    // One tick of batching: everything published in the same turn of the event loop goes together.
+    setImmediate(() => {
+      this.scheduled = false;
+      while (this.queue.length > 0 && this.sending < (this.o.maxConcurrentSends ?? 4)) {
+        void this.send(this.queue.splice(0, this.o.maxBatch ?? 1000));
+      }
+    });
+  }
+
+  private async send(batch: Pending[]): Promise<void> {
+    this.sending++;
+    try {
+      await retryWhileRetriable(
+        async () => {
+          try {
+            await this.o.producer.send({
+              topic: this.o.topic,
+              acks: -1,
+              messages: batch.map((p) => ({ key: p.key, value: p.value })),
+            });
+          } catch (err) {
+            throw kafkaError(`publishing ${batch.length} outcomes`, err);
+          }
+        },
+        {
+          isStopping: this.o.isStopping,
+          maxMs: 2000,
+          onRetry: (err, attempt) => {
+            this.o.metrics.infraRetries.inc({ code: err.code });
+            if (attempt === 1 || attempt % 10 === 0) this.o.log.warn('outcomes not published yet; retrying', { error: err.message, attempt });
+          },
+        },
+      );
+      for (const p of batch) p.resolve();
+    } catch (err) {
+      for (const p of batch) p.reject(err);
+    } finally {
+      this.sending--;
+      if (this.queue.length > 0) this.schedule();
+    }
+  }
+}

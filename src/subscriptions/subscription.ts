@@ -1,0 +1,161 @@
+import { isJsonObject, type Json } from '../codec/json.js';
+import { isConfluentFramed, type Registry } from '../codec/registry.js';
+import { BlueWebhooksError } from '../shared/errors.js';
+import { compileFilter, type FilterPredicate } from './filter.js';
+
+/** A webhook subscription as the table keeps it. */
+export interface Subscription {
+  readonly id: string;
+  readonly uid: string;
+  readonly name: string;
+  readonly url: string;
+  readonly secret: string | null;
+  readonly status: string;
+  readonly enabled: boolean;
+  readonly metadata: { readonly events: readonly string[]; readonly projectIds: readonly string[] };
+  readonly companyId: string;
+  readonly createdById: string;
+  readonly createdAt: string;
+  readonly updatedAt: string;
+  readonly filters: Json | null;
+}
+
+/** A subscription ready for the hot path: filter compiled, payload part serialised once. */
+export interface ActiveSubscription {
+  readonly sub: Subscription;
+  readonly matches: FilterPredicate | null;
+  /** The "webhook" member of the payload, as JSON text. Never holds the secret. */
+  readonly webhookJson: string;
+}
+
+const MAX_LIST = 10_000;
+
+function invalid(msg: string): never {
+  throw new BlueWebhooksError('INVALID_SUBSCRIPTION', msg);
+}
+
+function str(o: Record<string, unknown>, key: string): string {
+  const v = o[key];
+  if (typeof v !== 'string' || v.length === 0) invalid(`missing or empty required field ${key}`);
+  return v;
+}
+
+function strList(o: Record<string, unknown>, key: string): string[] {
+  const v = o[key];
+  if (!Array.isArray(v) || !v.every((x) => typeof x === 'string' && x.length > 0)) {
+    invalid(`metadata.${key} must be an array of non-empty strings`);
+  }
+  if (v.length > MAX_LIST) invalid(`metadata.${key} has more than ${MAX_LIST} entries`);
+  return [...new Set(v as string[])];
+}
+
+function isoTime(o: Record<string, unknown>, key: string): string {
+  const v = str(o, key);
+  if (Number.isNaN(Date.parse(v))) invalid(`${key} is not an ISO-8601 time`);
+  return v;
+}
+
+/** Webhook URLs: absolute http(s) with a host. Whether the host may be reached is the delivery's call. */
+export function validateUrl(raw: string): URL {
+  let u: URL;
+  try {
+    u = new URL(raw);
+  } catch {
+    invalid('url is not a valid absolute URL');
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') invalid(`url scheme must be http or https, not ${u.protocol}`);
+  if (!u.hostname) invalid('url has no host');
+  return u;
+}
+
+/**
+ * Checks a parsed subscription value and returns it normalised. Throws INVALID_SUBSCRIPTION or
+ * INVALID_FILTER with a message that says what is wrong (never the secret).
+ */
+export function validateSubscription(v: unknown, key: string | null): Subscription {
+  if (!isJsonObject(v as Json)) invalid('a subscription must be a JSON object');
+  const o = v as Record<string, unknown>;
+  const id = str(o, 'id');
+  if (key !== null && key !== id) invalid(`id "${id}" differs from the record key "${key}"`);
+  const url = str(o, 'url');
+  validateUrl(url);
+  const secret = o.secret;
+  if (secret !== null && secret !== undefined && typeof secret !== 'string') invalid('secret must be a string or null');
+  if (typeof o.enabled !== 'boolean') invalid('enabled must be true or false');
+  const meta = o.metadata;
+  if (!isJsonObject(meta as Json)) invalid('missing required field metadata');
+  let filters = o.filters ?? null;
+  if (typeof filters === 'string') {
+    try {
+      filters = JSON.parse(filters);
+    } catch {
+      throw new BlueWebhooksError('INVALID_FILTER', 'filters is not valid JSON text');
+    }
+  }
+  if (filters !== null) compileFilter(filters); // validate now; compiled again when activated
+  const status = o.status ?? 'HEALTHY';
+  if (status !== 'HEALTHY' && status !== 'UNHEALTHY') invalid('status must be HEALTHY or UNHEALTHY');
+  return {
+    id,
+    uid: str(o, 'uid'),
+    name: str(o, 'name'),
+    url,
+    // An empty secret (Blue's example echoes "") means "no secret": nothing to sign with.
+    secret: typeof secret === 'string' && secret.length > 0 ? secret : null,
+    status,
+    enabled: o.enabled,
+    metadata: {
+      events: strList(meta as Record<string, unknown>, 'events'),
+      projectIds: strList(meta as Record<string, unknown>, 'projectIds'),
+    },
+    companyId: str(o, 'companyId'),
+    createdById: str(o, 'createdById'),
+    createdAt: isoTime(o, 'createdAt'),
+    updatedAt: isoTime(o, 'updatedAt'),
+    filters: filters as Json | null,
+  };
+}
+
+/** Decodes a value from the subscriptions topic (Avro with Confluent framing, or JSON). */
+export async function decodeSubscription(value: Buffer, key: string | null, registry: Registry): Promise<Subscription> {
+  let parsed: unknown;
+  if (isConfluentFramed(value)) {
+    parsed = { ...((await registry.decode(value)) as object) };
+  } else {
+    try {
+      parsed = JSON.parse(value.toString('utf8'));
+    } catch (err) {
+      throw new BlueWebhooksError('INVALID_SUBSCRIPTION', `invalid JSON: ${(err as Error).message}`);
+    }
+  }
+  return validateSubscription(parsed, key);
+}
+
+/** The Avro form of a subscription (filters travel as JSON text). */
+export function subscriptionToAvro(s: Subscription): Record<string, unknown> {
+  return { ...s, metadata: { ...s.metadata }, filters: s.filters === null ? null : JSON.stringify(s.filters) };
+}
+
+/** The subscription as Blue shows it in payloads: never the secret. */
+export function publicView(s: Subscription): Record<string, unknown> {
+  return {
+    id: s.id,
+    uid: s.uid,
+    name: s.name,
+    url: s.url,
+    status: s.status,
+    enabled: s.enabled,
+    metadata: { events: s.metadata.events, projectIds: s.metadata.projectIds },
+    createdById: s.createdById,
+    createdAt: s.createdAt,
+    updatedAt: s.updatedAt,
+  };
+}
+
+export function activate(sub: Subscription): ActiveSubscription {
+  return {
+    sub,
+    matches: sub.filters === null ? null : compileFilter(sub.filters),
+    webhookJson: JSON.stringify(publicView(sub)),
+  };
+}
