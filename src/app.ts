@@ -116,6 +116,7 @@ export class App {
       log: log.child({ component: 'events' }),
       partitionsConsumedConcurrently: config.kafka.partitionsConsumedConcurrently,
       commitIntervalMs: config.kafka.commitIntervalMs,
+      sessionTimeoutMs: config.kafka.sessionTimeoutMs,
     });
   }
 

@@ -28,6 +28,8 @@ export interface Config {
     readonly partitionsConsumedConcurrently: number;
     /** COMMIT_INTERVAL_MS: how often finished offsets are committed. Default 200. */
     readonly commitIntervalMs: number;
+    /** KAFKA_SESSION_TIMEOUT_MS: how long a replica that died keeps its partitions. Default 10000. */
+    readonly sessionTimeoutMs: number;
   };
   readonly topics: {
     /** EVENTS_TOPIC. Default "blue.events". */
@@ -102,6 +104,7 @@ export const DEFAULTS = Object.freeze({
   TOPIC_REPLICATION_FACTOR: '-1',
   PARTITIONS_CONSUMED_CONCURRENTLY: '4',
   COMMIT_INTERVAL_MS: '200',
+  KAFKA_SESSION_TIMEOUT_MS: '10000',
   EVENTS_TOPIC: 'blue.events',
   SUBSCRIPTIONS_TOPIC: 'blue.webhooks',
   RESULTS_TOPIC: 'blue.webhook-results',
@@ -188,6 +191,8 @@ export function loadConfig(env: Env = process.env): Config {
       ),
       partitionsConsumedConcurrently: int('PARTITIONS_CONSUMED_CONCURRENTLY', 1, 1000),
       commitIntervalMs: ms('COMMIT_INTERVAL_MS', 10, 60_000),
+      // The broker's default group.min.session.timeout.ms is 6000.
+      sessionTimeoutMs: ms('KAFKA_SESSION_TIMEOUT_MS', 6000, 300_000),
     },
     topics: {
       events: topic('EVENTS_TOPIC'),

@@ -16,6 +16,8 @@ export interface EventConsumerOptions {
   partitionsConsumedConcurrently: number;
   /** How often finished offsets are committed. Default 200 ms. */
   commitIntervalMs: number;
+  /** Group session timeout: how long a dead replica keeps its partitions. Default 10000 ms. */
+  sessionTimeoutMs: number;
 }
 
 /**
@@ -37,8 +39,8 @@ export class EventConsumer {
     const { kafka, topic, groupId } = this.o;
     const consumer = kafka.consumer({
       groupId,
-      sessionTimeout: 30_000,
-      heartbeatInterval: 3000,
+      sessionTimeout: this.o.sessionTimeoutMs,
+      heartbeatInterval: Math.max(500, Math.floor(this.o.sessionTimeoutMs / 10)),
       maxWaitTimeInMs: 100,
       allowAutoTopicCreation: false,
       retry: { retries: 10, initialRetryTime: 200, maxRetryTime: 5000, restartOnFailure: async () => true },
@@ -88,8 +90,9 @@ export class EventConsumer {
     return n;
   }
 
-  /** Stops fetching; work under way goes on. */
+  /** Stops fetching and taking events in; work under way goes on. */
   pause(): void {
+    this.o.pipeline.drain();
     this.consumer?.pause([{ topic: this.o.topic }]);
   }
 

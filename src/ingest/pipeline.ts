@@ -52,7 +52,18 @@ export function subscriptionMatches(t: ActiveSubscription, e: BlueEvent, ctx: ()
  * (or the event is in the DLQ), and only then can it be committed.
  */
 export class EventPipeline {
+  private draining = false;
+
   constructor(private readonly d: EventPipelineDeps) {}
+
+  /**
+   * Stops taking events in: the rest of a batch already fetched is left uncommitted for the next
+   * owner of the partition. An event already started still gets all its deliveries (no partial
+   * event, hence no duplicates when the next owner reads it).
+   */
+  drain(): void {
+    this.draining = true;
+  }
 
   async handleBatch({ partition, messages, tracker, heartbeat }: BatchInput): Promise<void> {
     const fresh = messages.filter((m) => !tracker.has(Number(m.offset)));
@@ -74,6 +85,7 @@ export class EventPipeline {
     const candidates = await this.d.retry(() => this.d.table.candidates(keys), 'looking up subscriptions');
 
     for (const x of decoded) {
+      if (this.draining) return;
       const entry = tracker.add(Number(x.m.offset));
       if ('error' in x) {
         void this.d.deadLetters.write(x.m, partition, x.error).then(

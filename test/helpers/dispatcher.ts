@@ -75,6 +75,7 @@ export async function createScenario(t: TestContext, partitions = 3): Promise<Sc
       METRICS_HOST: '127.0.0.1',
       DELIVERY_ALLOWLIST: '127.0.0.1/32,::1/128,localhost',
       LOG_LEVEL: 'info',
+      KAFKA_SESSION_TIMEOUT_MS: '6000',
     },
   };
 }

@@ -1,0 +1,74 @@
+// The subscription table: changes take effect for later events, cold starts miss nothing, and a
+// Redis flush is repaired from the compacted topic.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { Redis } from 'ioredis';
+import { sampleEvent, sampleSubscription } from '../../src/demo/sample-data.js';
+import { defer } from '../helpers/defer.js';
+import { stackEnv } from '../helpers/env.js';
+import { createScenario, parseMetrics, produceEvents, putSubscription, startDispatcher } from '../helpers/dispatcher.js';
+import { startReceiver } from '../helpers/receiver.js';
+import { waitFor } from '../helpers/wait.js';
+
+test('create, update, stale update and delete each take effect for the events produced after them', async (t) => {
+  const s = await createScenario(t);
+  const rx = await startReceiver(t);
+  const d = await startDispatcher(s);
+  const handled = async (n: number) =>
+    waitFor(async () => {
+      const m = parseMetrics(await d.metrics());
+      return m.get('blue_webhooks_events_consumed_total') === n && m.get('blue_webhooks_deliveries_in_flight') === 0;
+    }, { what: `${n} events handled` });
+  const t0 = Date.now();
+  const at = (ms: number) => new Date(t0 + ms).toISOString();
+
+  // Created just before the event: no waiting in between.
+  await putSubscription(s, sampleSubscription({ id: 'wh', url: `${rx.url}/v1`, updatedAt: at(0) }));
+  await produceEvents(s, [sampleEvent({ eventId: 'a' })]);
+  await waitFor(() => rx.at('/v1').length === 1, { what: 'delivery to v1' });
+
+  await putSubscription(s, sampleSubscription({ id: 'wh', url: `${rx.url}/v2`, updatedAt: at(1000) }));
+  await produceEvents(s, [sampleEvent({ eventId: 'b' })]);
+  await waitFor(() => rx.at('/v2').length === 1, { what: 'delivery to v2' });
+
+  // An older version arriving later is ignored.
+  await putSubscription(s, sampleSubscription({ id: 'wh', url: `${rx.url}/stale`, updatedAt: at(500) }));
+  await produceEvents(s, [sampleEvent({ eventId: 'c' })]);
+  await waitFor(() => rx.at('/v2').length === 2, { what: 'second delivery to v2' });
+
+  await putSubscription(s, { id: 'wh', value: null });
+  await produceEvents(s, [sampleEvent({ eventId: 'd' })]);
+  await handled(4);
+  assert.deepEqual(rx.deliveries.map((r) => r.path), ['/v1', '/v2', '/v2']);
+});
+
+test('a replica started cold delivers to a webhook created before its events', async (t) => {
+  const s = await createScenario(t);
+  const rx = await startReceiver(t);
+  await putSubscription(s, sampleSubscription({ id: 'early', url: `${rx.url}/early` }));
+  await produceEvents(s, Array.from({ length: 20 }, (_, i) => sampleEvent({ eventId: `cold_${i}` })));
+  const d = await startDispatcher(s);
+  await waitFor(() => rx.deliveries.length === 20, { what: '20 deliveries' });
+  assert.equal((await d.readyz()).status, 200);
+});
+
+test('a flushed table is rebuilt from the topic and deliveries go on', async (t) => {
+  const s = await createScenario(t);
+  const rx = await startReceiver(t);
+  await putSubscription(s, sampleSubscription({ id: 'wh_1', url: `${rx.url}/one` }));
+  await putSubscription(s, sampleSubscription({ id: 'wh_2', url: `${rx.url}/two` }));
+  const d = await startDispatcher(s);
+  await produceEvents(s, [sampleEvent({ eventId: 'before' })]);
+  await waitFor(() => rx.deliveries.length === 2, { what: 'deliveries before the flush' });
+
+  // Flush this test's keys (the machine's Redis is shared, so not FLUSHALL).
+  const redis = new Redis(stackEnv().REDIS_URL);
+  defer(t, () => redis.quit());
+  const keys = await redis.keys(`${s.redisPrefix}*`);
+  assert.ok(keys.length > 0);
+  await redis.del(...keys);
+  await produceEvents(s, [sampleEvent({ eventId: 'after' })]);
+  await waitFor(() => rx.deliveries.length === 4, { what: 'deliveries after the flush' });
+  await waitFor(() => d.logs.some((l) => String(l.msg).includes('rebuilding')), { what: 'the rebuild log line' });
+  assert.ok((await redis.exists(`${s.redisPrefix}subs:ready`)) === 1, 'the table is marked complete again');
+});

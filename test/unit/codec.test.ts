@@ -1,0 +1,80 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { decodeEvent } from '../../src/codec/event.js';
+import type { Registry } from '../../src/codec/registry.js';
+import { sampleEvent, sampleSubscription } from '../../src/demo/sample-data.js';
+import { deliveryBody, deliveryId, eventPayload } from '../../src/delivery/payload.js';
+import { activate, validateSubscription } from '../../src/subscriptions/subscription.js';
+
+// JSON decoding never touches the registry.
+const noRegistry = { decode: () => assert.fail('registry used for JSON') } as unknown as Registry;
+const decodeJson = (v: unknown) => decodeEvent(Buffer.from(typeof v === 'string' ? v : JSON.stringify(v)), noRegistry);
+
+test('a JSON event decodes and normalises', async () => {
+  const e = sampleEvent({ eventId: 'evt_1' });
+  const d = await decodeJson(`  \n${JSON.stringify(e)}`);
+  assert.equal(d.id, 'evt_1');
+  assert.equal(d.occurredAtMs, Date.parse(e.occurredAt));
+  assert.deepEqual(d.currentValue, e.currentValue);
+});
+
+test('bad events are refused with a stable code and a reason', async () => {
+  const e = sampleEvent();
+  const cases: [unknown, string, RegExp][] = [
+    ['\x01\x02garbage', 'DECODE_FAILED', /neither Confluent-framed Avro/],
+    ['{"id": ', 'INVALID_JSON', /invalid JSON/],
+    [{ ...e, id: undefined }, 'INVALID_EVENT', /required field id/],
+    [{ ...e, event: '' }, 'INVALID_EVENT', /required field event/],
+    [{ ...e, project: {} }, 'INVALID_EVENT', /project\.id/],
+    [{ ...e, company: undefined }, 'INVALID_EVENT', /company\.id/],
+    [{ ...e, occurredAt: 'yesterday' }, 'INVALID_EVENT', /ISO-8601/],
+    [{ ...e, currentValue: [1, 2] }, 'INVALID_EVENT', /currentValue must be a JSON object/],
+    [{ ...e, event: 'TODO CREATED; DROP' }, 'INVALID_EVENT', /event type must be/],
+    ['[]', 'DECODE_FAILED', /neither/],
+  ];
+  for (const [value, code, message] of cases) {
+    await assert.rejects(decodeJson(value), (err: { code: string; message: string }) => err.code === code && message.test(err.message));
+  }
+  await assert.rejects(decodeEvent(null, noRegistry), /empty value/);
+});
+
+test('new event types need no change', async () => {
+  const d = await decodeJson(sampleEvent({ type: 'TODO_CUSTOM_FIELD_VALUE_CHANGED_V2' }));
+  assert.equal(d.event, 'TODO_CUSTOM_FIELD_VALUE_CHANGED_V2');
+});
+
+test('subscriptions are validated, and the key must match the id', () => {
+  const s = sampleSubscription();
+  assert.equal(validateSubscription(s, s.id).id, s.id);
+  assert.equal(validateSubscription({ ...s, secret: '' }, s.id).secret, null, 'an empty secret means none');
+  const bad: [unknown, RegExp][] = [
+    [{ ...s, url: 'ftp://x/' }, /scheme must be http or https/],
+    [{ ...s, url: 'not a url' }, /not a valid absolute URL/],
+    [{ ...s, metadata: { events: 'TODO_CREATED', projectIds: [] } }, /metadata.events/],
+    [{ ...s, enabled: 'yes' }, /enabled/],
+    [{ ...s, companyId: undefined }, /companyId/],
+    [{ ...s, status: 'SICK' }, /status/],
+    [{ ...s, filters: { path: 'nowhere', op: 'eq', value: 1 } }, /filter/],
+  ];
+  for (const [v, message] of bad) assert.throws(() => validateSubscription(v, s.id), message);
+  assert.throws(() => validateSubscription(s, 'other-key'), /differs from the record key/);
+});
+
+test('the spliced body is exactly Blue payload JSON, and never has the secret', () => {
+  const e = sampleEvent();
+  const s = sampleSubscription({ secret: 'do-not-leak' });
+  const body = deliveryBody(eventPayload({ ...e, occurredAtMs: 0 }), activate(s).webhookJson);
+  const parsed = JSON.parse(body);
+  assert.equal(parsed.event, e.event);
+  assert.equal(parsed.webhook.id, s.id);
+  assert.deepEqual(parsed.currentValue, e.currentValue);
+  assert.ok(!body.includes('do-not-leak'));
+  assert.ok(body.length > 2000 && body.length < 4000, `a realistic body is 2-3 KB (got ${body.length})`);
+});
+
+test('delivery ids are stable per (event, webhook) and differ otherwise', () => {
+  assert.equal(deliveryId('evt_1', 'wh_1'), deliveryId('evt_1', 'wh_1'));
+  assert.notEqual(deliveryId('evt_1', 'wh_1'), deliveryId('evt_1', 'wh_2'));
+  assert.notEqual(deliveryId('evt_1w', 'h_1'), deliveryId('evt_1', 'wh_1'));
+  assert.match(deliveryId('a', 'b'), /^msg_[A-Za-z0-9_-]{27}$/);
+});

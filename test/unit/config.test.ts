@@ -1,0 +1,66 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { ConfigError, DEFAULTS, loadConfig } from '../../src/config/config.js';
+
+test('defaults point at the local stack and name the contract topics', () => {
+  const c = loadConfig({});
+  assert.deepEqual(c.kafka.brokers, ['127.0.0.1:9092']);
+  assert.equal(c.schemaRegistryUrl, 'http://127.0.0.1:8081/apis/ccompat/v7');
+  assert.equal(c.redis.url, 'redis://127.0.0.1:6379');
+  assert.deepEqual(c.topics, { events: 'blue.events', subscriptions: 'blue.webhooks', results: 'blue.webhook-results', dlq: 'blue.events.dlq' });
+  assert.equal(c.kafka.consumerGroup, 'blue-webhooks');
+  assert.equal(c.metrics.port, 9464);
+  assert.deepEqual(c.delivery.allowlist, []);
+});
+
+test('the result is frozen all the way down, and the environment is not touched', () => {
+  const env = Object.freeze({ KAFKA_BROKERS: 'a:1,b:2', DELIVERY_ALLOWLIST: '10.0.0.0/8, localhost' });
+  const c = loadConfig(env);
+  assert.deepEqual(c.kafka.brokers, ['a:1', 'b:2']);
+  assert.deepEqual(c.delivery.allowlist, ['10.0.0.0/8', 'localhost']);
+  assert.ok(Object.isFrozen(c) && Object.isFrozen(c.kafka) && Object.isFrozen(c.kafka.brokers));
+  assert.throws(() => {
+    (c.kafka as { consumerGroup: string }).consumerGroup = 'x';
+  });
+});
+
+test('durations accept plain milliseconds and units', () => {
+  assert.equal(loadConfig({ DELIVERY_TIMEOUT_MS: '20s' }).delivery.attemptTimeoutMs, 20_000);
+  assert.equal(loadConfig({ SHUTDOWN_GRACE_MS: '1500' }).shutdownGraceMs, 1500);
+});
+
+test('every bad variable is named, with what it expects, in one error', () => {
+  const bad = {
+    KAFKA_BROKERS: 'no-port',
+    METRICS_PORT: '99999',
+    MAX_IN_FLIGHT_DELIVERIES: 'lots',
+    SCHEMA_REGISTRY_URL: 'ftp://x',
+    REDIS_URL: 'not a url',
+    EVENTS_TOPIC: 'bad topic!',
+    LOG_LEVEL: 'loud',
+    DELIVERY_ALLOWLIST: 'ok.example,bad/host/x',
+  };
+  let err: unknown;
+  try {
+    loadConfig(bad);
+  } catch (e) {
+    err = e;
+  }
+  assert.ok(err instanceof ConfigError);
+  for (const name of Object.keys(bad)) {
+    assert.ok(err.problems.some((p) => p.startsWith(`${name}:`)), `${name} is named`);
+  }
+  assert.match(err.message, /METRICS_PORT: expected an integer from 0 to 65535, got 99999/);
+});
+
+test('cross-field checks name the variables involved', () => {
+  assert.throws(() => loadConfig({ RESULTS_TOPIC: 'blue.events' }), /RESULTS_TOPIC: must differ from EVENTS_TOPIC/);
+  assert.throws(
+    () => loadConfig({ DELIVERY_TIMEOUT_MS: '1000', DELIVERY_CONNECT_TIMEOUT_MS: '5000' }),
+    /DELIVERY_TIMEOUT_MS: must be at least DELIVERY_CONNECT_TIMEOUT_MS/,
+  );
+});
+
+test('every default parses', () => {
+  assert.doesNotThrow(() => loadConfig({ ...DEFAULTS }));
+});
