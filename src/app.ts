@@ -7,14 +7,22 @@ import type { Config } from './config/config.js';
 import { Deliverer } from './delivery/deliverer.js';
 import { HttpClient } from './delivery/http-client.js';
 import { TargetGuard } from './delivery/target-guard.js';
+import { EndpointGate } from './delivery/endpoint-gate.js';
+import { DeliveryRunner } from './dispatch/runner.js';
+import { CircuitBreaker } from './health/circuit-breaker.js';
+import type { WebhookStatusEvent } from './health/status.js';
 import { EventDeadLetters } from './ingest/dead-letters.js';
-import { EventConsumer } from './ingest/event-consumer.js';
 import { EventPipeline } from './ingest/pipeline.js';
 import { createKafka } from './kafka/client.js';
 import { ensureTopics, serviceTopics } from './kafka/topics.js';
+import { TrackedConsumer } from './kafka/tracked-consumer.js';
 import { Metrics } from './metrics/metrics.js';
 import { type MetricsServer, startMetricsServer } from './metrics/server.js';
-import { ResultsPublisher } from './outcomes/publisher.js';
+import { AvroPublisher } from './outcomes/publisher.js';
+import type { WebhookResult } from './outcomes/result.js';
+import { RetryTiers } from './retries/record.js';
+import { RetryHandler } from './retries/retry-handler.js';
+import { RetryScheduler } from './retries/scheduler.js';
 import { errorMessage } from './shared/errors.js';
 import { kafkaError } from './shared/kafka-errors.js';
 import type { Logger } from './shared/logger.js';
@@ -36,8 +44,10 @@ export class App {
   private readonly http: HttpClient;
   private readonly limiter: Semaphore;
   private readonly syncer: SubscriptionSyncer;
-  private readonly consumer: EventConsumer;
-  private readonly publisher: ResultsPublisher;
+  private readonly breaker: CircuitBreaker;
+  private readonly tiers: RetryTiers;
+  private readonly consumers: TrackedConsumer[];
+  private readonly publishers: AvroPublisher<object>[];
   private server: MetricsServer | null = null;
   private stopping = false;
   private kafkaHealth: { ok: boolean; error: string } = { ok: false, error: 'not checked yet' };
@@ -59,6 +69,8 @@ export class App {
       // Fail commands fast while disconnected; callers wait and retry, and readiness says why.
       maxRetriesPerRequest: 1,
       enableOfflineQueue: true,
+      // Commands issued in the same tick (one per delivery on the hot path) share one round trip.
+      enableAutoPipelining: true,
       retryStrategy: (times) => Math.min(times * 100, 2000),
     });
     this.redis.on('error', (err) => this.log.warn('redis connection error', { error: errorMessage(err) }));
@@ -79,45 +91,81 @@ export class App {
       freshnessTimeoutMs: config.subscriptions.freshnessTimeoutMs,
     });
     this.http = new HttpClient({ ...config.delivery, guard: new TargetGuard(config.delivery.allowlist) });
-    this.publisher = new ResultsPublisher({
-      producer: this.producer,
-      registry,
-      topic: config.topics.results,
-      log,
+    const publisher = <T extends object>(schema: 'webhook-result' | 'webhook-status', topic: string) =>
+      new AvroPublisher<T>({ producer: this.producer, registry, schema, topic, log, metrics: this.metrics, isStopping });
+    const results = publisher<WebhookResult>('webhook-result', config.topics.results);
+    const statuses = publisher<WebhookStatusEvent>('webhook-status', config.health.statusTopic);
+    this.publishers = [results, statuses];
+    this.breaker = new CircuitBreaker({
+      redis: this.redis,
+      prefix: config.redis.keyPrefix,
+      ...config.health,
       metrics: this.metrics,
-      isStopping,
+      log: log.child({ component: 'health' }),
     });
+    this.tiers = new RetryTiers(config.retries.topicPrefix, config.retries.scheduleMs);
     this.limiter = new Semaphore(config.delivery.maxInFlight);
-    const pipeline = new EventPipeline({
-      registry,
-      table,
-      ensureFresh: (since) => this.syncer.ensureFresh(since),
+    const retry = <T>(fn: () => Promise<T>, what: string) => this.retry(fn, what);
+    const runner = new DeliveryRunner({
       deliverer: new Deliverer(this.http, config.delivery.userAgent),
-      publisher: this.publisher,
-      deadLetters: new EventDeadLetters({
+      breaker: this.breaker,
+      gate: new EndpointGate(config.isolation),
+      scheduler: new RetryScheduler({
         producer: this.producer,
-        topic: config.topics.dlq,
-        sourceTopic: config.topics.events,
+        tiers: this.tiers,
+        dlqTopic: config.retries.dlqTopic,
         metrics: this.metrics,
-        log,
         isStopping,
       }),
-      limiter: this.limiter,
+      results,
+      statuses,
+      policy: config.retries,
       metrics: this.metrics,
-      log,
-      retry: (fn, what) => this.retry(fn, what),
+      retry,
     });
-    this.consumer = new EventConsumer({
+    const consumerOptions = {
       kafka: this.kafka,
-      topic: config.topics.events,
-      groupId: config.kafka.consumerGroup,
-      pipeline,
       metrics: this.metrics,
-      log: log.child({ component: 'events' }),
       partitionsConsumedConcurrently: config.kafka.partitionsConsumedConcurrently,
       commitIntervalMs: config.kafka.commitIntervalMs,
       sessionTimeoutMs: config.kafka.sessionTimeoutMs,
+    };
+    const events = new TrackedConsumer({
+      ...consumerOptions,
+      topics: [config.topics.events],
+      groupId: config.kafka.consumerGroup,
+      reportLag: true,
+      log: log.child({ component: 'events' }),
+      handler: new EventPipeline({
+        registry,
+        table,
+        ensureFresh: (since) => this.syncer.ensureFresh(since),
+        runner,
+        deadLetters: new EventDeadLetters({
+          producer: this.producer,
+          topic: config.topics.dlq,
+          sourceTopic: config.topics.events,
+          metrics: this.metrics,
+          log,
+          isStopping,
+        }),
+        limiter: this.limiter,
+        metrics: this.metrics,
+        retry,
+      }),
     });
+    this.consumers = [events];
+    if (this.tiers.topics.length > 0) {
+      this.consumers.push(
+        new TrackedConsumer({
+          ...consumerOptions,
+          topics: this.tiers.topics,
+          groupId: `${config.kafka.consumerGroup}.retries`,
+          log: log.child({ component: 'retries' }),
+          handler: new RetryHandler({ table, runner, limiter: this.limiter, metrics: this.metrics, log, retry }),
+        }),
+      );
+    }
   }
 
   /** The port /metrics listens on (useful with METRICS_PORT=0). */
@@ -132,7 +180,7 @@ export class App {
       host: this.config.metrics.host,
       metrics: this.metrics,
       readiness: {
-        consumer: () => (this.consumer.isJoined() ? null : 'not a member of the events consumer group'),
+        consumer: () => (this.consumers.every((c) => c.isJoined()) ? null : 'not a member of every consumer group'),
         subscriptions: () => (this.syncer.isReady() ? null : 'subscription table not caught up'),
         redis: () => (this.redis.status === 'ready' ? null : `redis connection is ${this.redis.status}`),
         kafka: () => (this.kafkaHealth.ok ? null : `kafka: ${this.kafkaHealth.error}`),
@@ -152,10 +200,12 @@ export class App {
     await this.checkKafka();
     this.healthTimer = setInterval(() => void this.checkKafka(), KAFKA_HEALTH_INTERVAL_MS);
     this.healthTimer.unref();
-    await this.retry(() => ensureTopics(this.admin, serviceTopics(this.config), this.config, this.log), 'creating topics');
-    await this.retry(() => this.publisher.start(), 'registering the results schema');
+    const topics = serviceTopics(this.config, this.tiers.topics);
+    await this.retry(() => ensureTopics(this.admin, topics, this.config, this.log), 'creating topics');
+    for (const p of this.publishers) await this.retry(() => p.start(), 'registering schemas');
+    await this.retry(() => this.breaker.start(), 'reading circuit states');
     await this.syncer.start();
-    await this.consumer.start();
+    for (const c of this.consumers) await c.start();
     this.log.info('dispatcher running');
   }
 
@@ -165,15 +215,19 @@ export class App {
    */
   async stop(): Promise<void> {
     if (this.stopping) return;
-    this.log.info('stopping: no new events; finishing deliveries under way', { pending: this.consumer.pending() });
-    this.consumer.pause();
+    const pending = () => this.consumers.reduce((n, c) => n + c.pending(), 0);
+    this.log.info('stopping: no new events; finishing deliveries under way', { pending: pending() });
+    for (const c of this.consumers) c.pause();
     const deadline = Date.now() + this.config.shutdownGraceMs;
-    while (this.consumer.pending() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-    const left = this.consumer.pending();
+    while (pending() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    const left = pending();
     this.stopping = true;
     this.limiter.close();
-    if (left > 0) this.log.warn('grace period over; unfinished events will be read again by the group', { left });
-    await this.consumer.stop().catch((err) => this.log.warn('consumer stop failed', { error: errorMessage(err) }));
+    if (left > 0) this.log.warn('grace period over; unfinished work will be read again by the group', { left });
+    for (const c of this.consumers) {
+      await c.stop().catch((err: unknown) => this.log.warn('consumer stop failed', { error: errorMessage(err) }));
+    }
+    this.breaker.stop();
     await this.syncer.stop().catch(() => {});
     if (this.healthTimer) clearInterval(this.healthTimer);
     await this.producer.disconnect().catch(() => {});

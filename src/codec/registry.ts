@@ -6,7 +6,7 @@ import { BlueWebhooksError } from '../shared/errors.js';
 
 const schemasDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../schemas');
 
-export type SchemaName = 'blue-event' | 'webhook-subscription' | 'webhook-result';
+export type SchemaName = 'blue-event' | 'webhook-subscription' | 'webhook-result' | 'webhook-status';
 
 /** The text of one of the project's Avro schemas (schemas/NAME.avsc). */
 export function readSchema(name: SchemaName): string {

@@ -77,6 +77,40 @@ export interface Config {
     /** DELIVERY_USER_AGENT. Default "blue-webhooks/<version>". */
     readonly userAgent: string;
   };
+  readonly retries: {
+    /** RETRY_SCHEDULE: delay before each retry, or "none". Default 5s,1m,5m,30m,2h,6h,12h,24h (8 retries, ~45 h). */
+    readonly scheduleMs: readonly number[];
+    /** RETRY_JITTER: each delay is shortened by up to this share. Default 0.1. */
+    readonly jitter: number;
+    /** RETRY_AFTER_MAX_MS: longest Retry-After honoured. Default 3600000. */
+    readonly retryAfterMaxMs: number;
+    /** RETRY_ON_STATUS: 4xx statuses retried anyway, comma-separated. Default none. */
+    readonly retryOnStatus: ReadonlySet<number>;
+    /** RETRY_TOPIC_PREFIX: one delay topic per schedule step, "<prefix>.<delay>". Default "blue.webhook-retries". */
+    readonly topicPrefix: string;
+    /** DELIVERY_DLQ_TOPIC: deliveries whose retries ran out. Default "blue.webhook-deliveries.dlq". */
+    readonly dlqTopic: string;
+  };
+  readonly health: {
+    /** STATUS_TOPIC: endpoint status changes (HEALTHY/UNHEALTHY), key = webhook id. Default "blue.webhook-status". */
+    readonly statusTopic: string;
+    /** CB_FAILURE_THRESHOLD: consecutive failures that open the circuit. Default 5. */
+    readonly failureThreshold: number;
+    /** CB_FAILURE_RATE: failure share over the window that opens it. Default 0.5. */
+    readonly failureRate: number;
+    /** CB_WINDOW_MS: window for the failure rate. Default 60000. */
+    readonly windowMs: number;
+    /** CB_MIN_REQUESTS: attempts in the window before the rate counts. Default 20. */
+    readonly minRequests: number;
+    /** CB_PROBE_INTERVAL_MS: while open, one probe is let through this often. Default 30000. */
+    readonly probeIntervalMs: number;
+  };
+  readonly isolation: {
+    /** ENDPOINT_MAX_CONCURRENCY: deliveries under way to one origin. Default 16. */
+    readonly maxConcurrency: number;
+    /** ENDPOINT_MAX_QUEUE: deliveries waiting for one origin; beyond, they take the retry path. Default 64. */
+    readonly maxQueue: number;
+  };
   readonly metrics: {
     /** METRICS_PORT: /metrics, /healthz and /readyz. Default 9464. */
     readonly port: number;
@@ -124,6 +158,20 @@ export const DEFAULTS = Object.freeze({
   MAX_RESPONSE_BYTES: '65536',
   DELIVERY_ALLOWLIST: '',
   DELIVERY_USER_AGENT: `blue-webhooks/${VERSION}`,
+  RETRY_SCHEDULE: '5s,1m,5m,30m,2h,6h,12h,24h',
+  RETRY_JITTER: '0.1',
+  RETRY_AFTER_MAX_MS: '3600000',
+  RETRY_ON_STATUS: '',
+  RETRY_TOPIC_PREFIX: 'blue.webhook-retries',
+  DELIVERY_DLQ_TOPIC: 'blue.webhook-deliveries.dlq',
+  STATUS_TOPIC: 'blue.webhook-status',
+  CB_FAILURE_THRESHOLD: '5',
+  CB_FAILURE_RATE: '0.5',
+  CB_WINDOW_MS: '60000',
+  CB_MIN_REQUESTS: '20',
+  CB_PROBE_INTERVAL_MS: '30000',
+  ENDPOINT_MAX_CONCURRENCY: '16',
+  ENDPOINT_MAX_QUEUE: '64',
   METRICS_PORT: '9464',
   METRICS_HOST: '0.0.0.0',
   SHUTDOWN_GRACE_MS: '20000',
@@ -221,6 +269,26 @@ export function loadConfig(env: Env = process.env): Config {
       allowlist: read('DELIVERY_ALLOWLIST', parseList, []),
       userAgent: raw('DELIVERY_USER_AGENT'),
     },
+    retries: {
+      scheduleMs: read('RETRY_SCHEDULE', parseSchedule, []),
+      jitter: read('RETRY_JITTER', (s) => parseFraction(s), 0.1),
+      retryAfterMaxMs: ms('RETRY_AFTER_MAX_MS', 0, 7 * 86_400_000),
+      retryOnStatus: read('RETRY_ON_STATUS', parseStatusList, new Set<number>()),
+      topicPrefix: read('RETRY_TOPIC_PREFIX', parseTopicName, DEFAULTS.RETRY_TOPIC_PREFIX),
+      dlqTopic: topic('DELIVERY_DLQ_TOPIC'),
+    },
+    health: {
+      statusTopic: topic('STATUS_TOPIC'),
+      failureThreshold: int('CB_FAILURE_THRESHOLD', 1, 1_000_000),
+      failureRate: read('CB_FAILURE_RATE', (s) => parseFraction(s), 0.5),
+      windowMs: ms('CB_WINDOW_MS', 1000, 86_400_000),
+      minRequests: int('CB_MIN_REQUESTS', 1, 1_000_000),
+      probeIntervalMs: ms('CB_PROBE_INTERVAL_MS', 100, 86_400_000),
+    },
+    isolation: {
+      maxConcurrency: int('ENDPOINT_MAX_CONCURRENCY', 1, 10_000),
+      maxQueue: int('ENDPOINT_MAX_QUEUE', 0, 1_000_000),
+    },
     metrics: {
       port: int('METRICS_PORT', 0, 65_535),
       host: raw('METRICS_HOST'),
@@ -237,6 +305,8 @@ export function loadConfig(env: Env = process.env): Config {
     ['SUBSCRIPTIONS_TOPIC', t.subscriptions],
     ['RESULTS_TOPIC', t.results],
     ['DLQ_TOPIC', t.dlq],
+    ['DELIVERY_DLQ_TOPIC', config.retries.dlqTopic],
+    ['STATUS_TOPIC', config.health.statusTopic],
   ];
   for (let i = 0; i < names.length; i++) {
     for (let j = i + 1; j < names.length; j++) {
@@ -257,8 +327,36 @@ export function loadConfig(env: Env = process.env): Config {
     }
   }
 
+  if (d.maxConnectionsPerOrigin < config.isolation.maxConcurrency) {
+    problems.push(
+      `ENDPOINT_MAX_CONCURRENCY: must not exceed MAX_CONNECTIONS_PER_ORIGIN (${config.isolation.maxConcurrency} > ${d.maxConnectionsPerOrigin})`,
+    );
+  }
+
   if (problems.length > 0) throw new ConfigError(problems);
   return deepFreeze(config);
+}
+
+function parseSchedule(raw: string): number[] {
+  if (raw.trim() === 'none') return [];
+  const steps = parseList(raw).map(parseDurationMs);
+  if (steps.length > 50) throw new Error('expected at most 50 retries');
+  for (let i = 1; i < steps.length; i++) {
+    if (steps[i]! < steps[i - 1]!) throw new Error('expected delays in non-decreasing order');
+  }
+  if (steps.some((s) => s <= 0)) throw new Error('expected positive delays');
+  return steps;
+}
+
+function parseFraction(raw: string): number {
+  const n = Number(raw);
+  if (raw.trim() === '' || !Number.isFinite(n) || n < 0 || n > 1) throw new Error(`expected a number from 0 to 1, got "${raw}"`);
+  return n;
+}
+
+function parseStatusList(raw: string): Set<number> {
+  const codes = parseList(raw).map((s) => parseIntInRange(s, 400, 499));
+  return new Set(codes);
 }
 
 function isAllowlistEntry(s: string): boolean {
@@ -269,7 +367,8 @@ function isAllowlistEntry(s: string): boolean {
 }
 
 function deepFreeze<T>(o: T): T {
-  if (o && typeof o === 'object' && !Object.isFrozen(o)) {
+  // Sets cannot be frozen in place; ReadonlySet in the type keeps them read-only.
+  if (o && typeof o === 'object' && !(o instanceof Set) && !Object.isFrozen(o)) {
     Object.freeze(o);
     for (const v of Object.values(o)) deepFreeze(v);
   }

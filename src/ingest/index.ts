@@ -1,4 +1,3 @@
 export { EventDeadLetters, type EventDeadLettersOptions } from './dead-letters.js';
-export { EventConsumer, type EventConsumerOptions } from './event-consumer.js';
 export { OffsetEntry, PartitionTracker } from './offset-tracker.js';
-export { type BatchInput, EventPipeline, type EventPipelineDeps, subscriptionMatches } from './pipeline.js';
+export { EventPipeline, type EventPipelineDeps, filterContext, subscriptionMatches } from './pipeline.js';

@@ -1,42 +1,29 @@
 import type { KafkaMessage } from 'kafkajs';
 import { type BlueEvent, decodeEvent } from '../codec/event.js';
 import type { Registry } from '../codec/registry.js';
-import type { Deliverer, Delivery } from '../delivery/deliverer.js';
 import { deliveryId, eventPayload } from '../delivery/payload.js';
+import type { DeliveryRunner } from '../dispatch/runner.js';
+import type { BatchContext, BatchHandler } from '../kafka/tracked-consumer.js';
 import type { Metrics } from '../metrics/metrics.js';
-import type { ResultsPublisher } from '../outcomes/publisher.js';
-import { type OutcomeState, resultOf } from '../outcomes/result.js';
 import { BlueWebhooksError } from '../shared/errors.js';
-import type { Logger } from '../shared/logger.js';
 import type { Semaphore } from '../shared/semaphore.js';
 import type { FilterContext } from '../subscriptions/filter.js';
 import type { ActiveSubscription } from '../subscriptions/subscription.js';
 import { type CandidateKey, candidateKey, type SubscriptionTable } from '../subscriptions/table.js';
 import type { EventDeadLetters } from './dead-letters.js';
-import type { PartitionTracker } from './offset-tracker.js';
 
 export interface EventPipelineDeps {
   registry: Registry;
   table: SubscriptionTable;
   /** Resolves once the table covers every subscription change written before `sinceMs`. */
   ensureFresh: (sinceMs: number) => Promise<void>;
-  deliverer: Deliverer;
-  publisher: ResultsPublisher;
+  runner: DeliveryRunner;
   deadLetters: EventDeadLetters;
   /** Bounds deliveries in flight across all partitions. */
   limiter: Semaphore;
   metrics: Metrics;
-  log: Logger;
   /** Runs an infrastructure call until it succeeds (see retryWhileRetriable). */
   retry: <T>(fn: () => Promise<T>, what: string) => Promise<T>;
-}
-
-export interface BatchInput {
-  partition: number;
-  messages: readonly KafkaMessage[];
-  tracker: PartitionTracker;
-  /** Called while waiting for capacity, to keep the group membership alive. */
-  heartbeat: () => Promise<void>;
 }
 
 type Decoded = { m: KafkaMessage; event: BlueEvent } | { m: KafkaMessage; error: unknown };
@@ -51,7 +38,7 @@ export function subscriptionMatches(t: ActiveSubscription, e: BlueEvent, ctx: ()
  * each offset is marked finished in the tracker when all its outcomes are on the results topic
  * (or the event is in the DLQ), and only then can it be committed.
  */
-export class EventPipeline {
+export class EventPipeline implements BatchHandler {
   private draining = false;
 
   constructor(private readonly d: EventPipelineDeps) {}
@@ -65,8 +52,12 @@ export class EventPipeline {
     this.draining = true;
   }
 
-  async handleBatch({ partition, messages, tracker, heartbeat }: BatchInput): Promise<void> {
-    const fresh = messages.filter((m) => !tracker.has(Number(m.offset)));
+  async handleBatch({ partition, messages, tracker, heartbeat, resolveOffset }: BatchContext): Promise<void> {
+    const fresh: KafkaMessage[] = [];
+    for (const m of messages) {
+      if (tracker.has(Number(m.offset))) resolveOffset(m.offset);
+      else fresh.push(m);
+    }
     if (fresh.length === 0) return;
     this.d.metrics.eventsConsumed.inc(fresh.length);
     const receivedAt = Date.now();
@@ -87,6 +78,7 @@ export class EventPipeline {
     for (const x of decoded) {
       if (this.draining) return;
       const entry = tracker.add(Number(x.m.offset));
+      resolveOffset(x.m.offset);
       if ('error' in x) {
         void this.d.deadLetters.write(x.m, partition, x.error).then(
           () => entry.finishOne(),
@@ -104,19 +96,17 @@ export class EventPipeline {
       if (targets.length === 0) continue;
       const payload = eventPayload(event);
       const eventTimestampMs = Number(x.m.timestamp);
+      const now = Date.now();
       for (const target of targets) {
         await this.d.limiter.acquire(heartbeat);
-        const delivery: Delivery = {
-          deliveryId: deliveryId(event.id, target.sub.id),
-          event,
-          payload,
-          target,
-          eventTimestampMs,
-        };
-        void this.deliver(delivery).then(
-          () => entry.finishOne(),
-          () => {}, // only when stopping: see above
-        );
+        const delivery = { deliveryId: deliveryId(event.id, target.sub.id), event, payload, target, eventTimestampMs };
+        void this.d.runner
+          .run({ delivery, attempt: 1, retry: 0, firstAttemptAt: now })
+          .finally(() => this.d.limiter.release())
+          .then(
+            () => entry.finishOne(),
+            () => {}, // only when stopping: see above
+          );
       }
     }
   }
@@ -129,28 +119,9 @@ export class EventPipeline {
       return { m, error };
     }
   }
-
-  private async deliver(d: Delivery): Promise<void> {
-    const { metrics } = this.d;
-    metrics.inFlight.inc();
-    try {
-      const report = await this.d.deliverer.attempt(d, 1);
-      const state: OutcomeState = report.outcome.delivered ? 'DELIVERED' : 'FAILED';
-      const reason = report.outcome.code === 'TARGET_REFUSED' ? 'refused' : null;
-      await this.d.publisher.publish(resultOf(d, report, state, reason));
-      metrics.deliveries.inc({ outcome: state, event_type: metrics.eventTypeLabel(d.event.event) });
-      metrics.deliveryDuration.observe({ outcome: state }, report.durationMs / 1000);
-      if (report.outcome.delivered) {
-        metrics.eventToDelivery.observe((Date.now() - (d.event.occurredAtMs || d.eventTimestampMs)) / 1000);
-      }
-    } finally {
-      metrics.inFlight.dec();
-      this.d.limiter.release();
-    }
-  }
 }
 
-function filterContext(e: BlueEvent): FilterContext {
+export function filterContext(e: BlueEvent): FilterContext {
   return {
     event: e.event,
     currentValue: e.currentValue,

@@ -9,13 +9,16 @@ export interface TopicSpec {
 }
 
 /** The topics the dispatcher reads and writes. */
-export function serviceTopics(config: Config): TopicSpec[] {
+export function serviceTopics(config: Config, retryTopics: readonly string[]): TopicSpec[] {
   const t = config.topics;
   return [
     { topic: t.events },
     { topic: t.subscriptions, configEntries: [{ name: 'cleanup.policy', value: 'compact' }] },
     { topic: t.results },
     { topic: t.dlq },
+    { topic: config.retries.dlqTopic },
+    { topic: config.health.statusTopic },
+    ...retryTopics.map((topic) => ({ topic })),
   ];
 }
 

@@ -79,6 +79,33 @@ export class Metrics {
     labelNames: ['reason'] as const,
     registers: [this.registry],
   });
+  readonly deliveriesDeadLettered = new Counter({
+    name: `${PREFIX}deliveries_dead_lettered_total`,
+    help: 'Deliveries whose retries ran out, written to the deliveries DLQ.',
+    registers: [this.registry],
+  });
+  readonly retriesScheduled = new Counter({
+    name: `${PREFIX}retries_scheduled_total`,
+    help: 'Retries written to a delay topic, by reason (failure, circuit_open, endpoint_busy).',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+  readonly retryLateness = new Histogram({
+    name: `${PREFIX}retry_lateness_seconds`,
+    help: 'How long after its due time a retry started.',
+    buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
+    registers: [this.registry],
+  });
+  readonly unhealthyEndpoints = new Gauge({
+    name: `${PREFIX}unhealthy_endpoints`,
+    help: 'Webhooks whose circuit is open (UNHEALTHY), across all replicas.',
+    registers: [this.registry],
+  });
+  readonly endpointRejections = new Counter({
+    name: `${PREFIX}endpoint_saturated_total`,
+    help: "Deliveries sent to the retry path because their endpoint's concurrency and queue were full.",
+    registers: [this.registry],
+  });
   readonly infraRetries = new Counter({
     name: `${PREFIX}infrastructure_retries_total`,
     help: 'Waits caused by an unreachable dependency (Redis, Kafka, the registry), by code.',

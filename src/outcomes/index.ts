@@ -1,2 +1,2 @@
-export { ResultsPublisher, type ResultsPublisherOptions } from './publisher.js';
-export { type OutcomeState, resultOf, type WebhookResult } from './result.js';
+export { AvroPublisher, type AvroPublisherOptions } from './publisher.js';
+export { type DeliveryRef, type OutcomeState, type ResultDetails, resultOf, type WebhookResult } from './result.js';

@@ -1,15 +1,16 @@
 import type { Producer } from 'kafkajs';
 import type { Type } from 'avsc';
-import type { Registry } from '../codec/registry.js';
+import type { Registry, SchemaName } from '../codec/registry.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { kafkaError } from '../shared/kafka-errors.js';
 import type { Logger } from '../shared/logger.js';
 import { retryWhileRetriable } from '../shared/retry.js';
-import type { WebhookResult } from './result.js';
 
-export interface ResultsPublisherOptions {
+export interface AvroPublisherOptions {
   producer: Producer;
   registry: Registry;
+  /** The schema, registered under "<topic>-value". */
+  schema: SchemaName;
   topic: string;
   log: Logger;
   metrics: Metrics;
@@ -28,32 +29,32 @@ interface Pending {
 }
 
 /**
- * Publishes outcomes to the results topic in batches. `publish` resolves only once Kafka has
- * acknowledged the record (acks=all), which is what lets the caller commit the event's offset.
- * A broker outage makes it wait and retry; it never drops a record.
+ * Publishes Avro records (outcomes, endpoint status) to one topic in batches. `publish` resolves
+ * only once Kafka has acknowledged the record (acks=all), which is what lets the caller commit the
+ * event's offset. A broker outage makes it wait and retry; it never drops a record.
  */
-export class ResultsPublisher {
+export class AvroPublisher<T extends object> {
   private type: Type | null = null;
   private header = Buffer.alloc(5);
   private queue: Pending[] = [];
   private sending = 0;
   private scheduled = false;
 
-  constructor(private readonly o: ResultsPublisherOptions) {}
+  constructor(private readonly o: AvroPublisherOptions) {}
 
-  /** Registers the results schema under "<topic>-value". */
+  /** Registers the schema under "<topic>-value". */
   async start(): Promise<void> {
-    const id = await this.o.registry.register('webhook-result', `${this.o.topic}-value`);
+    const id = await this.o.registry.register(this.o.schema, `${this.o.topic}-value`);
     this.type = (await this.o.registry.client.getSchema(id)) as unknown as Type;
     this.header.writeUInt8(0, 0);
     this.header.writeInt32BE(id, 1);
   }
 
-  publish(result: WebhookResult): Promise<void> {
-    if (!this.type) throw new Error('ResultsPublisher.start() was not called');
-    const value = Buffer.concat([this.header, this.type.toBuffer(result)]);
+  publish(key: string, record: T): Promise<void> {
+    if (!this.type) throw new Error('AvroPublisher.start() was not called');
+    const value = Buffer.concat([this.header, this.type.toBuffer(record)]);
     return new Promise<void>((resolve, reject) => {
-      this.queue.push({ key: result.webhookId, value, resolve, reject });
+      this.queue.push({ key, value, resolve, reject });
       this.schedule();
     });
   }
@@ -87,7 +88,7 @@ export class ResultsPublisher {
               messages: batch.map((p) => ({ key: p.key, value: p.value })),
             });
           } catch (err) {
-            throw kafkaError(`publishing ${batch.length} outcomes`, err);
+            throw kafkaError(`publishing ${batch.length} records to ${this.o.topic}`, err);
           }
         },
         {
@@ -95,7 +96,7 @@ export class ResultsPublisher {
           maxMs: 2000,
           onRetry: (err, attempt) => {
             this.o.metrics.infraRetries.inc({ code: err.code });
-            if (attempt === 1 || attempt % 10 === 0) this.o.log.warn('outcomes not published yet; retrying', { error: err.message, attempt });
+            if (attempt === 1 || attempt % 10 === 0) this.o.log.warn('records not published yet; retrying', { topic: this.o.topic, error: err.message, attempt });
           },
         },
       );

@@ -1,7 +1,7 @@
-import type { AttemptReport, Delivery } from '../delivery/deliverer.js';
+import type { AttemptOutcome } from '../delivery/outcome.js';
 
 /** Outcome states. Consumers of the results topic must accept values added later. */
-export type OutcomeState = 'DELIVERED' | 'FAILED';
+export type OutcomeState = 'DELIVERED' | 'FAILED' | 'RETRY_SCHEDULED';
 
 /** One record on the results topic (schemas/webhook-result.avsc). */
 export interface WebhookResult {
@@ -22,24 +22,40 @@ export interface WebhookResult {
   responseSnippet: string | null;
 }
 
+/** Which delivery an outcome is about. */
+export interface DeliveryRef {
+  deliveryId: string;
+  webhookId: string;
+  event: { id: string; event: string; project: { id: string } };
+}
+
+export interface ResultDetails {
+  attempt: number;
+  outcome?: AttemptOutcome | null;
+  durationMs?: number;
+  snippet?: string | null;
+  reason?: string | null;
+  nextAttemptAt?: number | null;
+}
+
 const MAX_MESSAGE = 1000;
 
-export function resultOf(d: Delivery, r: AttemptReport, outcome: OutcomeState, reason: string | null = null): WebhookResult {
-  const o = r.outcome;
+export function resultOf(ref: DeliveryRef, state: OutcomeState, x: ResultDetails): WebhookResult {
+  const o = x.outcome ?? null;
   return {
-    deliveryId: d.deliveryId,
-    eventId: d.event.id,
-    webhookId: d.target.sub.id,
-    eventType: d.event.event,
-    projectId: d.event.project.id,
-    attempt: r.attempt,
-    outcome,
-    httpStatus: o.httpStatus,
-    durationMs: r.durationMs,
-    error: o.code ? { code: o.code, message: (o.message ?? '').slice(0, MAX_MESSAGE) } : null,
+    deliveryId: ref.deliveryId,
+    eventId: ref.event.id,
+    webhookId: ref.webhookId,
+    eventType: ref.event.event,
+    projectId: ref.event.project.id,
+    attempt: x.attempt,
+    outcome: state,
+    httpStatus: o?.httpStatus ?? null,
+    durationMs: x.durationMs ?? 0,
+    error: o?.code ? { code: o.code, message: (o.message ?? '').slice(0, MAX_MESSAGE) } : null,
     timestamp: Date.now(),
-    reason,
-    nextAttemptAt: null,
-    responseSnippet: r.snippet,
+    reason: x.reason ?? null,
+    nextAttemptAt: x.nextAttemptAt ?? null,
+    responseSnippet: x.snippet ?? null,
   };
 }

@@ -18,6 +18,8 @@ export type ErrorCode =
   | 'INVALID_URL'
   | 'RESPONSE_TOO_LARGE'
   | 'REQUEST_FAILED'
+  | 'CIRCUIT_OPEN'
+  | 'ENDPOINT_SATURATED'
   // Infrastructure: waiting and retrying is the answer.
   | 'REDIS_UNAVAILABLE'
   | 'KAFKA_UNAVAILABLE'

@@ -6,7 +6,7 @@ import type { Subscription } from './subscription.js';
 export interface RecordPosition {
   readonly partition: number;
   readonly offset: number;
-  /** The record's updatedAt, or for a tombstone or unusable record its Kafka timestamp. */
+  /** The record's updatedAt; for a tombstone or an unusable record, its Kafka timestamp (used only when nothing is stored). */
   readonly updatedAtMs: number;
 }
 
@@ -27,15 +27,17 @@ export interface ApplyResult {
 const MARKER_TTL_MS = 7 * 24 * 3600 * 1000;
 
 // Applies one change atomically, so replicas applying the same records race harmlessly.
-// A version is skipped when it sits at or before the stored one in the same partition (a replay),
-// or when its updatedAt is older than the stored one's (an out-of-order write; this also orders
-// versions across partitions should the topic ever gain partitions).
+// Any version at or before the stored one in the same partition is a replay and is skipped. A put
+// whose updatedAt is older than the stored one's is an out-of-order write and is skipped too (this
+// also orders versions across partitions, should the topic ever gain partitions). A delete or an
+// unusable record carries no updatedAt of its own: it applies when it comes later in the partition,
+// and keeps the stored updatedAt, so an older put arriving after it cannot bring the webhook back.
 const APPLY = `
 local p, id, part, off, upd, kind, json, prj = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6], ARGV[7], ARGV[8]
 local key = p .. 'sub:' .. id
 local cur = redis.call('HMGET', key, 'part', 'off', 'upd', 'idx', 'prj')
 if cur[1] == part and tonumber(cur[2]) >= off then return {0, cur[5] or '[]'} end
-if cur[3] and tonumber(cur[3]) > upd then
+if kind == 'put' and cur[3] and tonumber(cur[3]) > upd then
   redis.call('HSET', key, 'part', part, 'off', off)
   return {0, cur[5] or '[]'}
 end
@@ -52,7 +54,7 @@ if kind == 'put' then
   redis.call('PERSIST', key)
   redis.call('SADD', p .. 'subs:live', id)
 else
-  redis.call('HSET', key, 'part', part, 'off', off, 'upd', upd, 'state', kind, 'json', json, 'idx', '[]', 'prj', '[]')
+  redis.call('HSET', key, 'part', part, 'off', off, 'upd', cur[3] or upd, 'state', kind, 'json', json, 'idx', '[]', 'prj', '[]')
   redis.call('PEXPIRE', key, ${MARKER_TTL_MS})
   redis.call('SREM', p .. 'subs:live', id)
 end
@@ -77,6 +79,15 @@ end
 return out
 `;
 
+// One subscription by id; the same readiness rule as LOOKUP.
+const GET = `
+local p, id = ARGV[1], ARGV[2]
+if redis.call('EXISTS', p .. 'subs:ready') == 0 then return redis.error_reply('NOTREADY subscription table is being rebuilt') end
+local s = redis.call('HMGET', p .. 'sub:' .. id, 'state', 'json')
+if s[1] ~= 'live' then return false end
+return s[2]
+`;
+
 const MARK_READY = `
 local p, token = ARGV[1], ARGV[2]
 if redis.call('DEL', p .. 'subs:building:' .. token) == 0 then return 0 end
@@ -88,6 +99,7 @@ const BUILD_TOKEN_TTL_MS = 24 * 3600 * 1000;
 
 type StoreRedis = Redis & {
   subsMarkReady(prefix: string, token: string): Promise<number>;
+  subsGet(prefix: string, id: string): Promise<string | null>;
   subsApply(...args: (string | number)[]): Promise<[number, string]>;
   subsLookup(...args: string[]): Promise<string[][]>;
 };
@@ -105,6 +117,7 @@ export class SubscriptionStore {
       redis.defineCommand('subsApply', { numberOfKeys: 0, lua: APPLY });
       redis.defineCommand('subsLookup', { numberOfKeys: 0, lua: LOOKUP });
       redis.defineCommand('subsMarkReady', { numberOfKeys: 0, lua: MARK_READY });
+      redis.defineCommand('subsGet', { numberOfKeys: 0, lua: GET });
     }
   }
 
@@ -143,10 +156,23 @@ export class SubscriptionStore {
     try {
       return await this.redis.subsLookup(this.prefix, ...pairs.map((k) => this.indexKey(k.projectId, k.eventType)));
     } catch (err) {
-      if (errorMessage(err).includes('NOTREADY')) {
-        throw new BlueWebhooksError('TABLE_NOT_READY', 'the subscription table is being rebuilt', { retriable: true });
-      }
-      throw redisError('looking up subscriptions', err);
+      throw this.lookupError(err, 'looking up subscriptions');
+    }
+  }
+
+  private lookupError(err: unknown, what: string): BlueWebhooksError {
+    if (errorMessage(err).includes('NOTREADY')) {
+      return new BlueWebhooksError('TABLE_NOT_READY', 'the subscription table is being rebuilt', { retriable: true });
+    }
+    return redisError(what, err);
+  }
+
+  /** The live subscription with this id, as JSON, or null when deleted, inert or unknown. */
+  async get(id: string): Promise<string | null> {
+    try {
+      return await this.redis.subsGet(this.prefix, id);
+    } catch (err) {
+      throw this.lookupError(err, 'reading a subscription');
     }
   }
 

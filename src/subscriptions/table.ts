@@ -73,6 +73,12 @@ export class SubscriptionTable {
     return out;
   }
 
+  /** The current subscription with this id, straight from Redis (retries re-read it before each attempt). */
+  async current(id: string): Promise<ActiveSubscription | null> {
+    const json = await this.store.get(id);
+    return json === null ? null : this.activate(json);
+  }
+
   /** Drops every cached entry of these projects. */
   invalidate(projects: Iterable<string>): void {
     this.generation++;

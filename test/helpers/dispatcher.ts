@@ -21,7 +21,7 @@ export interface Scenario {
   admin: Admin;
   producer: Producer;
   registry: SchemaRegistry;
-  topics: { events: string; subscriptions: string; results: string; dlq: string };
+  topics: { events: string; subscriptions: string; results: string; dlq: string; deliveriesDlq: string; status: string; retryPrefix: string };
   group: string;
   redisPrefix: string;
   /** The environment a dispatcher of this scenario runs with. */
@@ -37,17 +37,25 @@ export async function createScenario(t: TestContext, partitions = 3): Promise<Sc
     subscriptions: `${base}.webhooks`,
     results: `${base}.results`,
     dlq: `${base}.events.dlq`,
+    deliveriesDlq: `${base}.deliveries.dlq`,
+    status: `${base}.status`,
+    retryPrefix: `${base}.retries`,
   };
+  const { retryPrefix: _, ...created } = topics;
   await admin.createTopics({
     waitForLeaders: true,
-    topics: Object.entries(topics).map(([k, topic]) => ({
+    topics: Object.entries(created).map(([k, topic]) => ({
       topic,
       numPartitions: partitions,
       replicationFactor: 1,
       configEntries: k === 'subscriptions' ? [{ name: 'cleanup.policy', value: 'compact' }] : [],
     })),
   });
-  defer(t, () => admin.deleteTopics({ topics: Object.values(topics) }).catch(() => {}));
+  // Also removes the retry topics the dispatcher creates.
+  defer(t, async () => {
+    const mine = (await admin.listTopics()).filter((x) => x.startsWith(`${base}.`));
+    await admin.deleteTopics({ topics: mine }).catch(() => {});
+  });
   const producer = kafka.producer({ allowAutoTopicCreation: false });
   await producer.connect();
   defer(t, () => producer.disconnect());
@@ -69,6 +77,12 @@ export async function createScenario(t: TestContext, partitions = 3): Promise<Sc
       SUBSCRIPTIONS_TOPIC: topics.subscriptions,
       RESULTS_TOPIC: topics.results,
       DLQ_TOPIC: topics.dlq,
+      DELIVERY_DLQ_TOPIC: topics.deliveriesDlq,
+      STATUS_TOPIC: topics.status,
+      RETRY_TOPIC_PREFIX: topics.retryPrefix,
+      // A compressed schedule: three retries within about two seconds.
+      RETRY_SCHEDULE: '300ms,600ms,1s',
+      TOPIC_PARTITIONS: String(partitions),
       CONSUMER_GROUP: group,
       REDIS_KEY_PREFIX: redisPrefix,
       METRICS_PORT: '0',

@@ -60,14 +60,15 @@ test('failed, refused and slow-to-fail endpoints get outcomes; other webhooks ar
   await putSubscription(s, sampleSubscription({ id: 'wh_metadata', url: 'http://169.254.169.254/latest/meta-data' }));
   await putSubscription(s, sampleSubscription({ id: 'wh_private', url: 'http://10.0.0.1:1/x' }));
   const results = await collectTopic(s, s.topics.results, (v) => s.registry.decode(v!) as Promise<Record<string, unknown>>);
-  const d = await startDispatcher(s);
+  // No retries here: every outcome is final after one attempt.
+  const d = await startDispatcher(s, { RETRY_SCHEDULE: 'none' });
   await produceEvents(s, [sampleEvent({ eventId: 'evt_f' })]);
   await waitFor(() => results.length === 6, { what: '6 outcomes' });
 
   const by = (id: string) => results.find((r) => r.webhookId === id)!;
   assert.deepEqual([by('wh_ok').outcome, by('wh_ok').httpStatus], ['DELIVERED', 204]);
-  assert.deepEqual([by('wh_500').outcome, by('wh_500').httpStatus, by('wh_500').responseSnippet], ['FAILED', 500, 'boom']);
-  assert.deepEqual([by('wh_400').outcome, by('wh_400').httpStatus], ['FAILED', 400]);
+  assert.deepEqual([by('wh_500').outcome, by('wh_500').httpStatus, by('wh_500').responseSnippet, by('wh_500').reason], ['FAILED', 500, 'boom', 'exhausted']);
+  assert.deepEqual([by('wh_400').outcome, by('wh_400').httpStatus, by('wh_400').reason], ['FAILED', 400, 'final_status']);
   assert.deepEqual([by('wh_redirect').outcome, by('wh_redirect').httpStatus], ['FAILED', 302]);
   for (const id of ['wh_metadata', 'wh_private']) {
     assert.equal(by(id).outcome, 'FAILED');

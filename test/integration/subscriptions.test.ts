@@ -70,5 +70,10 @@ test('a flushed table is rebuilt from the topic and deliveries go on', async (t)
   await produceEvents(s, [sampleEvent({ eventId: 'after' })]);
   await waitFor(() => rx.deliveries.length === 4, { what: 'deliveries after the flush' });
   await waitFor(() => d.logs.some((l) => String(l.msg).includes('rebuilding')), { what: 'the rebuild log line' });
-  assert.ok((await redis.exists(`${s.redisPrefix}subs:ready`)) === 1, 'the table is marked complete again');
+  await waitFor(async () => (await redis.exists(`${s.redisPrefix}subs:ready`)) === 1, { what: 'the table marked complete again' });
+  assert.equal(await redis.scard(`${s.redisPrefix}subs:live`), 2, 'both subscriptions are back');
+  // A new subscription after the rebuild is picked up as usual.
+  await putSubscription(s, sampleSubscription({ id: 'wh_3', url: `${rx.url}/three` }));
+  await produceEvents(s, [sampleEvent({ eventId: 'later' })]);
+  await waitFor(() => rx.at('/three').length === 1, { what: 'delivery to the new subscription' });
 });

@@ -1,0 +1,170 @@
+import type { AttemptReport, Delivery, Deliverer } from '../delivery/deliverer.js';
+import type { EndpointGate } from '../delivery/endpoint-gate.js';
+import type { AttemptOutcome } from '../delivery/outcome.js';
+import type { CircuitBreaker, Transition } from '../health/circuit-breaker.js';
+import type { WebhookStatusEvent } from '../health/status.js';
+import type { Metrics } from '../metrics/metrics.js';
+import type { AvroPublisher } from '../outcomes/publisher.js';
+import { type DeliveryRef, type OutcomeState, type ResultDetails, resultOf, type WebhookResult } from '../outcomes/result.js';
+import { decide, isRetriableOutcome, type RetryPolicyOptions } from '../retries/policy.js';
+import type { RetryRecord } from '../retries/record.js';
+import type { RetryScheduler } from '../retries/scheduler.js';
+import type { ErrorCode } from '../shared/errors.js';
+
+export interface DeliveryRunnerDeps {
+  deliverer: Deliverer;
+  breaker: CircuitBreaker;
+  gate: EndpointGate;
+  scheduler: RetryScheduler;
+  results: AvroPublisher<WebhookResult>;
+  statuses: AvroPublisher<WebhookStatusEvent>;
+  policy: RetryPolicyOptions;
+  metrics: Metrics;
+  /** Runs an infrastructure call until it succeeds. */
+  retry: <T>(fn: () => Promise<T>, what: string) => Promise<T>;
+}
+
+/** One attempt of one delivery, with where it stands on the schedule. */
+export interface RunInput {
+  delivery: Delivery;
+  /** 1 for the first attempt. */
+  attempt: number;
+  /** Retries already made along the schedule. */
+  retry: number;
+  /** Epoch ms of the first attempt (now, for a first attempt). */
+  firstAttemptAt: number;
+}
+
+/** An attempt that was not made, so that the schedule treats it like a retriable failure. */
+function skipped(code: ErrorCode, message: string): AttemptOutcome {
+  return { delivered: false, retriable: true, httpStatus: null, code, message, retryAfterMs: null, gone: false };
+}
+
+/**
+ * Runs one attempt of a delivery and makes what follows durable: the outcome on the results topic,
+ * plus the next retry on its delay topic or the delivery in the deliveries DLQ. Resolves only once
+ * all of that is acknowledged by Kafka; only then may the source offset be committed.
+ */
+export class DeliveryRunner {
+  constructor(private readonly d: DeliveryRunnerDeps) {}
+
+  async run(x: RunInput): Promise<void> {
+    const { metrics } = this.d;
+    metrics.inFlight.inc();
+    try {
+      await this.runOnce(x);
+    } finally {
+      metrics.inFlight.dec();
+    }
+  }
+
+  private async runOnce(x: RunInput): Promise<void> {
+    const webhookId = x.delivery.target.sub.id;
+    const admission = await this.d.retry(() => this.d.breaker.admit(webhookId), 'reading the circuit state');
+    if (admission === 'open') {
+      return this.afterAttempt(x, { outcome: skipped('CIRCUIT_OPEN', 'endpoint is UNHEALTHY; waiting for a probe to succeed'), durationMs: 0, snippet: null, attempt: x.attempt }, 'circuit_open');
+    }
+    const endpoint = originOf(x.delivery.target.sub.url);
+    if (!(await this.d.gate.enter(endpoint))) {
+      this.d.metrics.endpointRejections.inc();
+      return this.afterAttempt(x, { outcome: skipped('ENDPOINT_SATURATED', 'endpoint concurrency and queue are full'), durationMs: 0, snippet: null, attempt: x.attempt }, 'endpoint_busy');
+    }
+    let report: AttemptReport;
+    try {
+      report = await this.d.deliverer.attempt(x.delivery, x.attempt);
+    } finally {
+      this.d.gate.release(endpoint);
+    }
+    // Only the endpoint's own failures count against its health (not a refused target or a 4xx).
+    const failed = !report.outcome.delivered && isRetriableOutcome(report.outcome, this.d.policy);
+    if (report.outcome.delivered || failed) {
+      const transition = await this.d.retry(() => this.d.breaker.record(webhookId, !failed), 'recording the circuit state');
+      if (transition) await this.publishStatus(webhookId, transition, report.outcome.httpStatus);
+    }
+    if (report.outcome.gone) {
+      await this.publishStatus(webhookId, { state: 'opened', consecutiveFailures: 0 }, 410, 'gone');
+    }
+    return this.afterAttempt(x, report, report.outcome.delivered ? null : 'failure');
+  }
+
+  private async afterAttempt(x: RunInput, report: AttemptReport, retryReason: string | null): Promise<void> {
+    const { metrics } = this.d;
+    const decision = decide(report.outcome, x.retry, this.d.policy);
+    const details: ResultDetails = { attempt: x.attempt, outcome: report.outcome, durationMs: report.durationMs, snippet: report.snippet };
+    let state: OutcomeState;
+    switch (decision.kind) {
+      case 'delivered':
+        state = 'DELIVERED';
+        metrics.eventToDelivery.observe((Date.now() - (x.delivery.event.occurredAtMs || x.delivery.eventTimestampMs)) / 1000);
+        break;
+      case 'final':
+        state = 'FAILED';
+        details.reason = decision.reason;
+        break;
+      case 'retry': {
+        const dueAt = Date.now() + decision.delayMs;
+        await this.d.scheduler.schedule(this.retryRecord(x, report, dueAt, x.retry + 1), decision.delayMs);
+        metrics.retriesScheduled.inc({ reason: retryReason ?? 'failure' });
+        state = 'RETRY_SCHEDULED';
+        details.reason = retryReason;
+        details.nextAttemptAt = dueAt;
+        break;
+      }
+      case 'exhausted':
+        await this.d.scheduler.deadLetter(this.retryRecord(x, report, Date.now(), x.retry));
+        state = 'FAILED';
+        details.reason = 'exhausted';
+        break;
+    }
+    await this.d.results.publish(x.delivery.target.sub.id, resultOf(refOf(x.delivery), state, details));
+    metrics.deliveries.inc({ outcome: state, event_type: metrics.eventTypeLabel(x.delivery.event.event) });
+    if (report.durationMs > 0) metrics.deliveryDuration.observe({ outcome: state }, report.durationMs / 1000);
+  }
+
+  private retryRecord(x: RunInput, report: AttemptReport, dueAt: number, retry: number): RetryRecord {
+    const { occurredAtMs: _, ...event } = x.delivery.event;
+    const o = report.outcome;
+    return {
+      v: 1,
+      deliveryId: x.delivery.deliveryId,
+      webhookId: x.delivery.target.sub.id,
+      attempt: x.attempt + 1,
+      retry,
+      dueAt,
+      firstAttemptAt: x.firstAttemptAt,
+      eventTimestampMs: x.delivery.eventTimestampMs,
+      event,
+      lastError: { code: o.code, message: o.message, httpStatus: o.httpStatus },
+    };
+  }
+
+  private async publishStatus(webhookId: string, t: Transition, httpStatus: number | null, reason?: 'gone'): Promise<void> {
+    const status: WebhookStatusEvent = {
+      webhookId,
+      status: t.state === 'opened' ? 'UNHEALTHY' : 'HEALTHY',
+      reason: reason ?? (t.state === 'opened' ? 'circuit_opened' : 'circuit_closed'),
+      consecutiveFailures: t.consecutiveFailures,
+      httpStatus,
+      timestamp: Date.now(),
+    };
+    await this.d.statuses.publish(webhookId, status);
+  }
+
+  /** Records an outcome for a delivery that ends without an attempt (deleted or disabled webhook). */
+  async end(ref: DeliveryRef, attempt: number, reason: string): Promise<void> {
+    await this.d.results.publish(ref.webhookId, resultOf(ref, 'FAILED', { attempt, reason }));
+    this.d.metrics.deliveries.inc({ outcome: 'FAILED', event_type: this.d.metrics.eventTypeLabel(ref.event.event) });
+  }
+}
+
+export function refOf(d: Delivery): DeliveryRef {
+  return { deliveryId: d.deliveryId, webhookId: d.target.sub.id, event: d.event };
+}
+
+function originOf(url: string): string {
+  try {
+    return new URL(url).origin;
+  } catch {
+    return url;
+  }
+}

@@ -1,0 +1,144 @@
+import type { Redis } from 'ioredis';
+import type { Metrics } from '../metrics/metrics.js';
+import { errorMessage } from '../shared/errors.js';
+import type { Logger } from '../shared/logger.js';
+import { redisError } from '../subscriptions/store.js';
+
+export interface CircuitBreakerOptions {
+  redis: Redis;
+  prefix: string;
+  /** Consecutive failures that open the circuit. Default 5. */
+  failureThreshold: number;
+  /** Failure share over the window that opens it (with at least minRequests). Default 0.5. */
+  failureRate: number;
+  /** Default 60000 ms. */
+  windowMs: number;
+  /** Default 20. */
+  minRequests: number;
+  /** While open, one probe per this interval, across all replicas. Default 30000 ms. */
+  probeIntervalMs: number;
+  /** How often this replica refreshes its view of open circuits. Default 1000 ms. */
+  refreshMs?: number;
+  metrics: Metrics;
+  log: Logger;
+}
+
+/** What may happen to a delivery: go ahead, go ahead as the probe, or wait (circuit open). */
+export type Admission = 'closed' | 'probe' | 'open';
+
+export interface Transition {
+  state: 'opened' | 'closed';
+  consecutiveFailures: number;
+}
+
+// One attempt's result, atomically: counts consecutive failures and a fixed window, and opens or
+// closes the circuit. Only the call that changes the state reports a transition, so exactly one
+// replica publishes each status change.
+const RECORD = `
+local p, id, ok, now = ARGV[1], ARGV[2], ARGV[3] == '1', tonumber(ARGV[4])
+local threshold, rate, window, minReq = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
+local key = p .. 'cb:' .. id
+local s = redis.call('HMGET', key, 'state', 'consec', 'wstart', 'wtotal', 'wfail')
+local state, consec = s[1] or 'closed', tonumber(s[2] or '0')
+local wstart, wtotal, wfail = tonumber(s[3] or now), tonumber(s[4] or '0'), tonumber(s[5] or '0')
+if now - wstart >= window then wstart, wtotal, wfail = now, 0, 0 end
+wtotal = wtotal + 1
+if ok then consec = 0 else consec = consec + 1; wfail = wfail + 1 end
+local transition = ''
+if state == 'open' then
+  if ok then
+    state, transition, wstart, wtotal, wfail = 'closed', 'closed', now, 0, 0
+    redis.call('SREM', p .. 'cb:open', id)
+    redis.call('DEL', p .. 'cb:probe:' .. id)
+  end
+elseif not ok and (consec >= threshold or (wtotal >= minReq and wfail / wtotal > rate)) then
+  state, transition = 'open', 'opened'
+  redis.call('SADD', p .. 'cb:open', id)
+end
+redis.call('HSET', key, 'state', state, 'consec', consec, 'wstart', wstart, 'wtotal', wtotal, 'wfail', wfail)
+redis.call('PEXPIRE', key, 30 * 86400000)
+return {transition, consec}
+`;
+
+// Lets one probe through per interval while open, whichever replica asks first.
+const ADMIT = `
+local p, id, interval = ARGV[1], ARGV[2], ARGV[3]
+if redis.call('HGET', p .. 'cb:' .. id, 'state') ~= 'open' then return 'closed' end
+if redis.call('SET', p .. 'cb:probe:' .. id, '1', 'NX', 'PX', interval) then return 'probe' end
+return 'open'
+`;
+
+type BreakerRedis = Redis & {
+  cbRecord(...args: (string | number)[]): Promise<[string, number]>;
+  cbAdmit(...args: (string | number)[]): Promise<Admission>;
+};
+
+/**
+ * Per-webhook circuit breakers whose state lives in Redis, shared by every replica. Each replica
+ * keeps a view of which circuits are open (refreshed every second, and at once on its own
+ * transitions), so a closed circuit, the common case, costs no Redis call before an attempt.
+ */
+export class CircuitBreaker {
+  private readonly redis: BreakerRedis;
+  private open = new Set<string>();
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(private readonly o: CircuitBreakerOptions) {
+    this.redis = o.redis as BreakerRedis;
+    if (!('cbRecord' in o.redis)) {
+      o.redis.defineCommand('cbRecord', { numberOfKeys: 0, lua: RECORD });
+      o.redis.defineCommand('cbAdmit', { numberOfKeys: 0, lua: ADMIT });
+    }
+  }
+
+  async start(): Promise<void> {
+    await this.refresh();
+    this.timer = setInterval(() => void this.refresh(), this.o.refreshMs ?? 1000);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+  }
+
+  isOpen(webhookId: string): boolean {
+    return this.open.has(webhookId);
+  }
+
+  /** Whether a delivery to this webhook may be attempted now. */
+  async admit(webhookId: string): Promise<Admission> {
+    if (!this.open.has(webhookId)) return 'closed';
+    try {
+      const a = await this.redis.cbAdmit(this.o.prefix, webhookId, this.o.probeIntervalMs);
+      if (a === 'closed') this.open.delete(webhookId);
+      return a;
+    } catch (err) {
+      throw redisError('circuit admission', err);
+    }
+  }
+
+  /** Records an attempt's result; returns the transition it caused, if any. */
+  async record(webhookId: string, ok: boolean): Promise<Transition | null> {
+    const o = this.o;
+    let reply: [string, number];
+    try {
+      reply = await this.redis.cbRecord(o.prefix, webhookId, ok ? '1' : '0', Date.now(), o.failureThreshold, o.failureRate, o.windowMs, o.minRequests);
+    } catch (err) {
+      throw redisError('circuit record', err);
+    }
+    const [transition, consecutiveFailures] = reply;
+    if (transition === 'opened') this.open.add(webhookId);
+    else if (transition === 'closed') this.open.delete(webhookId);
+    else return null;
+    return { state: transition, consecutiveFailures };
+  }
+
+  private async refresh(): Promise<void> {
+    try {
+      this.open = new Set(await this.redis.smembers(`${this.o.prefix}cb:open`));
+      this.o.metrics.unhealthyEndpoints.set(this.open.size);
+    } catch (err) {
+      this.o.log.warn('could not refresh circuit states', { error: errorMessage(err) });
+    }
+  }
+}

@@ -1,0 +1,199 @@
+import type { Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
+import { PartitionTracker } from '../ingest/offset-tracker.js';
+import type { Metrics } from '../metrics/metrics.js';
+import { errorMessage } from '../shared/errors.js';
+import type { Logger } from '../shared/logger.js';
+
+/** What a handler gets for one fetched batch. */
+export interface BatchContext {
+  topic: string;
+  partition: number;
+  messages: readonly KafkaMessage[];
+  /** Offsets of this partition under way; add each message taken in, finish it when its work is durable. */
+  tracker: PartitionTracker;
+  /** Marks a message as taken in, so it is not fetched again while this replica owns the partition. */
+  resolveOffset: (offset: string) => void;
+  /** Keeps the group membership alive during long waits. */
+  heartbeat: () => Promise<void>;
+  /** Stops fetching this partition for a while; unresolved messages are fetched again after. */
+  pauseFor: (ms: number) => void;
+}
+
+export interface BatchHandler {
+  handleBatch(ctx: BatchContext): Promise<void>;
+  /** Take no more messages in (shutdown); work already taken in goes on. */
+  drain(): void;
+}
+
+export interface TrackedConsumerOptions {
+  kafka: Kafka;
+  topics: string[];
+  groupId: string;
+  handler: BatchHandler;
+  metrics: Metrics;
+  log: Logger;
+  /** Partitions handled at once. Default 4. */
+  partitionsConsumedConcurrently: number;
+  /** How often finished offsets are committed. Default 200 ms. */
+  commitIntervalMs: number;
+  /** Group session timeout: how long a dead replica keeps its partitions. Default 10000 ms. */
+  sessionTimeoutMs: number;
+  /** Report consumer lag per partition (for the events topic). Default false. */
+  reportLag?: boolean;
+}
+
+const key = (topic: string, partition: number) => `${topic}\u0000${partition}`;
+
+interface TrackedPartition {
+  topic: string;
+  partition: number;
+  tracker: PartitionTracker;
+  /** Last offset committed by this replica. */
+  committed: number | null;
+}
+
+/**
+ * A consumer group member with at-least-once commits: per partition it commits only the
+ * contiguous prefix of offsets whose work the handler has finished.
+ */
+export class TrackedConsumer {
+  private consumer: Consumer | null = null;
+  private trackers = new Map<string, TrackedPartition>();
+  private assigned = new Set<string>();
+  private joined = false;
+  private timer: NodeJS.Timeout | null = null;
+  private committing: Promise<void> | null = null;
+  private resumeTimers = new Set<NodeJS.Timeout>();
+
+  constructor(private readonly o: TrackedConsumerOptions) {}
+
+  async start(): Promise<void> {
+    const { kafka, groupId, topics } = this.o;
+    const consumer = kafka.consumer({
+      groupId,
+      sessionTimeout: this.o.sessionTimeoutMs,
+      heartbeatInterval: Math.max(500, Math.floor(this.o.sessionTimeoutMs / 10)),
+      maxWaitTimeInMs: 100,
+      allowAutoTopicCreation: false,
+      retry: { retries: 10, initialRetryTime: 200, maxRetryTime: 5000, restartOnFailure: async () => true },
+    });
+    this.consumer = consumer;
+    consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
+      const assigned = new Set<string>();
+      for (const [topic, partitions] of Object.entries(payload.memberAssignment)) {
+        for (const p of partitions) assigned.add(key(topic, p));
+      }
+      // Partitions kept retain their trackers, so work under way is not started twice when the
+      // consumer fetches again from the last commit; the others are let go.
+      for (const [k, t] of this.trackers) {
+        if (!assigned.has(k)) {
+          this.trackers.delete(k);
+          if (this.o.reportLag) this.o.metrics.consumerLag.remove({ partition: String(t.partition) });
+        }
+      }
+      this.assigned = assigned;
+      this.joined = true;
+      this.o.log.info('joined consumer group', { groupId, assignment: payload.memberAssignment });
+    });
+    consumer.on(consumer.events.CRASH, ({ payload }) => {
+      this.joined = false;
+      this.o.log.error('consumer crashed; kafkajs restarts it', { groupId, error: errorMessage(payload.error), restart: payload.restart });
+    });
+    consumer.on(consumer.events.DISCONNECT, () => {
+      this.joined = false;
+    });
+    await consumer.connect();
+    for (const topic of topics) await consumer.subscribe({ topic, fromBeginning: true });
+    await consumer.run({
+      autoCommit: false,
+      eachBatchAutoResolve: false,
+      partitionsConsumedConcurrently: this.o.partitionsConsumedConcurrently,
+      eachBatch: (p) => this.onBatch(p),
+    });
+    this.timer = setInterval(() => void this.commit(), this.o.commitIntervalMs);
+    this.timer.unref();
+  }
+
+  isJoined(): boolean {
+    return this.joined;
+  }
+
+  /** Offsets taken in whose work has not finished. */
+  pending(): number {
+    let n = 0;
+    for (const t of this.trackers.values()) n += t.tracker.pending;
+    return n;
+  }
+
+  /** Stops fetching and taking messages in; work under way goes on. */
+  pause(): void {
+    this.o.handler.drain();
+    this.consumer?.pause(this.o.topics.map((topic) => ({ topic })));
+  }
+
+  /** Commits what is finished, then leaves the group. */
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    for (const t of this.resumeTimers) clearTimeout(t);
+    await this.commit();
+    await this.consumer?.disconnect();
+    this.joined = false;
+  }
+
+  private async onBatch(p: EachBatchPayload): Promise<void> {
+    const { batch } = p;
+    const k = key(batch.topic, batch.partition);
+    let entry = this.trackers.get(k);
+    if (!entry) {
+      entry = { topic: batch.topic, partition: batch.partition, tracker: new PartitionTracker(), committed: null };
+      this.trackers.set(k, entry);
+    }
+    await this.o.handler.handleBatch({
+      topic: batch.topic,
+      partition: batch.partition,
+      messages: batch.messages,
+      tracker: entry.tracker,
+      resolveOffset: p.resolveOffset,
+      heartbeat: p.heartbeat,
+      pauseFor: (ms) => this.pauseFor(batch.topic, batch.partition, ms),
+    });
+    if (this.o.reportLag) this.o.metrics.consumerLag.set({ partition: String(batch.partition) }, Number(batch.offsetLag()));
+  }
+
+  private pauseFor(topic: string, partition: number, ms: number): void {
+    const tp = [{ topic, partitions: [partition] }];
+    this.consumer?.pause(tp);
+    const timer = setTimeout(() => {
+      this.resumeTimers.delete(timer);
+      this.consumer?.resume(tp);
+    }, ms);
+    this.resumeTimers.add(timer);
+  }
+
+  /** Commits each assigned partition's finished prefix; one commit at a time. */
+  async commit(): Promise<void> {
+    if (this.committing) return this.committing;
+    this.committing = (async () => {
+      const offsets: { topic: string; partition: number; offset: string }[] = [];
+      const committed: [TrackedPartition, number][] = [];
+      for (const [k, t] of this.trackers) {
+        const next = t.tracker.committable();
+        if (next !== null && this.assigned.has(k) && next !== t.committed) {
+          offsets.push({ topic: t.topic, partition: t.partition, offset: String(next) });
+          committed.push([t, next]);
+        }
+      }
+      if (offsets.length === 0 || !this.consumer) return;
+      try {
+        await this.consumer.commitOffsets(offsets);
+        for (const [t, next] of committed) t.committed = next;
+      } catch (err) {
+        // Typically a rebalance under way; the next tick tries again with the new assignment.
+        this.o.log.warn('offset commit failed; will retry', { groupId: this.o.groupId, error: errorMessage(err) });
+      }
+    })().finally(() => {
+      this.committing = null;
+    });
+    return this.committing;
+  }
+}

@@ -1,0 +1,54 @@
+import type { AttemptOutcome } from '../delivery/outcome.js';
+
+export interface RetryPolicyOptions {
+  /** Delay before each retry, in order (RETRY_SCHEDULE). Default 5s,1m,5m,30m,2h,6h,12h,24h. */
+  scheduleMs: readonly number[];
+  /** 0..1: each delay is shortened by up to this share, at random (RETRY_JITTER). Default 0.1. */
+  jitter: number;
+  /** Longest Retry-After honoured (RETRY_AFTER_MAX_MS). Default 3600000. */
+  retryAfterMaxMs: number;
+  /** HTTP statuses retried although 4xx (RETRY_ON_STATUS). Default none. */
+  retryOnStatus: ReadonlySet<number>;
+}
+
+/** What to do after an attempt. */
+export type Decision =
+  | { kind: 'delivered' }
+  | { kind: 'final'; reason: string }
+  | { kind: 'retry'; delayMs: number }
+  | { kind: 'exhausted' };
+
+export function isRetriableOutcome(o: AttemptOutcome, policy: RetryPolicyOptions): boolean {
+  return o.retriable || (o.httpStatus !== null && policy.retryOnStatus.has(o.httpStatus));
+}
+
+/**
+ * The one function that turns an attempt's outcome and its retry number into what happens next.
+ * `retry` is how many retries have already been made (0 after the first attempt). Jitter only
+ * shortens a delay, so a retry never lands later than its tier's nominal time; Retry-After can
+ * lengthen it, up to retryAfterMaxMs.
+ */
+export function decide(o: AttemptOutcome, retry: number, policy: RetryPolicyOptions, random = Math.random): Decision {
+  if (o.delivered) return { kind: 'delivered' };
+  if (!isRetriableOutcome(o, policy)) return { kind: 'final', reason: finalReason(o) };
+  const base = policy.scheduleMs[retry];
+  if (base === undefined) return { kind: 'exhausted' };
+  const jittered = Math.round(base * (1 - policy.jitter * random()));
+  const retryAfter = o.retryAfterMs === null ? 0 : Math.min(o.retryAfterMs, policy.retryAfterMaxMs);
+  return { kind: 'retry', delayMs: Math.max(jittered, retryAfter) };
+}
+
+function finalReason(o: AttemptOutcome): string {
+  if (o.code === 'TARGET_REFUSED') return 'refused';
+  if (o.gone) return 'gone';
+  if (o.code === 'INVALID_URL') return 'invalid_url';
+  return 'final_status';
+}
+
+/** Formats a schedule back into the RETRY_SCHEDULE syntax (topic names use it). */
+export function formatDuration(ms: number): string {
+  for (const [unit, size] of [['d', 86_400_000], ['h', 3_600_000], ['m', 60_000], ['s', 1000]] as const) {
+    if (ms % size === 0 && ms >= size) return `${ms / size}${unit}`;
+  }
+  return `${ms}ms`;
+}
