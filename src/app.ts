@@ -16,6 +16,7 @@ import { EventPipeline } from './ingest/pipeline.js';
 import { createKafka } from './kafka/client.js';
 import { ensureTopics, serviceTopics } from './kafka/topics.js';
 import { TrackedConsumer } from './kafka/tracked-consumer.js';
+import { KafkaWriter } from './kafka/writer.js';
 import { Metrics } from './metrics/metrics.js';
 import { type MetricsServer, startMetricsServer } from './metrics/server.js';
 import { AvroPublisher } from './outcomes/publisher.js';
@@ -91,8 +92,9 @@ export class App {
       freshnessTimeoutMs: config.subscriptions.freshnessTimeoutMs,
     });
     this.http = new HttpClient({ ...config.delivery, guard: new TargetGuard(config.delivery.allowlist) });
+    const writer = new KafkaWriter({ producer: this.producer, metrics: this.metrics, log, isStopping });
     const publisher = <T extends object>(schema: 'webhook-result' | 'webhook-status', topic: string) =>
-      new AvroPublisher<T>({ producer: this.producer, registry, schema, topic, log, metrics: this.metrics, isStopping });
+      new AvroPublisher<T>({ writer, registry, schema, topic });
     const results = publisher<WebhookResult>('webhook-result', config.topics.results);
     const statuses = publisher<WebhookStatusEvent>('webhook-status', config.health.statusTopic);
     this.publishers = [results, statuses];
@@ -110,13 +112,7 @@ export class App {
       deliverer: new Deliverer(this.http, config.delivery.userAgent),
       breaker: this.breaker,
       gate: new EndpointGate(config.isolation),
-      scheduler: new RetryScheduler({
-        producer: this.producer,
-        tiers: this.tiers,
-        dlqTopic: config.retries.dlqTopic,
-        metrics: this.metrics,
-        isStopping,
-      }),
+      scheduler: new RetryScheduler({ writer, tiers: this.tiers, dlqTopic: config.retries.dlqTopic, metrics: this.metrics }),
       results,
       statuses,
       policy: config.retries,
@@ -142,12 +138,11 @@ export class App {
         ensureFresh: (since) => this.syncer.ensureFresh(since),
         runner,
         deadLetters: new EventDeadLetters({
-          producer: this.producer,
+          writer,
           topic: config.topics.dlq,
           sourceTopic: config.topics.events,
           metrics: this.metrics,
           log,
-          isStopping,
         }),
         limiter: this.limiter,
         metrics: this.metrics,

@@ -1,18 +1,16 @@
-import type { IHeaders, KafkaMessage, Producer } from 'kafkajs';
+import type { IHeaders, KafkaMessage } from 'kafkajs';
+import type { KafkaWriter } from '../kafka/writer.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { BlueWebhooksError, errorMessage } from '../shared/errors.js';
-import { kafkaError } from '../shared/kafka-errors.js';
 import type { Logger } from '../shared/logger.js';
-import { retryWhileRetriable } from '../shared/retry.js';
 
 export interface EventDeadLettersOptions {
-  producer: Producer;
+  writer: KafkaWriter;
   /** DLQ_TOPIC. */
   topic: string;
   sourceTopic: string;
   metrics: Metrics;
   log: Logger;
-  isStopping: () => boolean;
 }
 
 /**
@@ -38,16 +36,7 @@ export class EventDeadLetters {
       'x-dlq-source-timestamp': m.timestamp,
       'x-dlq-time': new Date().toISOString(),
     };
-    await retryWhileRetriable(
-      async () => {
-        try {
-          await this.o.producer.send({ topic: this.o.topic, acks: -1, messages: [{ key: m.key, value: m.value, headers }] });
-        } catch (e) {
-          throw kafkaError('writing to the events DLQ', e);
-        }
-      },
-      { isStopping: this.o.isStopping, maxMs: 2000, onRetry: (e) => this.o.metrics.infraRetries.inc({ code: e.code }) },
-    );
+    await this.o.writer.write(this.o.topic, { key: m.key, value: m.value, headers });
     this.o.metrics.eventsDeadLettered.inc({ reason: code });
   }
 }

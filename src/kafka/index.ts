@@ -1,2 +1,4 @@
 export { createKafka, type KafkaClientOptions } from './client.js';
 export { ensureTopics, serviceTopics, type TopicSpec } from './topics.js';
+export { type BatchContext, type BatchHandler, TrackedConsumer, type TrackedConsumerOptions } from './tracked-consumer.js';
+export { KafkaWriter, type KafkaWriterOptions } from './writer.js';

@@ -2,3 +2,4 @@ export { type Decision, decide, formatDuration, isRetriableOutcome, type RetryPo
 export { decodeRetry, encodeRetry, type RetryRecord, RetryTiers } from './record.js';
 export { RetryScheduler, type RetrySchedulerOptions } from './scheduler.js';
 export { RetryHandler, type RetryHandlerDeps } from './retry-handler.js';
+export { type RedriveOptions, type RedriveReport, redrive } from './redrive.js';
