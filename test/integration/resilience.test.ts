@@ -10,6 +10,7 @@ import type { WebhookResult } from '../../src/outcomes/result.js';
 import { defer } from '../helpers/defer.js';
 import { stackEnv } from '../helpers/env.js';
 import { collectTopic, createScenario, parseMetrics, produceEvents, putSubscription, startDispatcher } from '../helpers/dispatcher.js';
+import { maxRetryLatenessMs } from '../helpers/lateness.js';
 import { startReceiver } from '../helpers/receiver.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -67,6 +68,9 @@ test('the circuit opens after the threshold, lets only probes through, closes on
   for (const d of [a, b]) {
     await waitFor(async () => parseMetrics(await d.metrics()).get('blue_webhooks_unhealthy_endpoints') === 0, { what: 'both replicas to see it closed' });
   }
+  const late = maxRetryLatenessMs(out);
+  t.diagnostic(`${out.length} outcomes over two replicas; longest wait past a scheduled retry time: ${late} ms`);
+  assert.ok(late < 1000, `a retry started ${late} ms late`);
   // One status event per change, though two replicas were recording failures.
   assert.deepEqual(statuses.map((x) => [x.webhookId, x.status, x.reason]), [
     ['wh_cb', 'UNHEALTHY', 'circuit_opened'],

@@ -8,6 +8,7 @@ import type { WebhookResult } from '../../src/outcomes/result.js';
 import { decodeRetry } from '../../src/retries/record.js';
 import { collectTopic, createScenario, produceEvents, putSubscription, type Scenario, startDispatcher } from '../helpers/dispatcher.js';
 import { type Responder, startReceiver } from '../helpers/receiver.js';
+import { maxRetryLatenessMs } from '../helpers/lateness.js';
 import { waitFor } from '../helpers/wait.js';
 
 /** Answers each path with its list of statuses in turn (the last one repeats). */
@@ -44,6 +45,9 @@ test('500, 500, then 200: delivered on the third attempt, with three outcomes', 
   // The schedule's delays (300 ms, then 600 ms, shortened by at most 10%) separate the attempts.
   const [a, b, c] = rx.deliveries.map((d) => d.receivedAt);
   assert.ok(b! - a! >= 270 && c! - b! >= 540, `gaps ${b! - a!} and ${c! - b!} ms`);
+  const late = maxRetryLatenessMs(out);
+  t.diagnostic(`longest wait past a scheduled retry time: ${late} ms`);
+  assert.ok(late < 1000, `a retry started ${late} ms late`);
 });
 
 test('Retry-After is honoured on 429 and 503, up to RETRY_AFTER_MAX_MS', async (t) => {
