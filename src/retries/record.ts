@@ -37,7 +37,7 @@ export function decodeRetry(value: Buffer | null): RetryRecord {
   } catch (err) {
     throw new BlueWebhooksError('DECODE_FAILED', `retry record is not JSON: ${(err as Error).message}`);
   }
-  if (!r || r.v !== 1 || typeof r.deliveryId !== 'string' || typeof r.webhookId !== 'string' || typeof r.dueAt !== 'number' || !r.event) {
+  if (r?.v !== 1 || typeof r.deliveryId !== 'string' || typeof r.webhookId !== 'string' || typeof r.dueAt !== 'number' || !r.event) {
     throw new BlueWebhooksError('DECODE_FAILED', 'not a version 1 retry record');
   }
   return r;
