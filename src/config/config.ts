@@ -108,7 +108,7 @@ export interface Config {
   readonly isolation: {
     /** ENDPOINT_MAX_CONCURRENCY: deliveries under way to one origin. Default 16. */
     readonly maxConcurrency: number;
-    /** ENDPOINT_MAX_QUEUE: deliveries waiting for one origin; beyond, they take the retry path. Default 64. */
+    /** ENDPOINT_MAX_QUEUE: deliveries waiting for one origin; beyond, they take the retry path. Default 256. */
     readonly maxQueue: number;
   };
   readonly metrics: {
@@ -171,7 +171,7 @@ export const DEFAULTS = Object.freeze({
   CB_MIN_REQUESTS: '20',
   CB_PROBE_INTERVAL_MS: '30000',
   ENDPOINT_MAX_CONCURRENCY: '16',
-  ENDPOINT_MAX_QUEUE: '64',
+  ENDPOINT_MAX_QUEUE: '256',
   METRICS_PORT: '9464',
   METRICS_HOST: '0.0.0.0',
   SHUTDOWN_GRACE_MS: '20000',

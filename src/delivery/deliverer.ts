@@ -4,6 +4,7 @@ import type { HttpClient } from './http-client.js';
 import { type AttemptOutcome, classifyAttempt } from './outcome.js';
 import { deliveryBody, type EventPayload } from './payload.js';
 import { blueSignature, standardSignature } from './signing.js';
+import { BlueWebhooksError } from '../shared/errors.js';
 
 /** One (event, webhook) pair to deliver. */
 export interface Delivery {
@@ -30,12 +31,10 @@ export class Deliverer {
   ) {}
 
   async attempt(d: Delivery, attempt: number): Promise<AttemptReport> {
-    const { sub, webhookJson } = d.target;
+    const { url, webhookJson } = d.target;
     const body = deliveryBody(d.payload, webhookJson);
-    let url: URL;
-    try {
-      url = new URL(sub.url);
-    } catch (error) {
+    if (!url) {
+      const error = new BlueWebhooksError('INVALID_URL', 'the webhook URL cannot be parsed');
       return { outcome: classifyAttempt({ error }), durationMs: 0, snippet: null, attempt };
     }
     const r = await this.http.post({ url, headers: this.headers(d, body, attempt), body });

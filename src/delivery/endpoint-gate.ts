@@ -1,7 +1,7 @@
 export interface EndpointGateOptions {
   /** Deliveries under way to one endpoint. Default 16. */
   maxConcurrency: number;
-  /** Deliveries waiting for one endpoint; more are refused. Default 64. */
+  /** Deliveries waiting for one endpoint; more are refused. Default 256. */
   maxQueue: number;
 }
 

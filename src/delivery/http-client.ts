@@ -28,10 +28,47 @@ export interface HttpPost {
 
 export type HttpPostResult = AttemptResult & { snippet: string | null; durationMs: number };
 
+const SWEEP_MS = 100;
+
+/**
+ * Overall deadlines for many requests with one timer: a timer per request (AbortSignal.timeout)
+ * costs more than the request on a busy hot path. Deadlines are honoured within SWEEP_MS.
+ */
+class Deadlines {
+  private readonly live = new Map<AbortController, number>();
+  private timer: NodeJS.Timeout | null = null;
+
+  start(timeoutMs: number): AbortController {
+    const c = new AbortController();
+    this.live.set(c, Date.now() + timeoutMs);
+    this.timer ??= setInterval(() => this.sweep(), SWEEP_MS).unref();
+    return c;
+  }
+
+  end(c: AbortController): void {
+    this.live.delete(c);
+  }
+
+  private sweep(): void {
+    const now = Date.now();
+    for (const [c, deadline] of this.live) {
+      if (deadline <= now) {
+        this.live.delete(c);
+        c.abort(Object.assign(new Error('attempt deadline exceeded'), { name: 'TimeoutError' }));
+      }
+    }
+    if (this.live.size === 0 && this.timer) {
+      clearInterval(this.timer);
+      this.timer = null;
+    }
+  }
+}
+
 /** Keep-alive POSTs through undici: bounded pools per origin, no redirects, capped response reads. */
 export class HttpClient {
   private readonly agent: Agent;
   private readonly snippetBytes: number;
+  private readonly deadlines = new Deadlines();
 
   constructor(private readonly o: HttpClientOptions) {
     this.snippetBytes = o.snippetBytes ?? 512;
@@ -65,6 +102,7 @@ export class HttpClient {
       const pass = decodeURIComponent(req.url.password);
       headers.authorization = `Basic ${Buffer.from(`${user}:${pass}`).toString('base64')}`;
     }
+    const deadline = this.deadlines.start(this.o.attemptTimeoutMs);
     try {
       const res = await this.agent.request({
         origin: req.url.origin,
@@ -72,12 +110,16 @@ export class HttpClient {
         method: 'POST',
         headers,
         body: req.body,
-        signal: AbortSignal.timeout(this.o.attemptTimeoutMs),
+        signal: deadline.signal,
       });
-      const snippet = await this.readCapped(res.body);
+      // A 2xx needs no body: drop it cheaply (bounded) and keep the connection when it is short.
+      const ok = res.statusCode >= 200 && res.statusCode < 300;
+      const snippet = ok ? await res.body.dump({ limit: this.o.maxResponseBytes }).then(() => null, () => null) : await this.readCapped(res.body);
       return done({ status: res.statusCode, headers: res.headers }, snippet);
     } catch (error) {
       return done({ error });
+    } finally {
+      this.deadlines.end(deadline);
     }
   }
 

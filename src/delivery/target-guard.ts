@@ -100,6 +100,8 @@ export class TargetGuard {
   private readonly allowedNets = new net.BlockList();
   private readonly allowedHosts = new Set<string>();
   private readonly allowedSuffixes: string[] = [];
+  // Decisions on IP-literal hosts never change; remember them (bounded) off the hot path.
+  private readonly literalDecisions = new Map<string, boolean>();
 
   /** @param allowlist CIDRs ("10.0.0.0/8", "::1/128"), addresses, host names, or "*.example.com". */
   constructor(allowlist: readonly string[] = []) {
@@ -140,9 +142,15 @@ export class TargetGuard {
     if (url.protocol !== 'http:' && url.protocol !== 'https:') {
       throw new TargetRefusedError(`scheme ${url.protocol} is not allowed (http and https only)`);
     }
-    const host = url.hostname.replace(/^\[|\]$/g, '');
-    if (net.isIP(host) && !this.isAllowedAddress(host) && !this.isAllowedHost(host)) {
-      throw new TargetRefusedError(`address ${host} is internal and not in DELIVERY_ALLOWLIST`);
+    let allowed = this.literalDecisions.get(url.hostname);
+    if (allowed === undefined) {
+      const host = url.hostname.replace(/^\[|\]$/g, '');
+      allowed = !net.isIP(host) || this.isAllowedAddress(host) || this.isAllowedHost(host);
+      if (this.literalDecisions.size >= 10_000) this.literalDecisions.clear();
+      this.literalDecisions.set(url.hostname, allowed);
+    }
+    if (!allowed) {
+      throw new TargetRefusedError(`address ${url.hostname} is internal and not in DELIVERY_ALLOWLIST`);
     }
   }
 

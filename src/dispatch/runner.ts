@@ -64,7 +64,7 @@ export class DeliveryRunner {
     if (admission === 'open') {
       return this.afterAttempt(x, { outcome: skipped('CIRCUIT_OPEN', 'endpoint is UNHEALTHY; waiting for a probe to succeed'), durationMs: 0, snippet: null, attempt: x.attempt }, 'circuit_open');
     }
-    const endpoint = originOf(x.delivery.target.sub.url);
+    const endpoint = x.delivery.target.url?.origin ?? x.delivery.target.sub.url;
     if (!(await this.d.gate.enter(endpoint))) {
       this.d.metrics.endpointRejections.inc();
       return this.afterAttempt(x, { outcome: skipped('ENDPOINT_SATURATED', 'endpoint concurrency and queue are full'), durationMs: 0, snippet: null, attempt: x.attempt }, 'endpoint_busy');
@@ -117,7 +117,7 @@ export class DeliveryRunner {
         break;
     }
     await this.d.results.publish(x.delivery.target.sub.id, resultOf(refOf(x.delivery), state, details));
-    metrics.deliveries.inc({ outcome: state, event_type: metrics.eventTypeLabel(x.delivery.event.event) });
+    metrics.countDelivery(state, x.delivery.event.event);
     if (report.durationMs > 0) metrics.deliveryDuration.observe({ outcome: state }, report.durationMs / 1000);
   }
 
@@ -153,18 +153,10 @@ export class DeliveryRunner {
   /** Records an outcome for a delivery that ends without an attempt (deleted or disabled webhook). */
   async end(ref: DeliveryRef, attempt: number, reason: string): Promise<void> {
     await this.d.results.publish(ref.webhookId, resultOf(ref, 'FAILED', { attempt, reason }));
-    this.d.metrics.deliveries.inc({ outcome: 'FAILED', event_type: this.d.metrics.eventTypeLabel(ref.event.event) });
+    this.d.metrics.countDelivery('FAILED', ref.event.event);
   }
 }
 
 export function refOf(d: Delivery): DeliveryRef {
   return { deliveryId: d.deliveryId, webhookId: d.target.sub.id, event: d.event };
-}
-
-function originOf(url: string): string {
-  try {
-    return new URL(url).origin;
-  } catch {
-    return url;
-  }
 }

@@ -37,12 +37,13 @@ export interface Transition {
 const RECORD = `
 local p, id, ok, now = ARGV[1], ARGV[2], ARGV[3] == '1', tonumber(ARGV[4])
 local threshold, rate, window, minReq = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
+local earlier = tonumber(ARGV[9])
 local key = p .. 'cb:' .. id
 local s = redis.call('HMGET', key, 'state', 'consec', 'wstart', 'wtotal', 'wfail')
 local state, consec = s[1] or 'closed', tonumber(s[2] or '0')
 local wstart, wtotal, wfail = tonumber(s[3] or now), tonumber(s[4] or '0'), tonumber(s[5] or '0')
 if now - wstart >= window then wstart, wtotal, wfail = now, 0, 0 end
-wtotal = wtotal + 1
+wtotal = wtotal + earlier + 1
 if ok then consec = 0 else consec = consec + 1; wfail = wfail + 1 end
 local transition = ''
 if state == 'open' then
@@ -60,6 +61,19 @@ redis.call('PEXPIRE', key, 30 * 86400000)
 return {transition, consec}
 `;
 
+// Successes counted in process since the last flush: they only add to the window's total.
+const COUNT = `
+local p, id, n, now, window = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local key = p .. 'cb:' .. id
+local wstart = tonumber(redis.call('HGET', key, 'wstart') or now)
+if now - wstart >= window then
+  redis.call('HSET', key, 'wstart', now, 'wtotal', n, 'wfail', 0)
+else
+  redis.call('HINCRBY', key, 'wtotal', n)
+end
+redis.call('PEXPIRE', key, 30 * 86400000)
+`;
+
 // Lets one probe through per interval while open, whichever replica asks first.
 const ADMIT = `
 local p, id, interval = ARGV[1], ARGV[2], ARGV[3]
@@ -71,23 +85,33 @@ return 'open'
 type BreakerRedis = Redis & {
   cbRecord(...args: (string | number)[]): Promise<[string, number]>;
   cbAdmit(...args: (string | number)[]): Promise<Admission>;
+  cbCount(...args: (string | number)[]): Promise<null>;
 };
 
 /**
  * Per-webhook circuit breakers whose state lives in Redis, shared by every replica. Each replica
  * keeps a view of which circuits are open (refreshed every second, and at once on its own
  * transitions), so a closed circuit, the common case, costs no Redis call before an attempt.
+ * A success on a closed circuit for which this replica has seen no failure cannot change any
+ * state: it is only counted, and the counts reach Redis once a second (the failure-rate window's
+ * total). So a healthy endpoint costs no Redis call per delivery at all. Consecutive failures
+ * are reset by the successes of replicas that saw failures, which is where it matters.
  */
 export class CircuitBreaker {
   private readonly redis: BreakerRedis;
   private open = new Set<string>();
   private timer: NodeJS.Timeout | null = null;
+  /** Webhooks with a failure recorded here since their last success was recorded in Redis. */
+  private readonly suspect = new Set<string>();
+  /** Successes counted here and not yet in Redis. */
+  private successes = new Map<string, number>();
 
   constructor(private readonly o: CircuitBreakerOptions) {
     this.redis = o.redis as BreakerRedis;
     if (!('cbRecord' in o.redis)) {
       o.redis.defineCommand('cbRecord', { numberOfKeys: 0, lua: RECORD });
       o.redis.defineCommand('cbAdmit', { numberOfKeys: 0, lua: ADMIT });
+      o.redis.defineCommand('cbCount', { numberOfKeys: 0, lua: COUNT });
     }
   }
 
@@ -119,13 +143,22 @@ export class CircuitBreaker {
 
   /** Records an attempt's result; returns the transition it caused, if any. */
   async record(webhookId: string, ok: boolean): Promise<Transition | null> {
+    if (ok && !this.open.has(webhookId) && !this.suspect.has(webhookId)) {
+      this.successes.set(webhookId, (this.successes.get(webhookId) ?? 0) + 1);
+      return null;
+    }
     const o = this.o;
+    const earlier = this.successes.get(webhookId) ?? 0;
+    this.successes.delete(webhookId);
     let reply: [string, number];
     try {
-      reply = await this.redis.cbRecord(o.prefix, webhookId, ok ? '1' : '0', Date.now(), o.failureThreshold, o.failureRate, o.windowMs, o.minRequests);
+      reply = await this.redis.cbRecord(o.prefix, webhookId, ok ? '1' : '0', Date.now(), o.failureThreshold, o.failureRate, o.windowMs, o.minRequests, earlier);
     } catch (err) {
+      this.successes.set(webhookId, (this.successes.get(webhookId) ?? 0) + earlier);
       throw redisError('circuit record', err);
     }
+    if (ok) this.suspect.delete(webhookId);
+    else this.suspect.add(webhookId);
     const [transition, consecutiveFailures] = reply;
     if (transition === 'opened') this.open.add(webhookId);
     else if (transition === 'closed') this.open.delete(webhookId);
@@ -134,6 +167,14 @@ export class CircuitBreaker {
   }
 
   private async refresh(): Promise<void> {
+    const counted = this.successes;
+    this.successes = new Map();
+    const now = Date.now();
+    for (const [id, n] of counted) {
+      this.redis.cbCount(this.o.prefix, id, n, now, this.o.windowMs).catch(() => {
+        // Lost counts only make the failure rate look worse for one window; not worth a retry loop.
+      });
+    }
     try {
       this.open = new Set(await this.redis.smembers(`${this.o.prefix}cb:open`));
       this.o.metrics.unhealthyEndpoints.set(this.open.size);

@@ -72,7 +72,11 @@ export class EventPipeline implements BatchHandler {
         keys.push({ projectId: x.event.project.id, eventType: x.event.event });
       }
     }
-    if (keys.length > 0) await this.d.retry(() => this.d.ensureFresh(newest), 'waiting for the subscription table');
+    if (keys.length > 0) {
+      const t0 = performance.now();
+      await this.d.retry(() => this.d.ensureFresh(newest), 'waiting for the subscription table');
+      this.d.metrics.freshnessWait.observe((performance.now() - t0) / 1000);
+    }
     const candidates = await this.d.retry(() => this.d.table.candidates(keys), 'looking up subscriptions');
 
     for (const x of decoded) {

@@ -21,7 +21,9 @@ export function createKafka(o: KafkaClientOptions): Kafka {
       () =>
       ({ level, log: entry }: LogEntry) => {
         const { message, ...fields } = entry;
-        const fn = level <= logLevel.ERROR ? log.error : level === logLevel.WARN ? log.warn : log.info;
+        // A heartbeat refused during a rebalance is routine, not an error.
+        const routine = /rebalanc/i.test(String(fields.error ?? ''));
+        const fn = routine ? log.info : level <= logLevel.ERROR ? log.error : level === logLevel.WARN ? log.warn : log.info;
         fn(message, fields);
       },
   });

@@ -55,6 +55,12 @@ export class Metrics {
     help: 'Subscription records not yet applied by this replica, as of the last check.',
     registers: [this.registry],
   });
+  readonly freshnessWait = new Histogram({
+    name: `${PREFIX}subscription_freshness_wait_seconds`,
+    help: 'Time a batch of events waited for the subscription table to cover it.',
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5],
+    registers: [this.registry],
+  });
   readonly subscriptionsInvalid = new Counter({
     name: `${PREFIX}subscriptions_invalid_total`,
     help: 'Subscription records that could not be used (the webhook is inert until fixed), by reason.',
@@ -115,6 +121,20 @@ export class Metrics {
 
   constructor(opts: { defaultMetrics?: boolean } = {}) {
     if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: PREFIX });
+  }
+
+  private readonly deliveryCounters = new Map<string, { inc(): void }>();
+
+  /** deliveries_total{outcome, event_type}, with the labelled child cached (this is on the hot path). */
+  countDelivery(outcome: string, eventType: string): void {
+    const label = this.eventTypeLabel(eventType);
+    const key = `${outcome}\n${label}`;
+    let child = this.deliveryCounters.get(key);
+    if (!child) {
+      child = this.deliveries.labels(outcome, label);
+      this.deliveryCounters.set(key, child);
+    }
+    child.inc();
   }
 
   eventTypeLabel(type: string): string {

@@ -26,6 +26,8 @@ export interface ActiveSubscription {
   readonly matches: FilterPredicate | null;
   /** The "webhook" member of the payload, as JSON text. Never holds the secret. */
   readonly webhookJson: string;
+  /** The URL, parsed once; null when it cannot be parsed (the attempt then fails as INVALID_URL). */
+  readonly url: URL | null;
 }
 
 const MAX_LIST = 10_000;
@@ -157,5 +159,6 @@ export function activate(sub: Subscription): ActiveSubscription {
     sub,
     matches: sub.filters === null ? null : compileFilter(sub.filters),
     webhookJson: JSON.stringify(publicView(sub)),
+    url: URL.canParse(sub.url) ? new URL(sub.url) : null,
   };
 }

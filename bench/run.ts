@@ -1,0 +1,570 @@
+// `npm run bench`: the dispatcher beside the limits of its own parts, all measured in one run on
+// this machine. The receiver, the producer (this process) and every measured component run in
+// separate processes, on loopback. Prints a table and writes bench/results/latest.json.
+//
+//   npm run bench                 full run (100,000 events; several minutes)
+//   npm run bench -- --smoke      tiny numbers, to check the harness works (CI runs this)
+//   npm run bench -- --profile    also writes a --cpu-prof profile of the fan-out 1 dispatcher run
+//   npm run bench -- --events N   scale the event counts (ad-hoc runs)
+//
+// A run that loses deliveries (or whose sampled signatures fail) says so and exits 1.
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { Redis } from 'ioredis';
+import { type Admin, Kafka, logLevel, Partitioners, type Producer } from 'kafkajs';
+import { sampleEvent, sampleSubscription } from '../src/demo/sample-data.js';
+import { activate } from '../src/subscriptions/subscription.js';
+import { deliveryBody, eventPayload } from '../src/delivery/payload.js';
+
+const root = path.resolve(import.meta.dirname, '..');
+const { values: flags } = parseArgs({
+  options: { smoke: { type: 'boolean', default: false }, profile: { type: 'boolean', default: false }, events: { type: 'string' } },
+});
+const SMOKE = flags.smoke;
+
+/** Every size in one place; the smoke run shrinks them. */
+const SIZE = SMOKE
+  ? { events: 2000, fanout10Events: 300, subscriptions: 100, naiveEvents: 100, latencySeconds: 3, fixedRate: 200, backlogEvents: 3000, backlogSeconds: 4 }
+  : { events: 100_000, fanout10Events: 100_000, subscriptions: 1000, naiveEvents: 2000, latencySeconds: 15, fixedRate: 1000, backlogEvents: 100_000, backlogSeconds: 20 };
+if (flags.events) {
+  // Ad-hoc runs (profiling): scale the event counts, keep the rest.
+  const n = Number(flags.events);
+  Object.assign(SIZE, { events: n, fanout10Events: Math.ceil(n / 10), backlogEvents: n });
+}
+const SECRET = 'bench-secret';
+const RECEIVER_PORTS = 20;
+const DISPATCHER_ENV = {
+  MAX_IN_FLIGHT_DELIVERIES: '1000',
+  MAX_CONNECTIONS_PER_ORIGIN: '32',
+  ENDPOINT_MAX_CONCURRENCY: '32',
+  PARTITIONS_CONSUMED_CONCURRENTLY: '4',
+};
+// The dispatcher's effective HTTP concurrency: per-origin cap × origins, within the global bound.
+const HTTP_CONCURRENCY = Math.min(1000, 32 * RECEIVER_PORTS);
+
+const now = () => performance.timeOrigin + performance.now();
+const log = (msg: string) => process.stderr.write(`[bench] ${msg}\n`);
+const results: Record<string, unknown> = { machine: { cores: (await import('node:os')).cpus().length, node: process.version }, smoke: SMOKE };
+const problems: string[] = [];
+
+// ---------- processes ----------
+
+function spawnTs(file: string, args: string[] = [], env: Record<string, string> = {}): ChildProcess {
+  return spawn(process.execPath, ['--import', 'tsx', path.join(root, file), ...args], {
+    cwd: root,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+}
+
+function nextMessage<T>(child: ChildProcess, cmd?: string): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const onMsg = (m: { cmd?: string }) => {
+      if (cmd && m.cmd !== cmd) return;
+      child.off('message', onMsg);
+      child.off('exit', onExit);
+      resolve(m as T);
+    };
+    const onExit = (code: number) => reject(new Error(`child exited (${code}) before sending ${cmd ?? 'a message'}`));
+    child.on('message', onMsg);
+    child.once('exit', onExit);
+  });
+}
+
+async function ask<T>(child: ChildProcess, msg: object, cmd: string): Promise<T> {
+  const reply = nextMessage<T>(child, cmd);
+  child.send(msg);
+  return reply;
+}
+
+interface Dispatcher {
+  proc: ChildProcess;
+  port: number;
+  peakRssMb(): number;
+  rssMb(): number;
+}
+
+/** CPU seconds (user + system) a process has used so far. */
+function cpuSeconds(pid: number): number {
+  try {
+    const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (100/s)
+  } catch {
+    return 0;
+  }
+}
+
+/** The processes sharing the machine during a run, to show where CPU goes. */
+function machineProcesses(dispatchers: Dispatcher[], rx: ChildProcess): Record<string, number[]> {
+  const pidFile = (name: string) => {
+    try {
+      return [Number(fs.readFileSync(path.join(root, `.stack/run/${name}.pid`), 'utf8'))];
+    } catch {
+      return [];
+    }
+  };
+  const redis = spawnSync('pgrep', ['-x', 'redis-server'], { encoding: 'utf8' }).stdout.trim().split('\n').filter(Boolean).map(Number);
+  const kafka = spawnSync('pgrep', ['-f', 'kafka.Kafka'], { encoding: 'utf8' }).stdout.trim().split('\n').filter(Boolean).map(Number);
+  return {
+    dispatcher: dispatchers.map((d) => d.proc.pid!),
+    receiver: [rx.pid!],
+    'producer (bench)': [process.pid],
+    kafka: kafka.length ? kafka : pidFile('kafka'),
+    redis,
+  };
+}
+
+function cpuOf(procs: Record<string, number[]>): Record<string, number> {
+  return Object.fromEntries(Object.entries(procs).map(([k, pids]) => [k, pids.reduce((n, p) => n + cpuSeconds(p), 0)]));
+}
+
+function procStatusMb(pid: number, field: 'VmHWM' | 'VmRSS'): number {
+  const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : 0;
+}
+
+async function startDispatcher(env: Record<string, string>, profileDir?: string): Promise<Dispatcher> {
+  const args = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, 'dist/main.js'] : ['dist/main.js'];
+  const proc = spawn(process.execPath, args, { cwd: root, env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+  let port = 0;
+  let buf = '';
+  const ready = new Promise<void>((resolve, reject) => {
+    proc.once('exit', (c) => reject(new Error(`dispatcher exited (${c})`)));
+    proc.stdout!.on('data', (c: Buffer) => {
+      buf += c.toString();
+      for (;;) {
+        const i = buf.indexOf('\n');
+        if (i < 0) break;
+        const line = buf.slice(0, i);
+        buf = buf.slice(i + 1);
+        if (line.includes('"level":"error"')) log(`dispatcher: ${line.slice(0, 300)}`);
+        if (line.includes('"msg":"starting"')) port = JSON.parse(line).metricsPort;
+        if (line.includes('"msg":"dispatcher running"')) resolve();
+      }
+    });
+  });
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    ready,
+    new Promise((_, reject) => {
+      timer = setTimeout(() => reject(new Error('dispatcher not running after 120 s')), 120_000);
+    }),
+  ]);
+  clearTimeout(timer);
+  return {
+    proc,
+    port,
+    peakRssMb: () => procStatusMb(proc.pid!, 'VmHWM'),
+    rssMb: () => procStatusMb(proc.pid!, 'VmRSS'),
+  };
+}
+
+async function stopDispatcher(d: Dispatcher): Promise<void> {
+  if (d.proc.exitCode !== null) return;
+  const exited = new Promise((r) => d.proc.once('exit', r));
+  d.proc.kill('SIGTERM');
+  await exited;
+}
+
+async function metric(d: Dispatcher, name: string): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${d.port}/metrics`)).text();
+  let sum = 0;
+  for (const line of text.split('\n')) if (line.startsWith(name)) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+  return sum;
+}
+
+// ---------- Kafka and data ----------
+
+interface Shape {
+  name: string;
+  fanout: number;
+  projects: number;
+  topics: { events: string; subscriptions: string; results: string; dlq: string; deliveriesDlq: string; status: string; retryPrefix: string };
+  redisPrefix: string;
+}
+
+function shapeOf(name: string, fanout: number, base: string): Shape {
+  const b = `${base}.${name}`;
+  return {
+    name,
+    fanout,
+    projects: SIZE.subscriptions / fanout,
+    topics: {
+      events: `${b}.events`,
+      subscriptions: `${b}.webhooks`,
+      results: `${b}.results`,
+      dlq: `${b}.events.dlq`,
+      deliveriesDlq: `${b}.deliveries.dlq`,
+      status: `${b}.status`,
+      retryPrefix: `${b}.retries`,
+    },
+    redisPrefix: `bench:${randomBytes(4).toString('hex')}:`,
+  };
+}
+
+function envOf(shape: Shape, stack: Record<string, string>, group: string): Record<string, string> {
+  const t = shape.topics;
+  return {
+    ...stack,
+    ...DISPATCHER_ENV,
+    EVENTS_TOPIC: t.events,
+    SUBSCRIPTIONS_TOPIC: t.subscriptions,
+    RESULTS_TOPIC: t.results,
+    DLQ_TOPIC: t.dlq,
+    DELIVERY_DLQ_TOPIC: t.deliveriesDlq,
+    STATUS_TOPIC: t.status,
+    RETRY_TOPIC_PREFIX: t.retryPrefix,
+    CONSUMER_GROUP: group,
+    REDIS_KEY_PREFIX: shape.redisPrefix,
+    METRICS_PORT: '0',
+    METRICS_HOST: '127.0.0.1',
+    DELIVERY_ALLOWLIST: '127.0.0.1/32',
+    TOPIC_PARTITIONS: '12',
+    LOG_LEVEL: 'info', // lifecycle lines only; the harness waits for them
+  };
+}
+
+async function createTopics(admin: Admin, shape: Shape): Promise<void> {
+  const { retryPrefix: _, ...t } = shape.topics;
+  await admin.createTopics({
+    waitForLeaders: true,
+    topics: Object.entries(t).map(([k, topic]) => ({
+      topic,
+      numPartitions: 12,
+      replicationFactor: 1,
+      configEntries: k === 'subscriptions' ? [{ name: 'cleanup.policy', value: 'compact' }] : [],
+    })),
+  });
+}
+
+async function putSubscriptions(producer: Producer, shape: Shape, ports: number[]): Promise<void> {
+  const messages = [];
+  for (let i = 0; i < SIZE.subscriptions; i++) {
+    const project = `proj_${i % shape.projects}`;
+    const sub = sampleSubscription({
+      id: `wh_${shape.name}_${i}`,
+      url: `http://127.0.0.1:${ports[i % ports.length]}/hook/${i}`,
+      secret: SECRET,
+      metadata: { events: ['TODO_CREATED', 'TODO_MOVED', 'COMMENT_CREATED'], projectIds: [project] },
+    });
+    messages.push({ key: sub.id, value: JSON.stringify(sub) });
+  }
+  for (let i = 0; i < messages.length; i += 500) await producer.send({ topic: shape.topics.subscriptions, messages: messages.slice(i, i + 500) });
+}
+
+// One event JSON, re-used with its ids and send time swapped in (the realistic 2-3 KB body).
+const template = JSON.stringify({ ...sampleEvent({ eventId: 'EVT_ID', projectId: 'PROJ_ID' }), currentValue: { ...sampleEvent().currentValue, benchSentAt: 0 } });
+function eventJson(id: string, project: string): string {
+  return template.replace('EVT_ID', id).replaceAll('PROJ_ID', project).replace('"benchSentAt":0', `"benchSentAt":${now().toFixed(3)}`);
+}
+
+/** Produces `count` events as fast as the producer goes; returns events/s. */
+async function produceAll(producer: Producer, shape: Shape, count: number, tag: string): Promise<number> {
+  const t0 = now();
+  const inflight: Promise<unknown>[] = [];
+  for (let i = 0; i < count; i += 300) {
+    const messages = [];
+    for (let j = i; j < Math.min(count, i + 300); j++) messages.push({ key: `todo_${j}`, value: eventJson(`${tag}_${j}`, `proj_${j % shape.projects}`) });
+    inflight.push(producer.send({ topic: shape.topics.events, acks: 1, messages }));
+    if (inflight.length >= 8) await inflight.shift();
+  }
+  await Promise.all(inflight);
+  return count / ((now() - t0) / 1000);
+}
+
+/** Produces at a fixed rate for `seconds`, in 10 ms slices. */
+async function producePaced(producer: Producer, shape: Shape, topic: string, rate: number, seconds: number, tag: string): Promise<number> {
+  const total = Math.round(rate * seconds);
+  const t0 = now();
+  let sent = 0;
+  const pending: Promise<unknown>[] = [];
+  while (sent < total) {
+    const due = Math.min(total, Math.floor(((now() - t0) / 1000) * rate) + 1);
+    if (due > sent) {
+      const messages = [];
+      for (; sent < due; sent++) messages.push({ key: `todo_${sent}`, value: eventJson(`${tag}_${sent}`, `proj_${sent % shape.projects}`) });
+      pending.push(producer.send({ topic, acks: 1, messages }));
+    }
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  await Promise.all(pending);
+  return total;
+}
+
+interface RxStats {
+  total: number;
+  unique: number;
+  firstAt: number;
+  lastAt: number;
+  sampled: number;
+  badSignatures: number;
+  latency: { n: number; p50: number; p99: number; max: number };
+}
+
+async function waitForDeliveries(rx: ChildProcess, expected: number, timeoutMs: number, onTick?: () => Promise<void>): Promise<RxStats> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const s = await ask<RxStats>(rx, { cmd: 'stats' }, 'stats');
+    if (s.unique >= expected || Date.now() > deadline) return s;
+    await onTick?.();
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+function check(name: string, s: RxStats, expected: number, signatures = true): void {
+  const missing = expected - s.unique;
+  const duplicates = s.total - s.unique;
+  if (missing > 0) problems.push(`${name}: LOST ${missing} of ${expected} deliveries`);
+  if (signatures && s.badSignatures > 0) problems.push(`${name}: ${s.badSignatures} of ${s.sampled} sampled signatures failed`);
+  if (duplicates > 0) log(`${name}: ${duplicates} duplicate deliveries (at-least-once)`);
+}
+
+// ---------- the run ----------
+
+async function main(): Promise<void> {
+  log(SMOKE ? 'smoke run' : 'full run');
+  if (spawnSync('npm', ['run', 'build'], { cwd: root, stdio: 'inherit' }).status !== 0) throw new Error('build failed');
+  const up = spawnSync(process.execPath, [path.join(root, 'stack/stack.mjs'), 'up'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  if (up.status !== 0) throw new Error('the local stack did not start');
+  const stack = Object.fromEntries(up.stdout.trim().split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)])) as Record<string, string>;
+
+  const kafka = new Kafka({ clientId: 'bench', brokers: stack.KAFKA_BROKERS!.split(','), logLevel: logLevel.NOTHING });
+  const admin = kafka.admin();
+  await admin.connect();
+  const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner, allowAutoTopicCreation: false });
+  await producer.connect();
+  const base = `bench.${Date.now().toString(36)}`;
+  const rx = spawnTs('bench/receiver.ts', [], { BENCH_PORTS: String(RECEIVER_PORTS), BENCH_SECRET: SECRET });
+  const { ports } = await nextMessage<{ ports: number[] }>(rx, 'ready');
+  const cleanup: (() => Promise<unknown>)[] = [];
+
+  try {
+    const fo1 = shapeOf('fo1', 1, base);
+    const fo10 = shapeOf('fo10', 10, base);
+    for (const s of [fo1, fo10]) {
+      await createTopics(admin, s);
+      await putSubscriptions(producer, s, ports);
+    }
+    cleanup.push(async () => {
+      const mine = (await admin.listTopics()).filter((t) => t.startsWith(`${base}.`));
+      await admin.deleteTopics({ topics: mine });
+      const redis = new Redis(stack.REDIS_URL!);
+      for (const s of [fo1, fo10]) {
+        const keys = await redis.keys(`${s.redisPrefix}*`);
+        for (let i = 0; i < keys.length; i += 1000) await redis.del(...keys.slice(i, i + 1000));
+      }
+      redis.disconnect();
+    });
+
+    // Warm the table once per shape (a dispatcher that loads it and leaves).
+    for (const s of [fo1, fo10]) await stopDispatcher(await startDispatcher(envOf(s, stack, `${base}.warm.${s.name}`)));
+
+    // (c) The dispatcher, end to end. Replicas join first, then the events are produced.
+    const runs: Record<string, unknown>[] = [];
+    let fo1Events = '';
+    for (const [shape, count] of [[fo1, SIZE.events], [fo10, SIZE.fanout10Events]] as const) {
+      for (const replicas of [1, 2]) {
+        const name = `${shape.name} × ${replicas} replica${replicas > 1 ? 's' : ''}`;
+        await ask(rx, { cmd: 'reset' }, 'reset');
+        const group = `${base}.c.${shape.name}.${replicas}`;
+        // Each run gets an events topic of its own, so no run re-reads another's events.
+        const runShape = { ...shape, topics: { ...shape.topics, events: `${base}.c.${shape.name}.${replicas}.events` } };
+        await admin.createTopics({ waitForLeaders: true, topics: [{ topic: runShape.topics.events, numPartitions: 12, replicationFactor: 1 }] });
+        if (replicas === 1 && shape.fanout === 1) fo1Events = runShape.topics.events;
+        const profile = flags.profile && shape.fanout === 1 && replicas === 1 ? path.join(root, 'bench/results/profile') : undefined;
+        const ds = await Promise.all(Array.from({ length: replicas }, () => startDispatcher(envOf(runShape, stack, group), profile)));
+        await waitJoined(admin, group, replicas);
+        const tag = `${shape.name}${replicas}`;
+        const procs = machineProcesses(ds, rx);
+        const cpuBefore = cpuOf(procs);
+        const produceRate = await produceAll(producer, runShape, count, tag);
+        const expected = count * shape.fanout;
+        let peak = 0;
+        const s = await waitForDeliveries(rx, expected, 30 * 60_000, async () => {
+          peak = Math.max(peak, ...ds.map((d) => d.rssMb()));
+        });
+        const peakRss = Math.max(peak, ...ds.map((d) => d.peakRssMb()));
+        const cpuAfter = cpuOf(procs);
+        let retried = 0;
+        let saturated = 0;
+        for (const x of ds) {
+          retried += await metric(x, 'blue_webhooks_retries_scheduled_total');
+          saturated += await metric(x, 'blue_webhooks_endpoint_saturated_total');
+        }
+        const cpu = Object.fromEntries(Object.keys(cpuAfter).map((k) => [k, +(cpuAfter[k]! - cpuBefore[k]!).toFixed(2)]));
+        await Promise.all(ds.map(stopDispatcher));
+        check(name, s, expected);
+        const seconds = (s.lastAt - s.firstAt) / 1000;
+        const run = { name, shape: shape.name, replicas, events: count, deliveries: s.unique, duplicates: s.total - s.unique, seconds, deliveriesPerSec: s.unique / seconds, produceEventsPerSec: produceRate, peakRssMb: peakRss, signaturesSampled: s.sampled, cpuSeconds: cpu, retriesScheduled: retried, endpointSaturated: saturated };
+        runs.push(run);
+        log(`${name}: ${(s.unique / seconds).toFixed(0)} deliveries/s (${seconds.toFixed(1)} s; producer ${produceRate.toFixed(0)} events/s; peak RSS ${peakRss.toFixed(0)} MB)`);
+        if (retried > 0) log(`  ${retried} retries scheduled (${saturated} for a saturated endpoint)`);
+        log(`  CPU seconds during the run: ${Object.entries(cpu).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+      }
+    }
+    results.dispatcher = runs;
+
+    // (a) The consume limit on the fan-out 1 topic (which now holds at least SIZE.events events).
+    const consume = spawnTs('bench/consume-limit.ts', [stack.KAFKA_BROKERS!, fo1Events, `${base}.a`, String(SIZE.events), 'throughput']);
+    const a = await nextMessage<{ eventsPerSec: number }>(consume, 'done');
+    results.consumeLimit = a;
+    log(`(a) consume limit: ${a.eventsPerSec.toFixed(0)} events/s`);
+
+    // (b) The HTTP limit: the same signed bodies, the same receiver, the same concurrency.
+    const bodies = Array.from({ length: 50 }, (_, i) => {
+      const e = JSON.parse(eventJson(`http_${i}`, 'proj_0'));
+      return deliveryBody(eventPayload({ ...e, occurredAtMs: 0 }), activate(sampleSubscription({ secret: SECRET })).webhookJson);
+    });
+    const httpJob = (count: number, rate: number) => ({ ports, bodies, secret: SECRET, concurrency: HTTP_CONCURRENCY, connectionsPerOrigin: 32, count, rate });
+    const runHttp = async (count: number, rate: number) => {
+      const p = spawnTs('bench/http-limit.ts');
+      await nextMessage(p, 'ready');
+      const reply = nextMessage<{ requestsPerSec: number; p50: number; p99: number; max: number }>(p);
+      p.send(httpJob(count, rate));
+      return reply;
+    };
+    await ask(rx, { cmd: 'reset' }, 'reset');
+    const b = await runHttp(SIZE.events, 0);
+    results.httpLimit = b;
+    log(`(b) HTTP limit: ${b.requestsPerSec.toFixed(0)} requests/s at concurrency ${HTTP_CONCURRENCY}`);
+
+    // (d) The naive dispatcher, on a slice of the fan-out 1 events.
+    await ask(rx, { cmd: 'reset' }, 'reset');
+    const naive = spawnTs('bench/naive.ts', [stack.KAFKA_BROKERS!, fo1Events, `${base}.d`, stack.REDIS_URL!, fo1.redisPrefix, String(SIZE.naiveEvents)]);
+    const d = await nextMessage<{ deliveriesPerSec: number; deliveries: number }>(naive);
+    results.naive = d;
+    log(`(d) naive dispatcher: ${d.deliveriesPerSec.toFixed(0)} deliveries/s`);
+
+    // (e) Latency at a fixed offered rate and near saturation, with raw Kafka and HTTP alongside.
+    const fo1Single = runs[0] as { deliveriesPerSec: number };
+    const latencyAt = async (rate: number, label: string) => {
+      await ask(rx, { cmd: 'reset' }, 'reset');
+      const group = `${base}.e.${label}`;
+      const lt = shapeOf(`lat${label}`, 1, base);
+      await createTopics(admin, lt);
+      await putSubscriptions(producer, lt, ports);
+      const dsp = await startDispatcher(envOf(lt, stack, group));
+      await waitJoined(admin, group, 1);
+      // Warm up (connections, JIT, metadata), then measure the steady state.
+      const warm = await producePaced(producer, lt, lt.topics.events, rate, 2, `warm${label}`);
+      await waitForDeliveries(rx, warm, 60_000);
+      await ask(rx, { cmd: 'reset' }, 'reset');
+      const total = await producePaced(producer, lt, lt.topics.events, rate, SIZE.latencySeconds, `lat${label}`);
+      const s = await waitForDeliveries(rx, total, 120_000);
+      const text = await (await fetch(`http://127.0.0.1:${dsp.port}/metrics`)).text();
+      fs.mkdirSync(path.join(root, 'bench/results'), { recursive: true });
+      fs.writeFileSync(path.join(root, `bench/results/metrics-latency-${label}.txt`), text);
+      await stopDispatcher(dsp);
+      check(`latency at ${rate}/s`, s, total);
+      return { offeredEventsPerSec: rate, ...s.latency };
+    };
+    const fixed = await latencyAt(SIZE.fixedRate, 'fixed');
+    const nearRate = Math.round(fo1Single.deliveriesPerSec * 0.8);
+    const near = await latencyAt(nearRate, 'near');
+    // Raw Kafka produce→consume at the fixed rate, and raw HTTP round trips at the fixed rate.
+    const rawTopic = `${base}.raw`;
+    await admin.createTopics({ waitForLeaders: true, topics: [{ topic: rawTopic, numPartitions: 12, replicationFactor: 1 }] });
+    const rawConsumer = spawnTs('bench/consume-limit.ts', [stack.KAFKA_BROKERS!, rawTopic, `${base}.raw`, String(Math.round(SIZE.fixedRate * SIZE.latencySeconds)), 'latency']);
+    await nextMessage(rawConsumer, 'ready');
+    await waitJoined(admin, `${base}.raw`, 1);
+    await producePaced(producer, fo1, rawTopic, SIZE.fixedRate, SIZE.latencySeconds, 'raw');
+    const rawKafka = await nextMessage<{ p50: number; p99: number; max: number }>(rawConsumer, 'done');
+    const rawHttp = await runHttp(Math.round(SIZE.fixedRate * SIZE.latencySeconds), SIZE.fixedRate);
+    results.latency = { fixed, nearSaturation: near, rawKafka, rawHttp };
+    log(`(e) latency at ${SIZE.fixedRate}/s: p50 ${fixed.p50.toFixed(1)} ms, p99 ${fixed.p99.toFixed(1)} ms; raw Kafka p99 ${rawKafka.p99.toFixed(1)} ms, raw HTTP p99 ${rawHttp.p99.toFixed(1)} ms`);
+
+    // (f) Memory while a backlog waits behind a slow receiver.
+    await ask(rx, { cmd: 'reset' }, 'reset');
+    await ask(rx, { cmd: 'delay', delayMs: 1000 }, 'delay');
+    const bl = shapeOf('backlog', 1, base);
+    await createTopics(admin, bl);
+    await putSubscriptions(producer, bl, ports);
+    await produceAll(producer, bl, SIZE.backlogEvents, 'backlog');
+    const dsp = await startDispatcher(envOf(bl, stack, `${base}.f`));
+    const samples: { t: number; rssMb: number; lag: number; inFlight: number }[] = [];
+    const t0 = Date.now();
+    while (Date.now() - t0 < SIZE.backlogSeconds * 1000) {
+      await new Promise((r) => setTimeout(r, 500));
+      samples.push({ t: (Date.now() - t0) / 1000, rssMb: dsp.rssMb(), lag: await metric(dsp, 'blue_webhooks_consumer_lag'), inFlight: await metric(dsp, 'blue_webhooks_deliveries_in_flight') });
+    }
+    const backlogPeak = dsp.peakRssMb();
+    await stopDispatcher(dsp);
+    await ask(rx, { cmd: 'delay', delayMs: 0 }, 'delay');
+    const third = Math.max(1, Math.floor(samples.length / 3));
+    const early = Math.max(...samples.slice(third, 2 * third).map((s) => s.rssMb)); // past start-up
+    const late = Math.max(...samples.slice(-third).map((s) => s.rssMb));
+    results.memory = {
+      peakRssMbBusiest: Math.max(...runs.map((r) => r.peakRssMb as number)),
+      backlog: { pendingEvents: SIZE.backlogEvents, minLagSeen: Math.min(...samples.map((s) => s.lag)), maxInFlight: Math.max(...samples.map((s) => s.inFlight)), peakRssMb: backlogPeak, rssFirstThirdMb: early, rssLastThirdMb: late, samples },
+    };
+    log(`(f) backlog of ${SIZE.backlogEvents}: RSS ${early.toFixed(0)} MB early, ${late.toFixed(0)} MB late, peak ${backlogPeak.toFixed(0)} MB`);
+
+    // Ratios and targets.
+    const c1 = fo1Single.deliveriesPerSec;
+    const ratios = {
+      c_over_min_a_b: c1 / Math.min(a.eventsPerSec, b.requestsPerSec),
+      c_over_d: c1 / d.deliveriesPerSec,
+      p99_over_raw: fixed.p99 / (rawKafka.p99 + rawHttp.p99),
+    };
+    results.ratios = ratios;
+    results.targets = {
+      'c >= 0.7 × min(a, b) at fan-out 1': ratios.c_over_min_a_b >= 0.7,
+      'c >= 10 × d': ratios.c_over_d >= 10,
+      'p99 ratio at the fixed rate <= 2': ratios.p99_over_raw <= 2,
+      'RSS bounded under backlog (flat: last third ≤ middle third + 10%; no more than a busy run + 15%)':
+        late <= early * 1.1 && backlogPeak <= Math.max(...runs.map((r) => r.peakRssMb as number)) * 1.15,
+    };
+    printTable(results, runs);
+  } finally {
+    rx.kill();
+    await producer.disconnect();
+    for (const c of cleanup) await c().catch(() => {});
+    await admin.disconnect();
+  }
+  const out = path.join(root, 'bench/results');
+  fs.mkdirSync(out, { recursive: true });
+  fs.writeFileSync(path.join(out, SMOKE ? 'smoke.json' : 'latest.json'), `${JSON.stringify({ ...results, problems }, null, 2)}\n`);
+  if (problems.length > 0) {
+    log(`FAILED:\n  ${problems.join('\n  ')}`);
+    process.exit(1);
+  }
+}
+
+async function waitJoined(admin: Admin, groupId: string, members: number): Promise<void> {
+  for (let i = 0; i < 600; i++) {
+    const { groups } = await admin.describeGroups([groupId]);
+    if (groups[0]?.state === 'Stable' && groups[0].members.length === members) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`group ${groupId} did not settle with ${members} members`);
+}
+
+function printTable(r: Record<string, unknown>, runs: Record<string, unknown>[]): void {
+  const rows: [string, string][] = [];
+  const a = r.consumeLimit as { eventsPerSec: number };
+  const b = r.httpLimit as { requestsPerSec: number };
+  const d = r.naive as { deliveriesPerSec: number };
+  const lat = r.latency as Record<string, { p50: number; p99: number; max: number; offeredEventsPerSec?: number }>;
+  const mem = r.memory as { peakRssMbBusiest: number; backlog: { peakRssMb: number; rssFirstThirdMb: number; rssLastThirdMb: number; pendingEvents: number } };
+  rows.push(['(a) consume limit', `${a.eventsPerSec.toFixed(0)} events/s`]);
+  rows.push(['(b) HTTP limit', `${b.requestsPerSec.toFixed(0)} requests/s`]);
+  for (const x of runs) rows.push([`(c) ${x.name}`, `${(x.deliveriesPerSec as number).toFixed(0)} deliveries/s, peak RSS ${(x.peakRssMb as number).toFixed(0)} MB`]);
+  rows.push(['(d) naive dispatcher', `${d.deliveriesPerSec.toFixed(0)} deliveries/s`]);
+  for (const [k, v] of Object.entries(lat)) {
+    rows.push([`(e) latency ${k}${v.offeredEventsPerSec ? ` @ ${v.offeredEventsPerSec}/s` : ''}`, `p50 ${v.p50.toFixed(1)} ms, p99 ${v.p99.toFixed(1)} ms, max ${v.max.toFixed(1)} ms`]);
+  }
+  rows.push(['(f) peak RSS, busiest run', `${mem.peakRssMbBusiest.toFixed(0)} MB`]);
+  rows.push([`(f) RSS with ${mem.backlog.pendingEvents} pending`, `middle third ${mem.backlog.rssFirstThirdMb.toFixed(0)} MB, last third ${mem.backlog.rssLastThirdMb.toFixed(0)} MB, peak ${mem.backlog.peakRssMb.toFixed(0)} MB`]);
+  const ratios = r.ratios as Record<string, number>;
+  rows.push(['c / min(a, b)', ratios.c_over_min_a_b!.toFixed(2)]);
+  rows.push(['c / d', ratios.c_over_d!.toFixed(1)]);
+  rows.push(['p99 / (raw Kafka p99 + raw HTTP p99)', ratios.p99_over_raw!.toFixed(2)]);
+  for (const [k, v] of Object.entries(r.targets as Record<string, boolean>)) rows.push([`target: ${k}`, v ? 'met' : 'NOT met']);
+  const w = Math.max(...rows.map(([k]) => k.length));
+  process.stdout.write(`\n${rows.map(([k, v]) => `${k.padEnd(w)}  ${v}`).join('\n')}\n\n`);
+}
+
+await main();
