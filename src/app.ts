@@ -70,7 +70,7 @@ export class App {
       // Fail commands fast while disconnected; callers wait and retry, and readiness says why.
       maxRetriesPerRequest: 1,
       enableOfflineQueue: true,
-      // Commands issued in the same tick (one per delivery on the hot path) share one round trip.
+      // Commands issued in the same tick share one round trip.
       enableAutoPipelining: true,
       retryStrategy: (times) => Math.min(times * 100, 2000),
     });

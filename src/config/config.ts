@@ -108,8 +108,10 @@ export interface Config {
   readonly isolation: {
     /** ENDPOINT_MAX_CONCURRENCY: deliveries under way to one origin. Default 16. */
     readonly maxConcurrency: number;
-    /** ENDPOINT_MAX_QUEUE: deliveries waiting for one origin; beyond, they take the retry path. Default 256. */
+    /** ENDPOINT_MAX_QUEUE: deliveries queued for one origin before it must prove it keeps up. Default 256. */
     readonly maxQueue: number;
+    /** ENDPOINT_MAX_WAIT_MS: past a full queue, the longest expected wait; beyond, the retry path. Default 1000. */
+    readonly maxWaitMs: number;
   };
   readonly metrics: {
     /** METRICS_PORT: /metrics, /healthz and /readyz. Default 9464. */
@@ -172,6 +174,7 @@ export const DEFAULTS = Object.freeze({
   CB_PROBE_INTERVAL_MS: '30000',
   ENDPOINT_MAX_CONCURRENCY: '16',
   ENDPOINT_MAX_QUEUE: '256',
+  ENDPOINT_MAX_WAIT_MS: '1000',
   METRICS_PORT: '9464',
   METRICS_HOST: '0.0.0.0',
   SHUTDOWN_GRACE_MS: '20000',
@@ -288,6 +291,7 @@ export function loadConfig(env: Env = process.env): Config {
     isolation: {
       maxConcurrency: int('ENDPOINT_MAX_CONCURRENCY', 1, 10_000),
       maxQueue: int('ENDPOINT_MAX_QUEUE', 0, 1_000_000),
+      maxWaitMs: ms('ENDPOINT_MAX_WAIT_MS', 0, 600_000),
     },
     metrics: {
       port: int('METRICS_PORT', 0, 65_535),

@@ -32,7 +32,8 @@ export class Deliverer {
 
   async attempt(d: Delivery, attempt: number): Promise<AttemptReport> {
     const { url, webhookJson } = d.target;
-    const body = deliveryBody(d.payload, webhookJson);
+    // Encoded once: both signatures and the request use the same bytes.
+    const body = Buffer.from(deliveryBody(d.payload, webhookJson), 'utf8');
     if (!url) {
       const error = new BlueWebhooksError('INVALID_URL', 'the webhook URL cannot be parsed');
       return { outcome: classifyAttempt({ error }), durationMs: 0, snippet: null, attempt };
@@ -41,7 +42,7 @@ export class Deliverer {
     return { outcome: classifyAttempt(r), durationMs: r.durationMs, snippet: r.snippet, attempt };
   }
 
-  headers(d: Delivery, body: string, attempt: number): Record<string, string> {
+  headers(d: Delivery, body: Buffer, attempt: number): Record<string, string> {
     const timestampSec = Math.floor(Date.now() / 1000);
     const h: Record<string, string> = {
       'content-type': 'application/json',

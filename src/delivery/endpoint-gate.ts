@@ -1,57 +1,90 @@
 export interface EndpointGateOptions {
   /** Deliveries under way to one endpoint. Default 16. */
   maxConcurrency: number;
-  /** Deliveries waiting for one endpoint; more are refused. Default 256. */
+  /** Deliveries queued for one endpoint before it must prove it keeps up. Default 256. */
   maxQueue: number;
+  /** Longest expected wait for a slot past a full queue; beyond it, deliveries are refused. Default 1000 ms. */
+  maxWaitMs: number;
 }
 
 interface Lane {
   active: number;
+  /** Queued deliveries, each waiting for a slot. */
   waiting: (() => void)[];
+  /** Deliveries waiting for room in a full queue. */
+  room: (() => void)[];
+  /** Moving average of how long a delivery holds a slot. */
+  serviceMs: number;
+  lastProgressAt: number;
 }
+
+const EWMA = 0.2;
 
 /**
  * Isolation between endpoints: each one (an origin) gets at most `maxConcurrency` deliveries at
- * once and a queue of `maxQueue`. A delivery that finds both full is refused at once, so a slow
- * or hanging endpoint can hold only its own share and never the partitions' progress.
+ * once and a queue of `maxQueue`. Past a full queue, a delivery waits for room only while the
+ * endpoint keeps up (expected wait below `maxWaitMs`: a burst to a fast endpoint is delivered,
+ * not deferred); otherwise it is refused and takes the retry path. A hanging endpoint stops
+ * making progress, its expected wait grows with the silence, and it is cut off within about
+ * `maxWaitMs`: it can hold only its own share of the global in-flight bound.
  */
 export class EndpointGate {
   private readonly lanes = new Map<string, Lane>();
 
   constructor(private readonly o: EndpointGateOptions) {}
 
-  /** Resolves true once a slot is held (release it!), or false at once when the endpoint is saturated. */
-  async enter(endpoint: string): Promise<boolean> {
-    let lane = this.lanes.get(endpoint);
-    if (!lane) {
-      lane = { active: 0, waiting: [] };
-      this.lanes.set(endpoint, lane);
-    }
+  /**
+   * 'entered' when a slot is held now (release it!); 'saturated' when the endpoint does not keep
+   * up; otherwise a promise that resolves once a slot is handed over.
+   */
+  enter(endpoint: string): 'entered' | 'saturated' | Promise<void> {
+    const lane = this.lane(endpoint);
     if (lane.active < this.o.maxConcurrency) {
       lane.active++;
-      return true;
+      return 'entered';
     }
-    if (lane.waiting.length >= this.o.maxQueue) return false;
-    const l = lane;
-    await new Promise<void>((resolve) => l.waiting.push(resolve));
-    return true; // the slot was handed over by release()
+    if (lane.waiting.length < this.o.maxQueue) return this.queue(lane);
+    if (this.expectedWaitMs(lane) >= this.o.maxWaitMs) return 'saturated';
+    return new Promise<void>((resolve) => lane.room.push(resolve)).then(() => this.queue(lane));
   }
 
-  release(endpoint: string): void {
+  /** Frees a slot; `heldMs` is how long the delivery held it. */
+  release(endpoint: string, heldMs: number): void {
     const lane = this.lanes.get(endpoint);
     if (!lane) return;
+    lane.serviceMs = lane.serviceMs === 0 ? heldMs : lane.serviceMs * (1 - EWMA) + heldMs * EWMA;
+    lane.lastProgressAt = Date.now();
     const next = lane.waiting.shift();
     if (next) {
       next(); // hand the slot over; active stays the same
+      lane.room.shift()?.(); // and make room in the queue
       return;
     }
-    lane.active--;
-    if (lane.active === 0) this.lanes.delete(endpoint);
+    lane.active--; // the lane stays, with its service time: one small object per origin
   }
 
-  /** Deliveries under way and waiting, per endpoint (for tests and debugging). */
+  /** Deliveries under way and queued, per endpoint (for tests and debugging). */
   load(endpoint: string): { active: number; waiting: number } {
     const lane = this.lanes.get(endpoint);
-    return { active: lane?.active ?? 0, waiting: lane?.waiting.length ?? 0 };
+    return { active: lane?.active ?? 0, waiting: (lane?.waiting.length ?? 0) + (lane?.room.length ?? 0) };
+  }
+
+  private lane(endpoint: string): Lane {
+    let lane = this.lanes.get(endpoint);
+    if (!lane) {
+      lane = { active: 0, waiting: [], room: [], serviceMs: 0, lastProgressAt: Date.now() };
+      this.lanes.set(endpoint, lane);
+    }
+    return lane;
+  }
+
+  private queue(lane: Lane): Promise<void> {
+    return new Promise<void>((resolve) => lane.waiting.push(resolve));
+  }
+
+  /** How long one more delivery would wait: silence since the last completion counts as service time. */
+  private expectedWaitMs(lane: Lane): number {
+    const service = Math.max(lane.serviceMs, Date.now() - lane.lastProgressAt);
+    return ((lane.waiting.length + lane.room.length + 1) * service) / this.o.maxConcurrency;
   }
 }

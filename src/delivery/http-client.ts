@@ -23,7 +23,7 @@ export interface HttpClientOptions {
 export interface HttpPost {
   url: URL;
   headers: Record<string, string>;
-  body: string;
+  body: Buffer;
 }
 
 export type HttpPostResult = AttemptResult & { snippet: string | null; durationMs: number };
@@ -112,9 +112,7 @@ export class HttpClient {
         body: req.body,
         signal: deadline.signal,
       });
-      // A 2xx needs no body: drop it cheaply (bounded) and keep the connection when it is short.
-      const ok = res.statusCode >= 200 && res.statusCode < 300;
-      const snippet = ok ? await res.body.dump({ limit: this.o.maxResponseBytes }).then(() => null, () => null) : await this.readCapped(res.body);
+      const snippet = await this.readCapped(res.body);
       return done({ status: res.statusCode, headers: res.headers }, snippet);
     } catch (error) {
       return done({ error });

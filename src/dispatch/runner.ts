@@ -1,7 +1,7 @@
 import type { AttemptReport, Delivery, Deliverer } from '../delivery/deliverer.js';
 import type { EndpointGate } from '../delivery/endpoint-gate.js';
 import type { AttemptOutcome } from '../delivery/outcome.js';
-import type { CircuitBreaker, Transition } from '../health/circuit-breaker.js';
+import type { CircuitBreaker } from '../health/circuit-breaker.js';
 import type { WebhookStatusEvent } from '../health/status.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { AvroPublisher } from '../outcomes/publisher.js';
@@ -60,30 +60,43 @@ export class DeliveryRunner {
 
   private async runOnce(x: RunInput): Promise<void> {
     const webhookId = x.delivery.target.sub.id;
-    const admission = await this.d.retry(() => this.d.breaker.admit(webhookId), 'reading the circuit state');
+    // The common case (circuit closed, endpoint not busy, success) takes no Redis call and no wait.
+    let admission = this.d.breaker.admit(webhookId);
+    if (typeof admission !== 'string') {
+      admission = await admission.catch(() =>
+        this.d.retry(async () => this.d.breaker.admit(webhookId), 'reading the circuit state'),
+      );
+    }
     if (admission === 'open') {
       return this.afterAttempt(x, { outcome: skipped('CIRCUIT_OPEN', 'endpoint is UNHEALTHY; waiting for a probe to succeed'), durationMs: 0, snippet: null, attempt: x.attempt }, 'circuit_open');
     }
     const endpoint = x.delivery.target.url?.origin ?? x.delivery.target.sub.url;
-    if (!(await this.d.gate.enter(endpoint))) {
+    const entry = this.d.gate.enter(endpoint);
+    if (entry !== 'entered' && entry !== 'saturated') await entry;
+    if (entry === 'saturated') {
       this.d.metrics.endpointRejections.inc();
       return this.afterAttempt(x, { outcome: skipped('ENDPOINT_SATURATED', 'endpoint concurrency and queue are full'), durationMs: 0, snippet: null, attempt: x.attempt }, 'endpoint_busy');
     }
     let report: AttemptReport;
+    const held = performance.now();
     try {
       report = await this.d.deliverer.attempt(x.delivery, x.attempt);
     } finally {
-      this.d.gate.release(endpoint);
+      this.d.gate.release(endpoint, performance.now() - held);
     }
     // Only the endpoint's own failures count against its health (not a refused target or a 4xx).
     const failed = !report.outcome.delivered && isRetriableOutcome(report.outcome, this.d.policy);
     if (report.outcome.delivered || failed) {
-      const transition = await this.d.retry(() => this.d.breaker.record(webhookId, !failed), 'recording the circuit state');
-      if (transition) await this.publishStatus(webhookId, transition, report.outcome.httpStatus);
+      const recorded = this.d.breaker.record(webhookId, !failed);
+      const t =
+        recorded &&
+        (await recorded.catch(() =>
+          this.d.retry(async () => this.d.breaker.record(webhookId, !failed), 'recording the circuit state'),
+        ));
+      if (t?.state === 'opened') await this.publishStatus(webhookId, 'UNHEALTHY', 'circuit_opened', t.consecutiveFailures, report.outcome.httpStatus);
+      if (t?.state === 'closed') await this.publishStatus(webhookId, 'HEALTHY', 'circuit_closed', 0, report.outcome.httpStatus);
     }
-    if (report.outcome.gone) {
-      await this.publishStatus(webhookId, { state: 'opened', consecutiveFailures: 0 }, 410, 'gone');
-    }
+    if (report.outcome.gone) await this.publishStatus(webhookId, 'UNHEALTHY', 'gone', 0, 410);
     return this.afterAttempt(x, report, report.outcome.delivered ? null : 'failure');
   }
 
@@ -118,7 +131,7 @@ export class DeliveryRunner {
     }
     await this.d.results.publish(x.delivery.target.sub.id, resultOf(refOf(x.delivery), state, details));
     metrics.countDelivery(state, x.delivery.event.event);
-    if (report.durationMs > 0) metrics.deliveryDuration.observe({ outcome: state }, report.durationMs / 1000);
+    if (report.durationMs > 0) metrics.observeDuration(state, report.durationMs / 1000);
   }
 
   private retryRecord(x: RunInput, report: AttemptReport, dueAt: number, retry: number): RetryRecord {
@@ -138,16 +151,14 @@ export class DeliveryRunner {
     };
   }
 
-  private async publishStatus(webhookId: string, t: Transition, httpStatus: number | null, reason?: 'gone'): Promise<void> {
-    const status: WebhookStatusEvent = {
-      webhookId,
-      status: t.state === 'opened' ? 'UNHEALTHY' : 'HEALTHY',
-      reason: reason ?? (t.state === 'opened' ? 'circuit_opened' : 'circuit_closed'),
-      consecutiveFailures: t.consecutiveFailures,
-      httpStatus,
-      timestamp: Date.now(),
-    };
-    await this.d.statuses.publish(webhookId, status);
+  private publishStatus(
+    webhookId: string,
+    status: WebhookStatusEvent['status'],
+    reason: WebhookStatusEvent['reason'],
+    consecutiveFailures: number,
+    httpStatus: number | null,
+  ): Promise<void> {
+    return this.d.statuses.publish(webhookId, { webhookId, status, reason, consecutiveFailures, httpStatus, timestamp: Date.now() });
   }
 
   /** Records an outcome for a delivery that ends without an attempt (deleted or disabled webhook). */

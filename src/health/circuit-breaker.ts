@@ -129,9 +129,13 @@ export class CircuitBreaker {
     return this.open.has(webhookId);
   }
 
-  /** Whether a delivery to this webhook may be attempted now. */
-  async admit(webhookId: string): Promise<Admission> {
+  /** Whether a delivery to this webhook may be attempted now: 'closed' at once in the common case. */
+  admit(webhookId: string): Admission | Promise<Admission> {
     if (!this.open.has(webhookId)) return 'closed';
+    return this.admitOpen(webhookId);
+  }
+
+  private async admitOpen(webhookId: string): Promise<Admission> {
     try {
       const a = await this.redis.cbAdmit(this.o.prefix, webhookId, this.o.probeIntervalMs);
       if (a === 'closed') this.open.delete(webhookId);
@@ -141,12 +145,16 @@ export class CircuitBreaker {
     }
   }
 
-  /** Records an attempt's result; returns the transition it caused, if any. */
-  async record(webhookId: string, ok: boolean): Promise<Transition | null> {
+  /** Records an attempt's result; returns the transition it caused, if any (null at once in the common case). */
+  record(webhookId: string, ok: boolean): null | Promise<Transition | null> {
     if (ok && !this.open.has(webhookId) && !this.suspect.has(webhookId)) {
       this.successes.set(webhookId, (this.successes.get(webhookId) ?? 0) + 1);
       return null;
     }
+    return this.recordInRedis(webhookId, ok);
+  }
+
+  private async recordInRedis(webhookId: string, ok: boolean): Promise<Transition | null> {
     const o = this.o;
     const earlier = this.successes.get(webhookId) ?? 0;
     this.successes.delete(webhookId);

@@ -102,7 +102,7 @@ export class EventPipeline implements BatchHandler {
       const eventTimestampMs = Number(x.m.timestamp);
       const now = Date.now();
       for (const target of targets) {
-        await this.d.limiter.acquire(heartbeat);
+        if (!this.d.limiter.tryAcquire()) await this.d.limiter.acquire(heartbeat);
         const delivery = { deliveryId: deliveryId(event.id, target.sub.id), event, payload, target, eventTimestampMs };
         void this.d.runner
           .run({ delivery, attempt: 1, retry: 0, firstAttemptAt: now })

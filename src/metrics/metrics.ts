@@ -137,6 +137,18 @@ export class Metrics {
     child.inc();
   }
 
+  private readonly durationHistograms = new Map<string, { observe(v: number): void }>();
+
+  /** delivery_duration_seconds{outcome}, with the labelled child cached. */
+  observeDuration(outcome: string, seconds: number): void {
+    let child = this.durationHistograms.get(outcome);
+    if (!child) {
+      child = this.deliveryDuration.labels(outcome);
+      this.durationHistograms.set(outcome, child);
+    }
+    child.observe(seconds);
+  }
+
   eventTypeLabel(type: string): string {
     if (this.eventTypes.has(type)) return type;
     if (this.eventTypes.size >= MAX_EVENT_TYPE_LABELS) return 'other';

@@ -53,7 +53,7 @@ export class RetryHandler implements BatchHandler {
         continue;
       }
       this.d.metrics.retryLateness.observe(Math.max(0, Date.now() - record.dueAt) / 1000);
-      await this.d.limiter.acquire(heartbeat);
+      if (!this.d.limiter.tryAcquire()) await this.d.limiter.acquire(heartbeat);
       void this.attempt(record)
         .finally(() => this.d.limiter.release())
         .then(

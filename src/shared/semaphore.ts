@@ -12,6 +12,13 @@ export class Semaphore {
     return this.used;
   }
 
+  /** Takes a slot if one is free, without waiting. */
+  tryAcquire(): boolean {
+    if (this.closed || this.used >= this.capacity) return false;
+    this.used++;
+    return true;
+  }
+
   /**
    * Takes a slot, waiting while none is free. `whileWaiting` runs every `intervalMs` of waiting
    * (the consumer heartbeats there). Throws SHUTTING_DOWN once closed.

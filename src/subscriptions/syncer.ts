@@ -96,16 +96,14 @@ export class SubscriptionSyncer {
     const deadline = Date.now() + timeoutMs;
     while (this.confirmedAt < sinceMs) {
       if (this.stopping) throw new BlueWebhooksError('SHUTTING_DOWN', 'subscription syncer stopped');
-      if (!this.probe || this.probe.startedAt < sinceMs) {
-        // Wait for a probe that started late enough: the one under way may have started too early.
-        if (this.probe) await this.probe.done.catch(() => {});
-        if (!this.probe) this.probe = this.startProbe();
-      }
+      // One probe at a time. If the one under way started too early, the loop starts the next when it ends.
+      this.probe ??= this.startProbe();
+      const probe = this.probe;
       const remaining = deadline - Date.now();
       if (remaining <= 0) break;
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([
-        this.probe.done.catch(() => {}),
+        probe.done.catch(() => {}),
         new Promise<void>((r) => {
           timer = setTimeout(r, remaining);
         }),

@@ -22,6 +22,19 @@ export interface Receiver {
   at(path: string): ReceivedDelivery[];
 }
 
+/** An HTTP server on a loopback address, port 0, closed (connections too) when the test ends. */
+export async function serve(t: TestContext, handler: http.RequestListener, host = '127.0.0.1'): Promise<{ port: number; url: string }> {
+  const server = http.createServer(handler);
+  server.keepAliveTimeout = 60_000;
+  await new Promise<void>((r) => server.listen(0, host, r));
+  defer(t, () => new Promise<void>((r) => {
+    server.close(() => r());
+    server.closeAllConnections();
+  }));
+  const port = (server.address() as AddressInfo).port;
+  return { port, url: `http://${host}:${port}` };
+}
+
 /** A real HTTP endpoint on 127.0.0.1, port 0, recording every request; closed when the test ends. */
 export async function startReceiver(t: TestContext, respond?: Responder): Promise<Receiver> {
   const deliveries: ReceivedDelivery[] = [];
@@ -32,7 +45,7 @@ export async function startReceiver(t: TestContext, respond?: Responder): Promis
     respond: respond ?? ((_d, res) => res.writeHead(200).end('ok')),
     at: (path) => deliveries.filter((d) => d.path === path),
   };
-  const server = http.createServer((req, res) => {
+  const { port, url } = await serve(t, (req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
@@ -41,12 +54,6 @@ export async function startReceiver(t: TestContext, respond?: Responder): Promis
       receiver.respond(d, res);
     });
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as AddressInfo).port;
-  Object.assign(receiver, { port, url: `http://127.0.0.1:${port}` });
-  defer(t, () => new Promise<void>((r) => {
-    server.close(() => r());
-    server.closeAllConnections();
-  }));
+  Object.assign(receiver, { port, url });
   return receiver;
 }

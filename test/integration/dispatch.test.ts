@@ -88,3 +88,23 @@ test('delivers Blue payloads signed both ways, for JSON and Avro events and subs
   assert.equal(m.get('blue_webhooks_events_consumed_total'), 2);
   assert.ok(!d.logs.some((l) => JSON.stringify(l).includes(secret)), 'the secret never appears in logs');
 });
+
+test('a burst of 1,000 events to two webhooks: every pair delivered once (deliveries/s and latency are reported)', async (t) => {
+  const s = await createScenario(t);
+  const rx = await startReceiver(t);
+  await putSubscription(s, sampleSubscription({ id: 'wh_a', url: `${rx.url}/a` }));
+  await putSubscription(s, sampleSubscription({ id: 'wh_b', url: `${rx.url}/b` }));
+  await startDispatcher(s);
+  const N = 1000;
+  const events = Array.from({ length: N }, (_, i) => sampleEvent({ eventId: `burst_${i}` }));
+  const t0 = Date.now();
+  for (const e of events) (e.currentValue as Record<string, unknown>).sentAt = Date.now();
+  await produceEvents(s, events);
+  await waitFor(() => rx.deliveries.length >= 2 * N, { what: `${2 * N} deliveries`, timeoutMs: 60_000 });
+  const seconds = (Math.max(...rx.deliveries.map((r) => r.receivedAt)) - t0) / 1000;
+  const latencies = rx.deliveries.map((r) => r.receivedAt - JSON.parse(r.body).currentValue.sentAt).sort((a, b) => a - b);
+  const pct = (p: number) => latencies[Math.floor((p / 100) * (latencies.length - 1))];
+  t.diagnostic(`${(2 * N / seconds).toFixed(0)} deliveries/s; event-to-receipt p50 ${pct(50)} ms, p99 ${pct(99)} ms (produced as one burst)`);
+  assert.equal(new Set(rx.deliveries.map((r) => `${r.path}|${r.headers['x-blue-delivery']}`)).size, 2 * N);
+  assert.equal(rx.deliveries.length, 2 * N, 'no duplicates');
+});

@@ -1,34 +1,25 @@
 // Isolation: one endpoint that never answers must not slow the others.
 import assert from 'node:assert/strict';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { sampleEvent, sampleSubscription } from '../../src/demo/sample-data.js';
-import { defer } from '../helpers/defer.js';
 import { createScenario, parseMetrics, produceEvents, putSubscription, startDispatcher } from '../helpers/dispatcher.js';
+import { serve } from '../helpers/receiver.js';
 import { waitFor } from '../helpers/wait.js';
 
 const EVENTS = 1000;
 
 /** An endpoint on its own port (its own origin); counts requests, or never answers them. */
 async function endpoint(t: import('node:test').TestContext, hang: boolean) {
-  const state = { count: 0, times: [] as number[] };
-  const server = http.createServer((req, res) => {
+  const state = { count: 0 };
+  const { url } = await serve(t, (req, res) => {
     req.resume();
     if (hang) return; // never answers
     req.on('end', () => {
       state.count++;
-      state.times.push(performance.now());
       res.writeHead(200).end();
     });
   });
-  server.keepAliveTimeout = 60_000;
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  defer(t, () => new Promise<void>((r) => {
-    server.close(() => r());
-    server.closeAllConnections();
-  }));
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`, state };
+  return { url: `${url}/hook`, state };
 }
 
 test('nine fast endpoints keep at least 90% of their delivery rate beside one that never answers, and memory stays bounded', async (t) => {

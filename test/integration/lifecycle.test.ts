@@ -1,11 +1,10 @@
 // Process lifecycle: a SIGKILL loses nothing, a SIGTERM loses and duplicates nothing, bad config fails fast.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import path from 'node:path';
 import { test } from 'node:test';
 import { sampleEvent, sampleSubscription } from '../../src/demo/sample-data.js';
 import { createScenario, parseMetrics, produceEvents, putSubscription, startDispatcher } from '../helpers/dispatcher.js';
 import { startReceiver } from '../helpers/receiver.js';
+import { runScript } from '../helpers/run-script.js';
 import { waitFor } from '../helpers/wait.js';
 
 const EVENTS = 300;
@@ -58,16 +57,8 @@ test('SIGTERM drains, commits and exits 0; the next replica neither loses nor re
 });
 
 test('a bad configuration fails fast and names the variable', async () => {
-  const proc = spawn(process.execPath, ['--import', 'tsx', path.resolve(import.meta.dirname, '../../src/main.ts')], {
-    env: { PATH: process.env.PATH ?? '', METRICS_PORT: 'ninety', KAFKA_BROKERS: 'nohost' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stderr = '';
-  proc.stderr.on('data', (c) => {
-    stderr += c;
-  });
-  const code = await new Promise((r) => proc.on('exit', r));
+  const { code, output } = await runScript('src/main.ts', [], { PATH: process.env.PATH, METRICS_PORT: 'ninety', KAFKA_BROKERS: 'nohost' });
   assert.equal(code, 2);
-  assert.match(stderr, /METRICS_PORT: expected an integer/);
-  assert.match(stderr, /KAFKA_BROKERS: expected host:port/);
+  assert.match(output, /METRICS_PORT: expected an integer/);
+  assert.match(output, /KAFKA_BROKERS: expected host:port/);
 });

@@ -1,7 +1,5 @@
 // Endpoints that fail, hang or flood: durability, circuit breaking across replicas, response limits.
 import assert from 'node:assert/strict';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { Redis } from 'ioredis';
 import { sampleEvent, sampleSubscription } from '../../src/demo/sample-data.js';
@@ -11,7 +9,7 @@ import { defer } from '../helpers/defer.js';
 import { stackEnv } from '../helpers/env.js';
 import { collectTopic, createScenario, parseMetrics, produceEvents, putSubscription, startDispatcher } from '../helpers/dispatcher.js';
 import { maxRetryLatenessMs } from '../helpers/lateness.js';
-import { startReceiver } from '../helpers/receiver.js';
+import { serve, startReceiver } from '../helpers/receiver.js';
 import { waitFor } from '../helpers/wait.js';
 
 test('retries pending while every replica is stopped and Redis is flushed are all delivered after restart', async (t) => {
@@ -83,7 +81,7 @@ test('a response of several hundred MB neither bloats memory nor outlives the at
   const HUGE = 400 * 1024 * 1024;
   const chunk = Buffer.alloc(64 * 1024, 'x');
   let sent = 0;
-  const server = http.createServer((req, res) => {
+  const { url } = await serve(t, (req, res) => {
     req.resume();
     res.writeHead(200, { 'content-length': String(HUGE) });
     const pump = () => {
@@ -95,12 +93,6 @@ test('a response of several hundred MB neither bloats memory nor outlives the at
     };
     pump();
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  defer(t, () => new Promise<void>((r) => {
-    server.close(() => r());
-    server.closeAllConnections();
-  }));
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   await putSubscription(s, sampleSubscription({ id: 'wh_huge', url: `${url}/huge` }));
   const out = await collectTopic(s, s.topics.results, (v) => s.registry.decode(v!) as Promise<WebhookResult>);
   const d = await startDispatcher(s, { DELIVERY_TIMEOUT_MS: '5000', RETRY_SCHEDULE: 'none' });

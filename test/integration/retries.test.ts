@@ -1,13 +1,12 @@
 // Durable retries on a compressed schedule (300ms, 600ms, 1s), against real HTTP endpoints.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import path from 'node:path';
 import { test } from 'node:test';
 import { sampleEvent, sampleSubscription } from '../../src/demo/sample-data.js';
 import type { WebhookResult } from '../../src/outcomes/result.js';
 import { decodeRetry } from '../../src/retries/record.js';
 import { collectTopic, createScenario, produceEvents, putSubscription, type Scenario, startDispatcher } from '../helpers/dispatcher.js';
 import { type Responder, startReceiver } from '../helpers/receiver.js';
+import { runScript } from '../helpers/run-script.js';
 import { maxRetryLatenessMs } from '../helpers/lateness.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -124,19 +123,9 @@ test('exhausted deliveries land in the deliveries DLQ, and the re-drive command 
 
   healthy = true;
   const before = rx.deliveries.length;
-  const cli = spawn(process.execPath, ['--import', 'tsx', path.resolve(import.meta.dirname, '../../src/tools/redrive.ts'), '--webhook', 'wh_down'], {
-    env: { ...process.env, ...s.env, RETRY_SCHEDULE: '200ms,200ms' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  cli.stdout.on('data', (c) => {
-    stdout += c;
-  });
-  cli.stderr.on('data', (c) => {
-    stdout += c;
-  });
-  assert.equal(await new Promise((r) => cli.on('exit', r)), 0, stdout);
-  assert.deepEqual(JSON.parse(stdout), { scanned: 4, matched: 2, redriven: 2, unreadable: 0, dryRun: false });
+  const cli = await runScript('src/tools/redrive.ts', ['--webhook', 'wh_down'], { ...process.env, ...s.env, RETRY_SCHEDULE: '200ms,200ms' });
+  assert.equal(cli.code, 0, cli.output);
+  assert.deepEqual(JSON.parse(cli.output), { scanned: 4, matched: 2, redriven: 2, unreadable: 0, dryRun: false });
   await waitFor(() => out.filter((r) => r.webhookId === 'wh_down' && r.outcome === 'DELIVERED').length === 2, { what: 're-driven deliveries' });
   assert.equal(rx.deliveries.length - before, 2, 'only the named webhook was re-driven');
   assert.deepEqual(

@@ -1,27 +1,24 @@
 // SSRF protection through the running dispatcher: refused targets get a final outcome and never a request.
 import assert from 'node:assert/strict';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { sampleEvent, sampleSubscription } from '../../src/demo/sample-data.js';
 import type { WebhookResult } from '../../src/outcomes/result.js';
-import { defer } from '../helpers/defer.js';
 import { collectTopic, createScenario, produceEvents, putSubscription, startDispatcher } from '../helpers/dispatcher.js';
+import { serve } from '../helpers/receiver.js';
 import { waitFor } from '../helpers/wait.js';
 
 async function listen(t: import('node:test').TestContext, host: string) {
   const hits: string[] = [];
-  const server = http.createServer((req, res) => {
-    hits.push(req.url ?? '');
-    req.resume();
-    res.writeHead(200).end();
-  });
-  await new Promise<void>((r) => server.listen(0, host, r));
-  defer(t, () => new Promise<void>((r) => {
-    server.close(() => r());
-    server.closeAllConnections();
-  }));
-  return { port: (server.address() as AddressInfo).port, hits };
+  const { port } = await serve(
+    t,
+    (req, res) => {
+      hits.push(req.url ?? '');
+      req.resume();
+      res.writeHead(200).end();
+    },
+    host,
+  );
+  return { port, hits };
 }
 
 test('the allow-list lets through exactly what it names; every other internal spelling is refused without a request', async (t) => {

@@ -1,0 +1,1 @@
+export { DeliveryRunner, type DeliveryRunnerDeps, type RunInput, refOf } from './runner.js';
