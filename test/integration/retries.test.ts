@@ -80,6 +80,20 @@ test('a 400 is final after one attempt', async (t) => {
   assert.equal(rx.at('/bad').length, 1);
 });
 
+test('410 Gone is final and publishes an UNHEALTHY status event with reason gone', async (t) => {
+  const s = await createScenario(t);
+  const rx = await startReceiver(t, sequence({ '/gone': [410] }));
+  await putSubscription(s, sampleSubscription({ id: 'wh_gone', url: `${rx.url}/gone` }));
+  const out = await results(s);
+  const statuses = await collectTopic(s, s.topics.status, (v) => s.registry.decode(v!) as Promise<{ webhookId: string; status: string; reason: string; httpStatus: number }>);
+  await startDispatcher(s);
+  await produceEvents(s, [sampleEvent({ eventId: 'evt_410' })]);
+  await waitFor(() => out.length === 1 && statuses.length === 1, { what: 'the outcome and the status event' });
+  assert.deepEqual([out[0]!.outcome, out[0]!.reason, out[0]!.httpStatus], ['FAILED', 'gone', 410]);
+  assert.deepEqual([statuses[0]!.webhookId, statuses[0]!.status, statuses[0]!.reason, statuses[0]!.httpStatus], ['wh_gone', 'UNHEALTHY', 'gone', 410]);
+  assert.equal(rx.deliveries.length, 1);
+});
+
 test('before each retry the current subscription is read: a new URL is used, a deletion or a disable ends the delivery', async (t) => {
   const s = await createScenario(t);
   const rx = await startReceiver(t, sequence({ '/old': [500], '/gone-soon': [500], '/off-soon': [500] }));
@@ -121,9 +135,16 @@ test('exhausted deliveries land in the deliveries DLQ, and the re-drive command 
   assert.ok(exhausted.every((r) => r.attempt === 3 && r.outcome === 'FAILED'));
   assert.equal(dlq[0]!.event.currentValue !== null, true, 'the whole delivery is kept');
 
+  // Selecting by time: nothing was dead-lettered in the future, everything before now.
+  const env = { ...process.env, ...s.env, RETRY_SCHEDULE: '200ms,200ms' };
+  const future = await runScript('src/tools/redrive.ts', ['--from', new Date(Date.now() + 3_600_000).toISOString(), '--dry-run'], env);
+  assert.deepEqual(JSON.parse(future.output), { scanned: 4, matched: 0, redriven: 0, unreadable: 0, dryRun: true });
+  const past = await runScript('src/tools/redrive.ts', ['--to', new Date().toISOString(), '--dry-run'], env);
+  assert.deepEqual(JSON.parse(past.output), { scanned: 4, matched: 4, redriven: 0, unreadable: 0, dryRun: true });
+
   healthy = true;
   const before = rx.deliveries.length;
-  const cli = await runScript('src/tools/redrive.ts', ['--webhook', 'wh_down'], { ...process.env, ...s.env, RETRY_SCHEDULE: '200ms,200ms' });
+  const cli = await runScript('src/tools/redrive.ts', ['--webhook', 'wh_down'], env);
   assert.equal(cli.code, 0, cli.output);
   assert.deepEqual(JSON.parse(cli.output), { scanned: 4, matched: 2, redriven: 2, unreadable: 0, dryRun: false });
   await waitFor(() => out.filter((r) => r.webhookId === 'wh_down' && r.outcome === 'DELIVERED').length === 2, { what: 're-driven deliveries' });
