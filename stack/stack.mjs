@@ -180,6 +180,7 @@ function fetchJars() {
   if (kafkaReady && apicurioReady) return;
   requireCommand('mvn', 'Maven fetches the Kafka and Apicurio jars from Maven Central');
   log(`fetching Kafka ${KAFKA_VERSION} and Apicurio Registry ${APICURIO_VERSION} with Maven`);
+  const t0 = Date.now();
   const mvn = (args) => {
     const r = spawnSync('mvn', ['-B', '-q', ...args], { stdio: ['ignore', 'inherit', 'inherit'] });
     if (r.status !== 0) throw new StackError(`mvn failed (exit ${r.status}) while fetching the stack's jars`);
@@ -193,6 +194,7 @@ function fetchJars() {
       `-DoutputDirectory=${apicurioHome}`,
     ]);
   }
+  log(`fetched in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 }
 
 async function startKafka(brokers) {

@@ -110,7 +110,7 @@ export interface Config {
     readonly maxConcurrency: number;
     /** ENDPOINT_MAX_QUEUE: deliveries queued for one origin before it must prove it keeps up. Default 256. */
     readonly maxQueue: number;
-    /** ENDPOINT_MAX_WAIT_MS: past a full queue, the longest expected wait; beyond, the retry path. Default 1000. */
+    /** ENDPOINT_MAX_WAIT_MS: past a full queue, the longest expected wait; beyond, the retry path. Default 5000. */
     readonly maxWaitMs: number;
   };
   readonly metrics: {
@@ -174,7 +174,7 @@ export const DEFAULTS = Object.freeze({
   CB_PROBE_INTERVAL_MS: '30000',
   ENDPOINT_MAX_CONCURRENCY: '16',
   ENDPOINT_MAX_QUEUE: '256',
-  ENDPOINT_MAX_WAIT_MS: '1000',
+  ENDPOINT_MAX_WAIT_MS: '5000',
   METRICS_PORT: '9464',
   METRICS_HOST: '0.0.0.0',
   SHUTDOWN_GRACE_MS: '20000',

@@ -3,7 +3,7 @@ export interface EndpointGateOptions {
   maxConcurrency: number;
   /** Deliveries queued for one endpoint before it must prove it keeps up. Default 256. */
   maxQueue: number;
-  /** Longest expected wait for a slot past a full queue; beyond it, deliveries are refused. Default 1000 ms. */
+  /** Longest expected wait for a slot past a full queue; beyond it, deliveries are refused. Default 5000 ms. */
   maxWaitMs: number;
 }
 
