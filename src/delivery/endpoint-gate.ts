@@ -7,6 +7,8 @@ export interface EndpointGateOptions {
   maxWaitMs: number;
 }
 
+export type Admission = 'entered' | 'saturated';
+
 interface Lane {
   active: number;
   /** Queued deliveries, each waiting for a slot. */
@@ -35,17 +37,29 @@ export class EndpointGate {
 
   /**
    * 'entered' when a slot is held now (release it!); 'saturated' when the endpoint does not keep
-   * up; otherwise a promise that resolves once a slot is handed over.
+   * up; otherwise a promise of either (queued, or waiting for room in the queue).
    */
-  enter(endpoint: string): 'entered' | 'saturated' | Promise<void> {
+  enter(endpoint: string): Admission | Promise<Admission> {
     const lane = this.lane(endpoint);
     if (lane.active < this.o.maxConcurrency) {
       lane.active++;
       return 'entered';
     }
     if (lane.waiting.length < this.o.maxQueue) return this.queue(lane);
-    if (this.expectedWaitMs(lane) >= this.o.maxWaitMs) return 'saturated';
-    return new Promise<void>((resolve) => lane.room.push(resolve)).then(() => this.queue(lane));
+    // Past a full queue only an endpoint that has shown it completes, and keeps up, is waited for.
+    if (lane.serviceMs === 0 || this.expectedWaitMs(lane) >= this.o.maxWaitMs) return 'saturated';
+    return new Promise<Admission>((resolve) => {
+      const onRoom = () => {
+        clearTimeout(timer);
+        resolve(this.queue(lane));
+      };
+      // Waiting for room is bounded too: an endpoint that stalls meanwhile lets its waiters go.
+      const timer = setTimeout(() => {
+        lane.room.splice(lane.room.indexOf(onRoom), 1);
+        resolve('saturated');
+      }, this.o.maxWaitMs);
+      lane.room.push(onRoom);
+    });
   }
 
   /** Frees a slot; `heldMs` is how long the delivery held it. */
@@ -78,8 +92,8 @@ export class EndpointGate {
     return lane;
   }
 
-  private queue(lane: Lane): Promise<void> {
-    return new Promise<void>((resolve) => lane.waiting.push(resolve));
+  private queue(lane: Lane): Promise<Admission> {
+    return new Promise<Admission>((resolve) => lane.waiting.push(() => resolve('entered')));
   }
 
   /** How long one more delivery would wait: silence since the last completion counts as service time. */

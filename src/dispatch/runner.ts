@@ -71,8 +71,8 @@ export class DeliveryRunner {
       return this.afterAttempt(x, { outcome: skipped('CIRCUIT_OPEN', 'endpoint is UNHEALTHY; waiting for a probe to succeed'), durationMs: 0, snippet: null, attempt: x.attempt }, 'circuit_open');
     }
     const endpoint = x.delivery.target.url?.origin ?? x.delivery.target.sub.url;
-    const entry = this.d.gate.enter(endpoint);
-    if (entry !== 'entered' && entry !== 'saturated') await entry;
+    const pending = this.d.gate.enter(endpoint);
+    const entry = typeof pending === 'string' ? pending : await pending;
     if (entry === 'saturated') {
       this.d.metrics.endpointRejections.inc();
       return this.afterAttempt(x, { outcome: skipped('ENDPOINT_SATURATED', 'endpoint concurrency and queue are full'), durationMs: 0, snippet: null, attempt: x.attempt }, 'endpoint_busy');

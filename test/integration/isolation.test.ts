@@ -6,7 +6,7 @@ import { createScenario, parseMetrics, produceEvents, putSubscription, startDisp
 import { serve } from '../helpers/receiver.js';
 import { waitFor } from '../helpers/wait.js';
 
-const EVENTS = 1000;
+const EVENTS = 1500;
 
 /** An endpoint on its own port (its own origin); counts requests, or never answers them. */
 async function endpoint(t: import('node:test').TestContext, hang: boolean) {

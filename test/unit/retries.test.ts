@@ -63,10 +63,10 @@ test('the endpoint gate admits up to the cap, queues up to the bound, and hands 
   assert.equal(gate.enter('a'), 'entered');
   const queued = gate.enter('a');
   assert.ok(queued instanceof Promise);
-  assert.equal(gate.enter('a'), 'saturated', 'a full queue with no room to wait for');
+  assert.equal(gate.enter('a'), 'saturated', 'a full queue, and no completion seen yet');
   assert.equal(gate.enter('b'), 'entered', 'other endpoints are unaffected');
   let handedOver = false;
-  void (queued as Promise<void>).then(() => {
+  void (queued as Promise<unknown>).then(() => {
     handedOver = true;
   });
   gate.release('a', 5);
@@ -88,9 +88,9 @@ test('past a full queue, a fast endpoint makes callers wait for room; a silent o
   const waitsForRoom = gate.enter('fast');
   assert.ok(queued instanceof Promise && waitsForRoom instanceof Promise, 'both wait rather than being refused');
   gate.release('fast', 2);
-  await queued;
+  assert.equal(await queued, 'entered');
   gate.release('fast', 2);
-  await waitsForRoom;
+  assert.equal(await waitsForRoom, 'entered');
   // A slow endpoint: 10 s per delivery.
   const slow = new EndpointGate({ maxConcurrency: 1, maxQueue: 1, maxWaitMs: 1000 });
   assert.equal(slow.enter('slow'), 'entered');
@@ -98,4 +98,15 @@ test('past a full queue, a fast endpoint makes callers wait for room; a silent o
   assert.equal(slow.enter('slow'), 'entered');
   assert.ok(slow.enter('slow') instanceof Promise);
   assert.equal(slow.enter('slow'), 'saturated');
+});
+
+test('a caller waiting for room gives up after the longest wait', async () => {
+  const gate = new EndpointGate({ maxConcurrency: 1, maxQueue: 0, maxWaitMs: 50 });
+  assert.equal(gate.enter('e'), 'entered');
+  gate.release('e', 1);
+  assert.equal(gate.enter('e'), 'entered');
+  const waiting = gate.enter('e');
+  assert.ok(waiting instanceof Promise);
+  assert.equal(await waiting, 'saturated', 'nothing completed within 50 ms');
+  assert.deepEqual(gate.load('e'), { active: 1, waiting: 0 });
 });
