@@ -21,14 +21,36 @@ import { deliveryBody, eventPayload } from '../src/delivery/payload.js';
 
 const root = path.resolve(import.meta.dirname, '..');
 const { values: flags } = parseArgs({
-  options: { smoke: { type: 'boolean', default: false }, profile: { type: 'boolean', default: false }, events: { type: 'string' } },
+  options: {
+    smoke: { type: 'boolean', default: false },
+    profile: { type: 'boolean', default: false },
+    events: { type: 'string' },
+  },
 });
 const SMOKE = flags.smoke;
 
 /** Every size in one place; the smoke run shrinks them. */
 const SIZE = SMOKE
-  ? { events: 2000, fanout10Events: 300, subscriptions: 100, naiveEvents: 100, latencySeconds: 3, fixedRate: 200, backlogEvents: 3000, backlogSeconds: 4 }
-  : { events: 100_000, fanout10Events: 100_000, subscriptions: 1000, naiveEvents: 2000, latencySeconds: 15, fixedRate: 1000, backlogEvents: 100_000, backlogSeconds: 20 };
+  ? {
+      events: 2000,
+      fanout10Events: 300,
+      subscriptions: 100,
+      naiveEvents: 100,
+      latencySeconds: 3,
+      fixedRate: 200,
+      backlogEvents: 3000,
+      backlogSeconds: 4,
+    }
+  : {
+      events: 100_000,
+      fanout10Events: 100_000,
+      subscriptions: 1000,
+      naiveEvents: 2000,
+      latencySeconds: 15,
+      fixedRate: 1000,
+      backlogEvents: 100_000,
+      backlogSeconds: 20,
+    };
 if (flags.events) {
   // Ad-hoc runs (profiling): scale the event counts, keep the rest.
   const n = Number(flags.events);
@@ -47,7 +69,10 @@ const HTTP_CONCURRENCY = Math.min(1000, 32 * RECEIVER_PORTS);
 
 const now = () => performance.timeOrigin + performance.now();
 const log = (msg: string) => process.stderr.write(`[bench] ${msg}\n`);
-const results: Record<string, unknown> = { machine: { cores: (await import('node:os')).cpus().length, node: process.version }, smoke: SMOKE };
+const results: Record<string, unknown> = {
+  machine: { cores: (await import('node:os')).cpus().length, node: process.version },
+  smoke: SMOKE,
+};
 const problems: string[] = [];
 
 // ---------- processes ----------
@@ -106,8 +131,16 @@ function machineProcesses(dispatchers: Dispatcher[], rx: ChildProcess): Record<s
       return [];
     }
   };
-  const redis = spawnSync('pgrep', ['-x', 'redis-server'], { encoding: 'utf8' }).stdout.trim().split('\n').filter(Boolean).map(Number);
-  const kafka = spawnSync('pgrep', ['-f', 'kafka.Kafka'], { encoding: 'utf8' }).stdout.trim().split('\n').filter(Boolean).map(Number);
+  const redis = spawnSync('pgrep', ['-x', 'redis-server'], { encoding: 'utf8' })
+    .stdout.trim()
+    .split('\n')
+    .filter(Boolean)
+    .map(Number);
+  const kafka = spawnSync('pgrep', ['-f', 'kafka.Kafka'], { encoding: 'utf8' })
+    .stdout.trim()
+    .split('\n')
+    .filter(Boolean)
+    .map(Number);
   return {
     dispatcher: dispatchers.map((d) => d.proc.pid!),
     receiver: [rx.pid!],
@@ -128,7 +161,11 @@ function procStatusMb(pid: number, field: 'VmHWM' | 'VmRSS'): number {
 
 async function startDispatcher(env: Record<string, string>, profileDir?: string): Promise<Dispatcher> {
   const args = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, 'dist/main.js'] : ['dist/main.js'];
-  const proc = spawn(process.execPath, args, { cwd: root, env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+  const proc = spawn(process.execPath, args, {
+    cwd: root,
+    env: { PATH: process.env.PATH ?? '', ...env },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   let port = 0;
   let buf = '';
   const ready = new Promise<void>((resolve, reject) => {
@@ -182,7 +219,15 @@ interface Shape {
   name: string;
   fanout: number;
   projects: number;
-  topics: { events: string; subscriptions: string; results: string; dlq: string; deliveriesDlq: string; status: string; retryPrefix: string };
+  topics: {
+    events: string;
+    subscriptions: string;
+    results: string;
+    dlq: string;
+    deliveriesDlq: string;
+    status: string;
+    retryPrefix: string;
+  };
   redisPrefix: string;
 }
 
@@ -227,17 +272,35 @@ function envOf(shape: Shape, stack: Record<string, string>, group: string): Reco
   };
 }
 
+/** Topic creation, retried: a broker that has just started may not know a new topic's leaders yet. */
+async function createTopicsRetrying(
+  admin: Admin,
+  topics: Parameters<Admin['createTopics']>[0]['topics'],
+): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await admin.createTopics({ waitForLeaders: true, topics });
+      return;
+    } catch (err) {
+      const existing = new Set(await admin.listTopics());
+      if (topics.every((t) => existing.has(t.topic))) return;
+      if (attempt >= 10) throw err;
+      await new Promise((r) => setTimeout(r, 500 * attempt));
+    }
+  }
+}
+
 async function createTopics(admin: Admin, shape: Shape): Promise<void> {
   const { retryPrefix: _, ...t } = shape.topics;
-  await admin.createTopics({
-    waitForLeaders: true,
-    topics: Object.entries(t).map(([k, topic]) => ({
+  await createTopicsRetrying(
+    admin,
+    Object.entries(t).map(([k, topic]) => ({
       topic,
       numPartitions: 12,
       replicationFactor: 1,
       configEntries: k === 'subscriptions' ? [{ name: 'cleanup.policy', value: 'compact' }] : [],
     })),
-  });
+  );
 }
 
 async function putSubscriptions(producer: Producer, shape: Shape, ports: number[]): Promise<void> {
@@ -252,13 +315,20 @@ async function putSubscriptions(producer: Producer, shape: Shape, ports: number[
     });
     messages.push({ key: sub.id, value: JSON.stringify(sub) });
   }
-  for (let i = 0; i < messages.length; i += 500) await producer.send({ topic: shape.topics.subscriptions, messages: messages.slice(i, i + 500) });
+  for (let i = 0; i < messages.length; i += 500)
+    await producer.send({ topic: shape.topics.subscriptions, messages: messages.slice(i, i + 500) });
 }
 
 // One event JSON, re-used with its ids and send time swapped in (the realistic 2-3 KB body).
-const template = JSON.stringify({ ...sampleEvent({ eventId: 'EVT_ID', projectId: 'PROJ_ID' }), currentValue: { ...sampleEvent().currentValue, benchSentAt: 0 } });
+const template = JSON.stringify({
+  ...sampleEvent({ eventId: 'EVT_ID', projectId: 'PROJ_ID' }),
+  currentValue: { ...sampleEvent().currentValue, benchSentAt: 0 },
+});
 function eventJson(id: string, project: string): string {
-  return template.replace('EVT_ID', id).replaceAll('PROJ_ID', project).replace('"benchSentAt":0', `"benchSentAt":${now().toFixed(3)}`);
+  return template
+    .replace('EVT_ID', id)
+    .replaceAll('PROJ_ID', project)
+    .replace('"benchSentAt":0', `"benchSentAt":${now().toFixed(3)}`);
 }
 
 /** Produces `count` events as fast as the producer goes; returns events/s. */
@@ -267,7 +337,8 @@ async function produceAll(producer: Producer, shape: Shape, count: number, tag: 
   const inflight: Promise<unknown>[] = [];
   for (let i = 0; i < count; i += 300) {
     const messages = [];
-    for (let j = i; j < Math.min(count, i + 300); j++) messages.push({ key: `todo_${j}`, value: eventJson(`${tag}_${j}`, `proj_${j % shape.projects}`) });
+    for (let j = i; j < Math.min(count, i + 300); j++)
+      messages.push({ key: `todo_${j}`, value: eventJson(`${tag}_${j}`, `proj_${j % shape.projects}`) });
     inflight.push(producer.send({ topic: shape.topics.events, acks: 1, messages }));
     if (inflight.length >= 8) await inflight.shift();
   }
@@ -276,7 +347,14 @@ async function produceAll(producer: Producer, shape: Shape, count: number, tag: 
 }
 
 /** Produces at a fixed rate for `seconds`, in 10 ms slices. */
-async function producePaced(producer: Producer, shape: Shape, topic: string, rate: number, seconds: number, tag: string): Promise<number> {
+async function producePaced(
+  producer: Producer,
+  shape: Shape,
+  topic: string,
+  rate: number,
+  seconds: number,
+  tag: string,
+): Promise<number> {
   const total = Math.round(rate * seconds);
   const t0 = now();
   let sent = 0;
@@ -285,7 +363,8 @@ async function producePaced(producer: Producer, shape: Shape, topic: string, rat
     const due = Math.min(total, Math.floor(((now() - t0) / 1000) * rate) + 1);
     if (due > sent) {
       const messages = [];
-      for (; sent < due; sent++) messages.push({ key: `todo_${sent}`, value: eventJson(`${tag}_${sent}`, `proj_${sent % shape.projects}`) });
+      for (; sent < due; sent++)
+        messages.push({ key: `todo_${sent}`, value: eventJson(`${tag}_${sent}`, `proj_${sent % shape.projects}`) });
       pending.push(producer.send({ topic, acks: 1, messages }));
     }
     await new Promise((r) => setTimeout(r, 5));
@@ -304,7 +383,12 @@ interface RxStats {
   latency: { n: number; p50: number; p99: number; max: number };
 }
 
-async function waitForDeliveries(rx: ChildProcess, expected: number, timeoutMs: number, onTick?: () => Promise<void>): Promise<RxStats> {
+async function waitForDeliveries(
+  rx: ChildProcess,
+  expected: number,
+  timeoutMs: number,
+  onTick?: () => Promise<void>,
+): Promise<RxStats> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const s = await ask<RxStats>(rx, { cmd: 'stats' }, 'stats');
@@ -318,7 +402,8 @@ function check(name: string, s: RxStats, expected: number, signatures = true): v
   const missing = expected - s.unique;
   const duplicates = s.total - s.unique;
   if (missing > 0) problems.push(`${name}: LOST ${missing} of ${expected} deliveries`);
-  if (signatures && s.badSignatures > 0) problems.push(`${name}: ${s.badSignatures} of ${s.sampled} sampled signatures failed`);
+  if (signatures && s.badSignatures > 0)
+    problems.push(`${name}: ${s.badSignatures} of ${s.sampled} sampled signatures failed`);
   if (duplicates > 0) log(`${name}: ${duplicates} duplicate deliveries (at-least-once)`);
 }
 
@@ -327,14 +412,25 @@ function check(name: string, s: RxStats, expected: number, signatures = true): v
 async function main(): Promise<void> {
   log(SMOKE ? 'smoke run' : 'full run');
   if (spawnSync('npm', ['run', 'build'], { cwd: root, stdio: 'inherit' }).status !== 0) throw new Error('build failed');
-  const up = spawnSync(process.execPath, [path.join(root, 'stack/stack.mjs'), 'up'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  const up = spawnSync(process.execPath, [path.join(root, 'stack/stack.mjs'), 'up'], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   if (up.status !== 0) throw new Error('the local stack did not start');
-  const stack = Object.fromEntries(up.stdout.trim().split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)])) as Record<string, string>;
+  const stack = Object.fromEntries(
+    up.stdout
+      .trim()
+      .split('\n')
+      .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+  ) as Record<string, string>;
 
   const kafka = new Kafka({ clientId: 'bench', brokers: stack.KAFKA_BROKERS!.split(','), logLevel: logLevel.NOTHING });
   const admin = kafka.admin();
   await admin.connect();
-  const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner, allowAutoTopicCreation: false });
+  const producer = kafka.producer({
+    createPartitioner: Partitioners.DefaultPartitioner,
+    allowAutoTopicCreation: false,
+  });
   await producer.connect();
   const base = `bench.${Date.now().toString(36)}`;
   const rx = spawnTs('bench/receiver.ts', [], { BENCH_PORTS: String(RECEIVER_PORTS), BENCH_SECRET: SECRET });
@@ -365,17 +461,26 @@ async function main(): Promise<void> {
     // (c) The dispatcher, end to end. Replicas join first, then the events are produced.
     const runs: Record<string, unknown>[] = [];
     let fo1Events = '';
-    for (const [shape, count] of [[fo1, SIZE.events], [fo10, SIZE.fanout10Events]] as const) {
+    for (const [shape, count] of [
+      [fo1, SIZE.events],
+      [fo10, SIZE.fanout10Events],
+    ] as const) {
       for (const replicas of [1, 2]) {
         const name = `${shape.name} × ${replicas} replica${replicas > 1 ? 's' : ''}`;
         await ask(rx, { cmd: 'reset' }, 'reset');
         const group = `${base}.c.${shape.name}.${replicas}`;
         // Each run gets an events topic of its own, so no run re-reads another's events.
-        const runShape = { ...shape, topics: { ...shape.topics, events: `${base}.c.${shape.name}.${replicas}.events` } };
-        await admin.createTopics({ waitForLeaders: true, topics: [{ topic: runShape.topics.events, numPartitions: 12, replicationFactor: 1 }] });
+        const runShape = {
+          ...shape,
+          topics: { ...shape.topics, events: `${base}.c.${shape.name}.${replicas}.events` },
+        };
+        await createTopicsRetrying(admin, [{ topic: runShape.topics.events, numPartitions: 12, replicationFactor: 1 }]);
         if (replicas === 1 && shape.fanout === 1) fo1Events = runShape.topics.events;
-        const profile = flags.profile && shape.fanout === 1 && replicas === 1 ? path.join(root, 'bench/results/profile') : undefined;
-        const ds = await Promise.all(Array.from({ length: replicas }, () => startDispatcher(envOf(runShape, stack, group), profile)));
+        const profile =
+          flags.profile && shape.fanout === 1 && replicas === 1 ? path.join(root, 'bench/results/profile') : undefined;
+        const ds = await Promise.all(
+          Array.from({ length: replicas }, () => startDispatcher(envOf(runShape, stack, group), profile)),
+        );
         await waitJoined(admin, group, replicas);
         const tag = `${shape.name}${replicas}`;
         const procs = machineProcesses(ds, rx);
@@ -394,21 +499,50 @@ async function main(): Promise<void> {
           retried += await metric(x, 'blue_webhooks_retries_scheduled_total');
           saturated += await metric(x, 'blue_webhooks_endpoint_saturated_total');
         }
-        const cpu = Object.fromEntries(Object.keys(cpuAfter).map((k) => [k, +(cpuAfter[k]! - cpuBefore[k]!).toFixed(2)]));
+        const cpu = Object.fromEntries(
+          Object.keys(cpuAfter).map((k) => [k, +(cpuAfter[k]! - cpuBefore[k]!).toFixed(2)]),
+        );
         await Promise.all(ds.map(stopDispatcher));
         check(name, s, expected);
         const seconds = (s.lastAt - s.firstAt) / 1000;
-        const run = { name, shape: shape.name, replicas, events: count, deliveries: s.unique, duplicates: s.total - s.unique, seconds, deliveriesPerSec: s.unique / seconds, produceEventsPerSec: produceRate, peakRssMb: peakRss, signaturesSampled: s.sampled, cpuSeconds: cpu, retriesScheduled: retried, endpointSaturated: saturated };
+        const run = {
+          name,
+          shape: shape.name,
+          replicas,
+          events: count,
+          deliveries: s.unique,
+          duplicates: s.total - s.unique,
+          seconds,
+          deliveriesPerSec: s.unique / seconds,
+          produceEventsPerSec: produceRate,
+          peakRssMb: peakRss,
+          signaturesSampled: s.sampled,
+          cpuSeconds: cpu,
+          retriesScheduled: retried,
+          endpointSaturated: saturated,
+        };
         runs.push(run);
-        log(`${name}: ${(s.unique / seconds).toFixed(0)} deliveries/s (${seconds.toFixed(1)} s; producer ${produceRate.toFixed(0)} events/s; peak RSS ${peakRss.toFixed(0)} MB)`);
+        log(
+          `${name}: ${(s.unique / seconds).toFixed(0)} deliveries/s (${seconds.toFixed(1)} s; producer ${produceRate.toFixed(0)} events/s; peak RSS ${peakRss.toFixed(0)} MB)`,
+        );
         if (retried > 0) log(`  ${retried} retries scheduled (${saturated} for a saturated endpoint)`);
-        log(`  CPU seconds during the run: ${Object.entries(cpu).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+        log(
+          `  CPU seconds during the run: ${Object.entries(cpu)
+            .map(([k, v]) => `${k} ${v}`)
+            .join(', ')}`,
+        );
       }
     }
     results.dispatcher = runs;
 
     // (a) The consume limit on the fan-out 1 topic (which now holds at least SIZE.events events).
-    const consume = spawnTs('bench/consume-limit.ts', [stack.KAFKA_BROKERS!, fo1Events, `${base}.a`, String(SIZE.events), 'throughput']);
+    const consume = spawnTs('bench/consume-limit.ts', [
+      stack.KAFKA_BROKERS!,
+      fo1Events,
+      `${base}.a`,
+      String(SIZE.events),
+      'throughput',
+    ]);
     const a = await nextMessage<{ eventsPerSec: number }>(consume, 'done');
     results.consumeLimit = a;
     log(`(a) consume limit: ${a.eventsPerSec.toFixed(0)} events/s`);
@@ -416,9 +550,20 @@ async function main(): Promise<void> {
     // (b) The HTTP limit: the same signed bodies, the same receiver, the same concurrency.
     const bodies = Array.from({ length: 50 }, (_, i) => {
       const e = JSON.parse(eventJson(`http_${i}`, 'proj_0'));
-      return deliveryBody(eventPayload({ ...e, occurredAtMs: 0 }), activate(sampleSubscription({ secret: SECRET })).webhookJson);
+      return deliveryBody(
+        eventPayload({ ...e, occurredAtMs: 0 }),
+        activate(sampleSubscription({ secret: SECRET })).webhookJson,
+      );
     });
-    const httpJob = (count: number, rate: number) => ({ ports, bodies, secret: SECRET, concurrency: HTTP_CONCURRENCY, connectionsPerOrigin: 32, count, rate });
+    const httpJob = (count: number, rate: number) => ({
+      ports,
+      bodies,
+      secret: SECRET,
+      concurrency: HTTP_CONCURRENCY,
+      connectionsPerOrigin: 32,
+      count,
+      rate,
+    });
     const runHttp = async (count: number, rate: number) => {
       const p = spawnTs('bench/http-limit.ts');
       await nextMessage(p, 'ready');
@@ -433,7 +578,14 @@ async function main(): Promise<void> {
 
     // (d) The naive dispatcher, on a slice of the fan-out 1 events.
     await ask(rx, { cmd: 'reset' }, 'reset');
-    const naive = spawnTs('bench/naive.ts', [stack.KAFKA_BROKERS!, fo1Events, `${base}.d`, stack.REDIS_URL!, fo1.redisPrefix, String(SIZE.naiveEvents)]);
+    const naive = spawnTs('bench/naive.ts', [
+      stack.KAFKA_BROKERS!,
+      fo1Events,
+      `${base}.d`,
+      stack.REDIS_URL!,
+      fo1.redisPrefix,
+      String(SIZE.naiveEvents),
+    ]);
     const d = await nextMessage<{ deliveriesPerSec: number; deliveries: number }>(naive);
     results.naive = d;
     log(`(d) naive dispatcher: ${d.deliveriesPerSec.toFixed(0)} deliveries/s`);
@@ -466,15 +618,23 @@ async function main(): Promise<void> {
     const near = await latencyAt(nearRate, 'near');
     // Raw Kafka produce→consume at the fixed rate, and raw HTTP round trips at the fixed rate.
     const rawTopic = `${base}.raw`;
-    await admin.createTopics({ waitForLeaders: true, topics: [{ topic: rawTopic, numPartitions: 12, replicationFactor: 1 }] });
-    const rawConsumer = spawnTs('bench/consume-limit.ts', [stack.KAFKA_BROKERS!, rawTopic, `${base}.raw`, String(Math.round(SIZE.fixedRate * SIZE.latencySeconds)), 'latency']);
+    await createTopicsRetrying(admin, [{ topic: rawTopic, numPartitions: 12, replicationFactor: 1 }]);
+    const rawConsumer = spawnTs('bench/consume-limit.ts', [
+      stack.KAFKA_BROKERS!,
+      rawTopic,
+      `${base}.raw`,
+      String(Math.round(SIZE.fixedRate * SIZE.latencySeconds)),
+      'latency',
+    ]);
     await nextMessage(rawConsumer, 'ready');
     await waitJoined(admin, `${base}.raw`, 1);
     await producePaced(producer, fo1, rawTopic, SIZE.fixedRate, SIZE.latencySeconds, 'raw');
     const rawKafka = await nextMessage<{ p50: number; p99: number; max: number }>(rawConsumer, 'done');
     const rawHttp = await runHttp(Math.round(SIZE.fixedRate * SIZE.latencySeconds), SIZE.fixedRate);
     results.latency = { fixed, nearSaturation: near, rawKafka, rawHttp };
-    log(`(e) latency at ${SIZE.fixedRate}/s: p50 ${fixed.p50.toFixed(1)} ms, p99 ${fixed.p99.toFixed(1)} ms; raw Kafka p99 ${rawKafka.p99.toFixed(1)} ms, raw HTTP p99 ${rawHttp.p99.toFixed(1)} ms`);
+    log(
+      `(e) latency at ${SIZE.fixedRate}/s: p50 ${fixed.p50.toFixed(1)} ms, p99 ${fixed.p99.toFixed(1)} ms; raw Kafka p99 ${rawKafka.p99.toFixed(1)} ms, raw HTTP p99 ${rawHttp.p99.toFixed(1)} ms`,
+    );
 
     // (f) Memory while a backlog waits behind a slow receiver.
     await ask(rx, { cmd: 'reset' }, 'reset');
@@ -488,7 +648,12 @@ async function main(): Promise<void> {
     const t0 = Date.now();
     while (Date.now() - t0 < SIZE.backlogSeconds * 1000) {
       await new Promise((r) => setTimeout(r, 500));
-      samples.push({ t: (Date.now() - t0) / 1000, rssMb: dsp.rssMb(), lag: await metric(dsp, 'blue_webhooks_consumer_lag'), inFlight: await metric(dsp, 'blue_webhooks_deliveries_in_flight') });
+      samples.push({
+        t: (Date.now() - t0) / 1000,
+        rssMb: dsp.rssMb(),
+        lag: await metric(dsp, 'blue_webhooks_consumer_lag'),
+        inFlight: await metric(dsp, 'blue_webhooks_deliveries_in_flight'),
+      });
     }
     const backlogPeak = dsp.peakRssMb();
     await stopDispatcher(dsp);
@@ -498,9 +663,19 @@ async function main(): Promise<void> {
     const late = Math.max(...samples.slice(-third).map((s) => s.rssMb));
     results.memory = {
       peakRssMbBusiest: Math.max(...runs.map((r) => r.peakRssMb as number)),
-      backlog: { pendingEvents: SIZE.backlogEvents, minLagSeen: Math.min(...samples.map((s) => s.lag)), maxInFlight: Math.max(...samples.map((s) => s.inFlight)), peakRssMb: backlogPeak, rssFirstThirdMb: early, rssLastThirdMb: late, samples },
+      backlog: {
+        pendingEvents: SIZE.backlogEvents,
+        minLagSeen: Math.min(...samples.map((s) => s.lag)),
+        maxInFlight: Math.max(...samples.map((s) => s.inFlight)),
+        peakRssMb: backlogPeak,
+        rssFirstThirdMb: early,
+        rssLastThirdMb: late,
+        samples,
+      },
     };
-    log(`(f) backlog of ${SIZE.backlogEvents}: RSS ${early.toFixed(0)} MB early, ${late.toFixed(0)} MB late, peak ${backlogPeak.toFixed(0)} MB`);
+    log(
+      `(f) backlog of ${SIZE.backlogEvents}: RSS ${early.toFixed(0)} MB early, ${late.toFixed(0)} MB late, peak ${backlogPeak.toFixed(0)} MB`,
+    );
 
     // Ratios and targets.
     const c1 = fo1Single.deliveriesPerSec;
@@ -527,7 +702,10 @@ async function main(): Promise<void> {
   }
   const out = path.join(root, 'bench/results');
   fs.mkdirSync(out, { recursive: true });
-  fs.writeFileSync(path.join(out, SMOKE ? 'smoke.json' : 'latest.json'), `${JSON.stringify({ ...results, problems }, null, 2)}\n`);
+  fs.writeFileSync(
+    path.join(out, SMOKE ? 'smoke.json' : 'latest.json'),
+    `${JSON.stringify({ ...results, problems }, null, 2)}\n`,
+  );
   if (problems.length > 0) {
     log(`FAILED:\n  ${problems.join('\n  ')}`);
     process.exit(1);
@@ -549,21 +727,35 @@ function printTable(r: Record<string, unknown>, runs: Record<string, unknown>[])
   const b = r.httpLimit as { requestsPerSec: number };
   const d = r.naive as { deliveriesPerSec: number };
   const lat = r.latency as Record<string, { p50: number; p99: number; max: number; offeredEventsPerSec?: number }>;
-  const mem = r.memory as { peakRssMbBusiest: number; backlog: { peakRssMb: number; rssFirstThirdMb: number; rssLastThirdMb: number; pendingEvents: number } };
+  const mem = r.memory as {
+    peakRssMbBusiest: number;
+    backlog: { peakRssMb: number; rssFirstThirdMb: number; rssLastThirdMb: number; pendingEvents: number };
+  };
   rows.push(['(a) consume limit', `${a.eventsPerSec.toFixed(0)} events/s`]);
   rows.push(['(b) HTTP limit', `${b.requestsPerSec.toFixed(0)} requests/s`]);
-  for (const x of runs) rows.push([`(c) ${x.name}`, `${(x.deliveriesPerSec as number).toFixed(0)} deliveries/s, peak RSS ${(x.peakRssMb as number).toFixed(0)} MB`]);
+  for (const x of runs)
+    rows.push([
+      `(c) ${x.name}`,
+      `${(x.deliveriesPerSec as number).toFixed(0)} deliveries/s, peak RSS ${(x.peakRssMb as number).toFixed(0)} MB`,
+    ]);
   rows.push(['(d) naive dispatcher', `${d.deliveriesPerSec.toFixed(0)} deliveries/s`]);
   for (const [k, v] of Object.entries(lat)) {
-    rows.push([`(e) latency ${k}${v.offeredEventsPerSec ? ` @ ${v.offeredEventsPerSec}/s` : ''}`, `p50 ${v.p50.toFixed(1)} ms, p99 ${v.p99.toFixed(1)} ms, max ${v.max.toFixed(1)} ms`]);
+    rows.push([
+      `(e) latency ${k}${v.offeredEventsPerSec ? ` @ ${v.offeredEventsPerSec}/s` : ''}`,
+      `p50 ${v.p50.toFixed(1)} ms, p99 ${v.p99.toFixed(1)} ms, max ${v.max.toFixed(1)} ms`,
+    ]);
   }
   rows.push(['(f) peak RSS, busiest run', `${mem.peakRssMbBusiest.toFixed(0)} MB`]);
-  rows.push([`(f) RSS with ${mem.backlog.pendingEvents} pending`, `middle third ${mem.backlog.rssFirstThirdMb.toFixed(0)} MB, last third ${mem.backlog.rssLastThirdMb.toFixed(0)} MB, peak ${mem.backlog.peakRssMb.toFixed(0)} MB`]);
+  rows.push([
+    `(f) RSS with ${mem.backlog.pendingEvents} pending`,
+    `middle third ${mem.backlog.rssFirstThirdMb.toFixed(0)} MB, last third ${mem.backlog.rssLastThirdMb.toFixed(0)} MB, peak ${mem.backlog.peakRssMb.toFixed(0)} MB`,
+  ]);
   const ratios = r.ratios as Record<string, number>;
   rows.push(['c / min(a, b)', ratios.c_over_min_a_b!.toFixed(2)]);
   rows.push(['c / d', ratios.c_over_d!.toFixed(1)]);
   rows.push(['p99 / (raw Kafka p99 + raw HTTP p99)', ratios.p99_over_raw!.toFixed(2)]);
-  for (const [k, v] of Object.entries(r.targets as Record<string, boolean>)) rows.push([`target: ${k}`, v ? 'met' : 'NOT met']);
+  for (const [k, v] of Object.entries(r.targets as Record<string, boolean>))
+    rows.push([`target: ${k}`, v ? 'met' : 'NOT met']);
   const w = Math.max(...rows.map(([k]) => k.length));
   process.stdout.write(`\n${rows.map(([k, v]) => `${k.padEnd(w)}  ${v}`).join('\n')}\n\n`);
 }
