@@ -163,11 +163,6 @@ export class App {
     }
   }
 
-  /** The port /metrics listens on (useful with METRICS_PORT=0). */
-  get metricsPort(): number {
-    return this.server?.port ?? 0;
-  }
-
   /** Starts everything; resolves once events are being consumed. Waits out unreachable dependencies. */
   async start(): Promise<void> {
     this.server = await startMetricsServer({

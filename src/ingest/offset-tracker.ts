@@ -17,6 +17,17 @@ export class OffsetEntry {
 }
 
 /**
+ * Finishes one piece of `entry` when `work` succeeds. Work fails only when the service is stopping:
+ * the offset then stays uncommitted, and the next owner of the partition reads it again.
+ */
+export function finishOnSuccess(entry: OffsetEntry, work: Promise<unknown>): void {
+  work.then(
+    () => entry.finishOne(),
+    () => {},
+  );
+}
+
+/**
  * Tracks the offsets of one partition that are in progress, and yields the offset that may be
  * committed: the end of the contiguous prefix of finished offsets. Offsets must be added in order.
  */

@@ -11,6 +11,7 @@ import type { FilterContext } from '../subscriptions/filter.js';
 import type { ActiveSubscription } from '../subscriptions/subscription.js';
 import { type CandidateKey, candidateKey, type SubscriptionTable } from '../subscriptions/table.js';
 import type { EventDeadLetters } from './dead-letters.js';
+import { finishOnSuccess } from './offset-tracker.js';
 
 export interface EventPipelineDeps {
   registry: Registry;
@@ -84,10 +85,7 @@ export class EventPipeline implements BatchHandler {
       const entry = tracker.add(Number(x.m.offset));
       resolveOffset(x.m.offset);
       if ('error' in x) {
-        void this.d.deadLetters.write(x.m, partition, x.error).then(
-          () => entry.finishOne(),
-          () => {}, // only when stopping: the offset stays uncommitted and is read again
-        );
+        finishOnSuccess(entry, this.d.deadLetters.write(x.m, partition, x.error));
         continue;
       }
       const { event } = x;
@@ -104,13 +102,8 @@ export class EventPipeline implements BatchHandler {
       for (const target of targets) {
         if (!this.d.limiter.tryAcquire()) await this.d.limiter.acquire(heartbeat);
         const delivery = { deliveryId: deliveryId(event.id, target.sub.id), event, payload, target, eventTimestampMs };
-        void this.d.runner
-          .run({ delivery, attempt: 1, retry: 0, firstAttemptAt: now })
-          .finally(() => this.d.limiter.release())
-          .then(
-            () => entry.finishOne(),
-            () => {}, // only when stopping: see above
-          );
+        const run = this.d.runner.run({ delivery, attempt: 1, retry: 0, firstAttemptAt: now });
+        finishOnSuccess(entry, run.finally(() => this.d.limiter.release()));
       }
     }
   }

@@ -1,6 +1,7 @@
 import type { KafkaMessage } from 'kafkajs';
 import { eventPayload } from '../delivery/payload.js';
 import type { DeliveryRunner } from '../dispatch/runner.js';
+import { finishOnSuccess } from '../ingest/offset-tracker.js';
 import type { BatchContext, BatchHandler } from '../kafka/tracked-consumer.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { errorMessage } from '../shared/errors.js';
@@ -54,12 +55,7 @@ export class RetryHandler implements BatchHandler {
       }
       this.d.metrics.retryLateness.observe(Math.max(0, Date.now() - record.dueAt) / 1000);
       if (!this.d.limiter.tryAcquire()) await this.d.limiter.acquire(heartbeat);
-      void this.attempt(record)
-        .finally(() => this.d.limiter.release())
-        .then(
-          () => entry.finishOne(),
-          () => {}, // only when stopping: the offset stays uncommitted and is read again
-        );
+      finishOnSuccess(entry, this.attempt(record).finally(() => this.d.limiter.release()));
     }
   }
 
