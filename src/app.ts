@@ -90,6 +90,7 @@ export class App {
       metrics: this.metrics,
       log: log.child({ component: 'subscriptions' }),
       freshnessTimeoutMs: config.subscriptions.freshnessTimeoutMs,
+      retry: (fn, what) => this.retry(fn, what),
     });
     this.http = new HttpClient({ ...config.delivery, guard: new TargetGuard(config.delivery.allowlist) });
     const writer = new KafkaWriter({ producer: this.producer, metrics: this.metrics, log, isStopping });

@@ -4,7 +4,6 @@ import type { Registry } from '../codec/registry.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { BlueWebhooksError, errorMessage } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
-import { retryWhileRetriable } from '../shared/retry.js';
 import type { RecordPosition, SubscriptionStore, TableChange } from './store.js';
 import { decodeSubscription } from './subscription.js';
 import type { SubscriptionTable } from './table.js';
@@ -24,6 +23,8 @@ export interface SubscriptionSyncerOptions {
   freshnessTimeoutMs: number;
   /** How often the table's presence in Redis is checked (a flush triggers a rebuild). Default 1000 ms. */
   checkIntervalMs?: number;
+  /** Runs an infrastructure call until it succeeds (the app's one retry policy). */
+  retry: <T>(fn: () => Promise<T>, what: string) => Promise<T>;
 }
 
 interface Probe {
@@ -59,7 +60,7 @@ export class SubscriptionSyncer {
   /** Starts consuming and resolves once the table has caught up with the topic's end as of now. */
   async start(): Promise<void> {
     const { kafka, topic, groupId } = this.o;
-    await this.retry(() => this.o.store.beginBuild(this.buildToken), 'starting the table build');
+    await this.o.retry(() => this.o.store.beginBuild(this.buildToken), 'starting the table build');
     this.consumer = kafka.consumer({
       groupId,
       maxWaitTimeInMs: 250,
@@ -149,15 +150,15 @@ export class SubscriptionSyncer {
     this.o.table.clear();
     this.confirmedAt = 0;
     this.buildToken = randomUUID();
-    await this.retry(() => this.o.store.beginBuild(this.buildToken), 'restarting the table build');
-    const partitions = await this.retry(() => this.endOffsets(), 'listing partitions');
+    await this.o.retry(() => this.o.store.beginBuild(this.buildToken), 'restarting the table build');
+    const partitions = await this.o.retry(() => this.endOffsets(), 'listing partitions');
     for (const partition of partitions.keys()) this.consumer!.seek({ topic: this.o.topic, partition, offset: '0' });
   }
 
   private async completeBuild(): Promise<void> {
     for (;;) {
       await this.ensureFresh(Date.now(), 3_600_000);
-      if (await this.retry(() => this.o.store.markReady(this.buildToken), 'marking the table ready')) break;
+      if (await this.o.retry(() => this.o.store.markReady(this.buildToken), 'marking the table ready')) break;
       this.o.log.warn('Redis was flushed during the table build; building again');
       await this.restartBuild();
     }
@@ -169,7 +170,7 @@ export class SubscriptionSyncer {
   private startProbe(): Probe {
     const startedAt = Date.now();
     const done = (async () => {
-      const target = await this.retry(() => this.endOffsets(), 'reading subscription end offsets');
+      const target = await this.o.retry(() => this.endOffsets(), 'reading subscription end offsets');
       const behind = () => {
         let lag = 0;
         for (const [p, high] of target) lag += Math.max(0, high - (this.applied.get(p) ?? 0));
@@ -209,7 +210,7 @@ export class SubscriptionSyncer {
         changes.push({ change, pos: { partition: batch.partition, offset: Number(m.offset), updatedAtMs: updatedAtOf(change, m) } });
       }
     }
-    const results = await this.retry(() => this.o.store.applyAll(changes), 'applying subscription changes');
+    const results = await this.o.retry(() => this.o.store.applyAll(changes), 'applying subscription changes');
     const touched = new Set<string>();
     results.forEach((r, i) => {
       const { change } = changes[i]!;
@@ -238,7 +239,7 @@ export class SubscriptionSyncer {
     }
     if (m.value === null) return { kind: 'delete', id };
     try {
-      const sub = await this.retry(() => decodeSubscription(m.value!, id, this.o.registry), 'decoding a subscription');
+      const sub = await this.o.retry(() => decodeSubscription(m.value!, id, this.o.registry), 'decoding a subscription');
       return { kind: 'put', id, sub };
     } catch (err) {
       if (err instanceof BlueWebhooksError && err.code === 'SHUTTING_DOWN') throw err;
@@ -252,18 +253,6 @@ export class SubscriptionSyncer {
       });
       return { kind: 'inert', id, reason: `${code}: ${errorMessage(err)}` };
     }
-  }
-
-  private retry<T>(fn: () => Promise<T>, what: string): Promise<T> {
-    return retryWhileRetriable(fn, {
-      isStopping: () => this.stopping,
-      onRetry: (err, attempt, delayMs) => {
-        this.o.metrics.infraRetries.inc({ code: err.code });
-        if (attempt === 1 || attempt % 10 === 0) {
-          this.o.log.warn(`waiting for infrastructure: ${what}`, { code: err.code, error: err.message, attempt, delayMs });
-        }
-      },
-    });
   }
 }
 
