@@ -20,7 +20,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const stackDir = path.join(root, '.stack');
+// STACK_DIR moves the whole ignored folder (jars, data, logs); tests use it to fetch into a scratch folder.
+const stackDir = path.resolve(process.env.STACK_DIR ?? path.join(root, '.stack'));
 const runDir = path.join(stackDir, 'run');
 const endpointsFile = path.join(runDir, 'endpoints.env');
 const pom = fs.readFileSync(path.join(root, 'stack', 'pom.xml'), 'utf8');
@@ -181,18 +182,39 @@ function fetchJars() {
   requireCommand('mvn', 'Maven fetches the Kafka and Apicurio jars from Maven Central');
   log(`fetching Kafka ${KAFKA_VERSION} and Apicurio Registry ${APICURIO_VERSION} with Maven`);
   const t0 = Date.now();
-  const mvn = (args) => {
-    const r = spawnSync('mvn', ['-B', '-q', ...args], { stdio: ['ignore', 'inherit', 'inherit'] });
+  fs.mkdirSync(stackDir, { recursive: true });
+  const mvn = (args, cwd = stackDir) => {
+    const r = spawnSync('mvn', ['-B', '-q', '-Dstyle.color=never', ...args], {
+      cwd,
+      stdio: ['ignore', 'inherit', 'inherit'],
+    });
     if (r.status !== 0) throw new StackError(`mvn failed (exit ${r.status}) while fetching the stack's jars`);
   };
-  if (!kafkaReady) mvn(['-f', path.join(root, 'stack', 'pom.xml'), 'package']);
+  if (!kafkaReady) mvn(['-f', path.join(root, 'stack', 'pom.xml'), `-Dstack.dir=${stackDir}`, 'package']);
   if (!apicurioReady) {
-    mvn([
-      // 2.8 unpacks without reading the artifact's descriptor, whose parent POM Central lacks.
-      'org.apache.maven.plugins:maven-dependency-plugin:2.8:unpack',
-      `-Dartifact=io.apicurio:apicurio-registry-app:${APICURIO_VERSION}:tar.gz:all`,
-      `-DoutputDirectory=${apicurioHome}`,
-    ]);
+    // Run without a project, unpack writes a marker under the working folder and later skips the
+    // artifact while the marker stays, even when the unpacked files are gone. A throwaway working
+    // folder makes it unpack every time it is asked to.
+    const scratch = fs.mkdtempSync(path.join(stackDir, 'mvn-'));
+    try {
+      mvn(
+        [
+          // 2.8 unpacks without reading the artifact's descriptor, whose parent POM Central lacks.
+          'org.apache.maven.plugins:maven-dependency-plugin:2.8:unpack',
+          `-Dartifact=io.apicurio:apicurio-registry-app:${APICURIO_VERSION}:tar.gz:all`,
+          `-DoutputDirectory=${apicurioHome}`,
+        ],
+        scratch,
+      );
+    } finally {
+      fs.rmSync(scratch, { recursive: true, force: true });
+    }
+  }
+  if (!fs.existsSync(path.join(kafkaLibs, `kafka_2.13-${KAFKA_VERSION}.jar`))) {
+    throw new StackError(`Maven finished but ${kafkaLibs} holds no Kafka ${KAFKA_VERSION} jar`);
+  }
+  if (apicurioJar() === undefined) {
+    throw new StackError(`Maven finished but ${apicurioHome} holds no Apicurio runner jar`);
   }
   log(`fetched in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 }
