@@ -33,13 +33,18 @@ import { redisError, SubscriptionStore } from './subscriptions/store.js';
 import { SubscriptionSyncer } from './subscriptions/syncer.js';
 import { SubscriptionTable } from './subscriptions/table.js';
 
-const KAFKA_HEALTH_INTERVAL_MS = 5000;
+// Readiness learns of a lost broker within about interval + timeout.
+const KAFKA_HEALTH_INTERVAL_MS = 2000;
+const KAFKA_HEALTH_TIMEOUT_MS = 1500;
 
 /** The dispatcher: every component, wired from one validated Config. */
 export class App {
   readonly metrics = new Metrics();
   private readonly kafka: Kafka;
   private readonly admin: Admin;
+  /** Asks the cluster one question at a time with no retries, so a lost broker shows at once. */
+  private readonly healthAdmin: Admin;
+  private checkingKafka = false;
   private readonly producer: Producer;
   private readonly redis: Redis;
   private readonly http: HttpClient;
@@ -61,6 +66,7 @@ export class App {
     const isStopping = () => this.stopping;
     this.kafka = createKafka({ brokers: config.kafka.brokers, clientId: `${config.kafka.clientId}-${config.instanceId}`, log });
     this.admin = this.kafka.admin();
+    this.healthAdmin = createKafka({ brokers: config.kafka.brokers, clientId: `${config.kafka.clientId}-${config.instanceId}-health`, log, retries: 0 }).admin();
     this.producer = this.kafka.producer({
       createPartitioner: Partitioners.DefaultPartitioner,
       allowAutoTopicCreation: false,
@@ -223,6 +229,7 @@ export class App {
     if (this.healthTimer) clearInterval(this.healthTimer);
     await this.producer.disconnect().catch(() => {});
     await this.admin.disconnect().catch(() => {});
+    await this.healthAdmin.disconnect().catch(() => {});
     await this.http.close().catch(() => {});
     this.redis.disconnect();
     await this.server?.close();
@@ -230,11 +237,20 @@ export class App {
   }
 
   private async checkKafka(): Promise<void> {
+    if (this.checkingKafka) return;
+    this.checkingKafka = true;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within ${KAFKA_HEALTH_TIMEOUT_MS} ms`)), KAFKA_HEALTH_TIMEOUT_MS);
+    });
     try {
-      await this.admin.describeCluster();
+      await Promise.race([this.healthAdmin.connect().then(() => this.healthAdmin.describeCluster()), timeout]);
       this.kafkaHealth = { ok: true, error: '' };
     } catch (err) {
       this.kafkaHealth = { ok: false, error: errorMessage(err) };
+    } finally {
+      clearTimeout(timer);
+      this.checkingKafka = false;
     }
   }
 

@@ -8,6 +8,9 @@
 //   node stack/stack.mjs env        print the endpoints of the running stack
 //   node stack/stack.mjs run -- CMD run CMD with the endpoints in its environment; if this call
 //                                   had to start the stack, it stops it again afterwards
+//   node stack/stack.mjs kafka-command DIR PORT
+//                                   prepare a broker of its own in DIR (kept there, so running
+//                                   the printed command again restarts it with its data)
 //
 // Endpoints default to the local stack and are overridden by the variables the service reads:
 // KAFKA_BROKERS, SCHEMA_REGISTRY_URL, REDIS_URL. A component that already answers at its address
@@ -219,12 +222,22 @@ function fetchJars() {
   log(`fetched in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 }
 
-async function startKafka(brokers) {
-  const { host, port } = hostPort(brokers.split(',')[0], 9092);
-  const controllerPort = await freePort();
-  const dataDir = path.join(runDir, 'kafka-data');
+/**
+ * Writes a single-node KRaft broker's configuration into `dir` and formats its storage, unless
+ * `dir` already holds a formatted broker: then its configuration and data are kept, so starting
+ * the command again is a broker restart. Returns the command that runs the broker.
+ */
+async function prepareKafka(dir, { host, port }) {
+  const props = path.join(dir, 'server.properties');
+  const dataDir = path.join(dir, 'kafka-data');
+  const log4j = path.join(dir, 'log4j2.properties');
+  const jvm = ['-Xms256m', '-Xmx1g', `-Dlog4j2.configurationFile=${log4j}`, '-cp', `${kafkaLibs}/*`];
+  if (fs.existsSync(path.join(dataDir, 'meta.properties')) && fs.existsSync(props))
+    return { cmd: 'java', args: [...jvm, 'kafka.Kafka', props] };
+
+  fs.mkdirSync(dir, { recursive: true });
   fs.rmSync(dataDir, { recursive: true, force: true });
-  const props = path.join(runDir, 'server.properties');
+  const controllerPort = await freePort();
   fs.writeFileSync(
     props,
     [
@@ -253,7 +266,6 @@ async function startKafka(brokers) {
       '',
     ].join('\n'),
   );
-  const log4j = path.join(runDir, 'log4j2.properties');
   fs.writeFileSync(
     log4j,
     [
@@ -268,15 +280,23 @@ async function startKafka(brokers) {
       '',
     ].join('\n'),
   );
-  const cp = `${kafkaLibs}/*`;
-  const jvm = ['-Xms256m', '-Xmx1g', `-Dlog4j2.configurationFile=${log4j}`, '-cp', cp];
   const fmt = spawnSync(
     'java',
     [...jvm, 'kafka.tools.StorageTool', 'format', '-t', randomUUID().slice(0, 22), '-c', props],
-    { encoding: 'utf8' },
+    {
+      encoding: 'utf8',
+    },
   );
   if (fmt.status !== 0) throw new StackError(`kafka storage format failed:\n${fmt.stdout}${fmt.stderr}`);
-  const pid = startDetached('kafka', 'java', [...jvm, 'kafka.Kafka', props], runDir);
+  return { cmd: 'java', args: [...jvm, 'kafka.Kafka', props] };
+}
+
+async function startKafka(brokers) {
+  const { host, port } = hostPort(brokers.split(',')[0], 9092);
+  // The shared stack starts empty every time (`down` removes its data).
+  fs.rmSync(path.join(runDir, 'kafka-data'), { recursive: true, force: true });
+  const { cmd, args } = await prepareKafka(runDir, { host, port });
+  const pid = startDetached('kafka', cmd, args, runDir);
   log(`kafka ${KAFKA_VERSION} starting on ${host}:${port} (pid ${pid})`);
   return pid;
 }
@@ -429,8 +449,19 @@ async function main() {
     }
     case 'run':
       return run(rest[0] === '--' ? rest.slice(1) : rest);
+    case 'kafka-command': {
+      // For fault tests that kill and restart a broker of their own: prints the command as JSON.
+      const [dir, port] = rest;
+      if (!dir || !Number(port)) throw new StackError('usage: stack.mjs kafka-command DIR PORT');
+      requireCommand('java', 'the Kafka broker is a Java program');
+      fetchJars();
+      process.stdout.write(
+        `${JSON.stringify(await prepareKafka(path.resolve(dir), { host: '127.0.0.1', port: Number(port) }))}\n`,
+      );
+      return 0;
+    }
     default:
-      throw new StackError('usage: stack.mjs fetch|up|down|env|run -- COMMAND');
+      throw new StackError('usage: stack.mjs fetch|up|down|env|run -- COMMAND|kafka-command DIR PORT');
   }
 }
 

@@ -5,6 +5,8 @@ export interface KafkaClientOptions {
   brokers: readonly string[];
   clientId: string;
   log: Logger;
+  /** Retries of each request before kafkajs gives up. Default 8 (about 25 s in all). */
+  retries?: number;
 }
 
 /** A kafkajs client whose logs go through the service's JSON logger. */
@@ -15,7 +17,7 @@ export function createKafka(o: KafkaClientOptions): Kafka {
     brokers: [...o.brokers],
     connectionTimeout: 3000,
     requestTimeout: 30_000,
-    retry: { retries: 8, initialRetryTime: 200, maxRetryTime: 5000 },
+    retry: { retries: o.retries ?? 8, initialRetryTime: 200, maxRetryTime: 5000 },
     logLevel: logLevel.WARN,
     logCreator:
       () =>

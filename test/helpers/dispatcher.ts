@@ -28,8 +28,17 @@ export interface Scenario {
   env: Record<string, string>;
 }
 
-export async function createScenario(t: TestContext, partitions = 3): Promise<Scenario> {
-  const kafka = testKafka();
+export interface ScenarioOptions {
+  /** Partitions of each topic. Default 3. */
+  partitions?: number;
+  /** A broker of the test's own instead of the shared stack's. */
+  brokers?: string;
+}
+
+export async function createScenario(t: TestContext, opts: ScenarioOptions = {}): Promise<Scenario> {
+  const partitions = opts.partitions ?? 3;
+  const s = { ...stackEnv(), ...(opts.brokers ? { KAFKA_BROKERS: opts.brokers } : {}) };
+  const kafka = testKafka('test', s.KAFKA_BROKERS);
   const admin = await testAdmin(t, kafka);
   const base = uniqueName('it');
   const topics = {
@@ -61,7 +70,6 @@ export async function createScenario(t: TestContext, partitions = 3): Promise<Sc
   defer(t, () => producer.disconnect());
   const redisPrefix = `test:${randomBytes(6).toString('hex')}:`;
   const group = `${base}.group`;
-  const s = stackEnv();
   return {
     t,
     kafka,

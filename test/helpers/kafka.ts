@@ -8,8 +8,9 @@ export function uniqueName(prefix: string): string {
   return `${prefix}.${Date.now().toString(36)}.${randomBytes(4).toString('hex')}`;
 }
 
-export function testKafka(clientId = 'test'): Kafka {
-  return new Kafka({ clientId, brokers: stackEnv().KAFKA_BROKERS.split(','), logLevel: logLevel.WARN });
+/** A client of the shared stack's broker, or of `brokers` (a test's own broker). */
+export function testKafka(clientId = 'test', brokers = stackEnv().KAFKA_BROKERS): Kafka {
+  return new Kafka({ clientId, brokers: brokers.split(','), logLevel: logLevel.WARN });
 }
 
 /** A connected admin client, disconnected when the test ends. */

@@ -4,7 +4,7 @@ import type { TestContext } from 'node:test';
 import { defer } from './defer.js';
 import { waitFor } from './wait.js';
 
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = net.createServer();
     srv.listen(0, '127.0.0.1', () => {

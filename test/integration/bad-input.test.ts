@@ -8,7 +8,7 @@ import { startReceiver } from '../helpers/receiver.js';
 import { waitFor } from '../helpers/wait.js';
 
 test('garbage, unknown schema ids, invalid JSON and missing fields land in the DLQ; good events are delivered', async (t) => {
-  const s = await createScenario(t, 1); // one partition: bad and good events interleave in order
+  const s = await createScenario(t, { partitions: 1 }); // one partition: bad and good events interleave in order
   const rx = await startReceiver(t);
   await putSubscription(s, sampleSubscription({ id: 'wh', url: `${rx.url}/hook` }));
   const dlq = await collectTopic(s, s.topics.dlq, (value, headers) => ({ value, headers }));
