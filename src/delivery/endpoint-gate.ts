@@ -5,6 +5,10 @@ export interface EndpointGateOptions {
   maxQueue: number;
   /** Longest expected wait for a slot past a full queue; beyond it, deliveries are refused. Default 5000 ms. */
   maxWaitMs: number;
+  /** An idle endpoint's lane (and the service time it learned) is forgotten after this long. Default 600000 ms. */
+  idleLaneMs?: number;
+  /** Clock, for tests. Default Date.now. */
+  now?: () => number;
 }
 
 export type Admission = 'entered' | 'saturated';
@@ -32,8 +36,15 @@ const EWMA = 0.2;
  */
 export class EndpointGate {
   private readonly lanes = new Map<string, Lane>();
+  private readonly now: () => number;
+  private readonly idleLaneMs: number;
+  private lastSweepAt: number;
 
-  constructor(private readonly o: EndpointGateOptions) {}
+  constructor(private readonly o: EndpointGateOptions) {
+    this.now = o.now ?? Date.now;
+    this.idleLaneMs = o.idleLaneMs ?? 600_000;
+    this.lastSweepAt = this.now();
+  }
 
   /**
    * 'entered' when a slot is held now (release it!); 'saturated' when the endpoint does not keep
@@ -67,14 +78,19 @@ export class EndpointGate {
     const lane = this.lanes.get(endpoint);
     if (!lane) return;
     lane.serviceMs = lane.serviceMs === 0 ? heldMs : lane.serviceMs * (1 - EWMA) + heldMs * EWMA;
-    lane.lastProgressAt = Date.now();
+    lane.lastProgressAt = this.now();
     const next = lane.waiting.shift();
     if (next) {
       next(); // hand the slot over; active stays the same
       lane.room.shift()?.(); // and make room in the queue
       return;
     }
-    lane.active--; // the lane stays, with its service time: one small object per origin
+    lane.active--; // the lane stays, with its service time, until it has been idle for idleLaneMs
+  }
+
+  /** Endpoints with a lane (for tests and debugging). */
+  get laneCount(): number {
+    return this.lanes.size;
   }
 
   /** Deliveries under way and queued, per endpoint (for tests and debugging). */
@@ -86,10 +102,27 @@ export class EndpointGate {
   private lane(endpoint: string): Lane {
     let lane = this.lanes.get(endpoint);
     if (!lane) {
-      lane = { active: 0, waiting: [], room: [], serviceMs: 0, lastProgressAt: Date.now() };
+      this.sweepIdle();
+      lane = { active: 0, waiting: [], room: [], serviceMs: 0, lastProgressAt: this.now() };
       this.lanes.set(endpoint, lane);
     }
     return lane;
+  }
+
+  /**
+   * Forgets lanes idle for idleLaneMs, so a service that has seen a million origins does not keep
+   * a million lanes. Runs when a lane is created, at most once per idleLaneMs / 10: no timer, and
+   * a cost proportional to the lanes only when new origins keep arriving.
+   */
+  private sweepIdle(): void {
+    const now = this.now();
+    if (now - this.lastSweepAt < this.idleLaneMs / 10) return;
+    this.lastSweepAt = now;
+    for (const [endpoint, lane] of this.lanes) {
+      if (lane.active === 0 && lane.waiting.length === 0 && lane.room.length === 0 && now - lane.lastProgressAt >= this.idleLaneMs) {
+        this.lanes.delete(endpoint);
+      }
+    }
   }
 
   private queue(lane: Lane): Promise<Admission> {
@@ -98,7 +131,7 @@ export class EndpointGate {
 
   /** How long one more delivery would wait: silence since the last completion counts as service time. */
   private expectedWaitMs(lane: Lane): number {
-    const service = Math.max(lane.serviceMs, Date.now() - lane.lastProgressAt);
+    const service = Math.max(lane.serviceMs, this.now() - lane.lastProgressAt);
     return ((lane.waiting.length + lane.room.length + 1) * service) / this.o.maxConcurrency;
   }
 }

@@ -100,6 +100,26 @@ test('past a full queue, a fast endpoint makes callers wait for room; a silent o
   assert.equal(slow.enter('slow'), 'saturated');
 });
 
+test('idle endpoint lanes are forgotten, busy ones are kept', () => {
+  let now = 0;
+  const gate = new EndpointGate({ maxConcurrency: 1, maxQueue: 1, maxWaitMs: 1000, idleLaneMs: 1000, now: () => now });
+  for (let i = 0; i < 100; i++) {
+    assert.equal(gate.enter(`idle-${i}`), 'entered');
+    gate.release(`idle-${i}`, 1);
+  }
+  assert.equal(gate.enter('busy'), 'entered'); // never released
+  assert.equal(gate.laneCount, 101);
+  now = 999;
+  gate.enter('new-1');
+  assert.equal(gate.laneCount, 102, 'nothing is idle long enough yet');
+  now = 1100; // past idleLaneMs, and past the sweep interval (idleLaneMs / 10) since the last sweep
+  gate.enter('new-2');
+  assert.equal(gate.laneCount, 3, 'the 100 idle lanes are gone; busy, new-1 and new-2 stay');
+  assert.deepEqual(gate.load('busy'), { active: 1, waiting: 0 });
+  gate.release('new-1', 1);
+  assert.deepEqual(gate.load('new-1'), { active: 0, waiting: 0 });
+});
+
 test('a caller waiting for room gives up after the longest wait', async () => {
   const gate = new EndpointGate({ maxConcurrency: 1, maxQueue: 0, maxWaitMs: 50 });
   assert.equal(gate.enter('e'), 'entered');
