@@ -90,6 +90,12 @@ export class Metrics {
     help: 'Deliveries whose retries ran out, written to the deliveries DLQ.',
     registers: [this.registry],
   });
+  readonly duplicatesSkipped = new Counter({
+    name: `${PREFIX}duplicates_skipped_total`,
+    help: 'Records skipped because an identical one was just handled (a producer retry after a broker failure wrote it twice), by topic kind.',
+    labelNames: ['source'] as const,
+    registers: [this.registry],
+  });
   readonly retriesScheduled = new Counter({
     name: `${PREFIX}retries_scheduled_total`,
     help: 'Retries written to a delay topic, by reason (failure, circuit_open, endpoint_busy).',

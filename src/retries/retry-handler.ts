@@ -6,6 +6,7 @@ import type { BatchContext, BatchHandler } from '../kafka/tracked-consumer.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { errorMessage } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
+import { RecentKeys } from '../shared/recent-keys.js';
 import type { Semaphore } from '../shared/semaphore.js';
 import type { SubscriptionTable } from '../subscriptions/table.js';
 import { decodeRetry, type RetryRecord } from './record.js';
@@ -27,6 +28,15 @@ export interface RetryHandlerDeps {
  */
 export class RetryHandler implements BatchHandler {
   private draining = false;
+  /**
+   * When a broker fails between appending a produce request and acknowledging it, the writer's
+   * retry appends the same retry records again, next to the first copies. Without this, each copy
+   * would be one more HTTP request to the endpoint. Copies are byte-identical, so the key includes
+   * dueAt: a re-driven record (new dueAt) is never mistaken for a copy. 20,000 keys (a few MB)
+   * span far more than one produce request; a copy read by another replica after a rebalance is
+   * still delivered (at least once).
+   */
+  private readonly recent = new RecentKeys(20_000);
 
   constructor(private readonly d: RetryHandlerDeps) {}
 
@@ -50,6 +60,11 @@ export class RetryHandler implements BatchHandler {
       const entry = tracker.add(Number(m.offset));
       resolveOffset(m.offset);
       if (!record) {
+        entry.finishOne();
+        continue;
+      }
+      if (this.recent.seen(`${record.deliveryId}|${record.attempt}|${record.dueAt}`)) {
+        this.d.metrics.duplicatesSkipped.inc({ source: 'retry' });
         entry.finishOne();
         continue;
       }

@@ -1,6 +1,8 @@
 // A Kafka broker killed (SIGKILL) and restarted while deliveries are under way: readiness fails
 // and names Kafka, the dispatcher stays up, and every (event, webhook) pair is delivered and has
-// its DELIVERED outcome on the results topic once the broker is back.
+// its DELIVERED outcome on the results topic once the broker is back. Twice: a short outage, and
+// one long enough for kafkajs to give up retrying, crash its consumers and restart them.
+import type { TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { sampleEvent, sampleSubscription } from '../../src/demo/sample-data.js';
@@ -16,7 +18,9 @@ import { privateKafka } from '../helpers/private-kafka.js';
 import { startReceiver } from '../helpers/receiver.js';
 import { waitFor } from '../helpers/wait.js';
 
-test('a broker restart mid-stream stalls deliveries and fails readiness, then every pair is delivered with its outcome', async (t) => {
+const CRASHED = 'consumer crashed; kafkajs restarts it';
+
+async function brokerRestart(t: TestContext, outage: 'short' | 'until consumers crash') {
   const broker = await privateKafka(t);
   const s = await createScenario(t, { brokers: broker.brokers });
   const rx = await startReceiver(t);
@@ -45,6 +49,12 @@ test('a broker restart mid-stream stalls deliveries and fails readiness, then ev
   assert.equal(d.proc.exitCode, null, 'still running while the broker is down');
 
   const notReadyMs = Date.now() - killedAt;
+  if (outage === 'until consumers crash') {
+    await waitFor(() => d.logs.some((l) => l.msg === CRASHED), {
+      what: 'kafkajs to give up and crash a consumer',
+      timeoutMs: 120_000,
+    });
+  }
   await broker.start();
   const restartedAt = Date.now();
   await produceEvents(
@@ -69,15 +79,25 @@ test('a broker restart mid-stream stalls deliveries and fails readiness, then ev
     },
   );
   const m = parseMetrics(await d.metrics());
+  const metric = (name: string) =>
+    [...m].filter(([k]) => k.startsWith(`blue_webhooks_${name}`)).reduce((n, [, v]) => n + v, 0);
   t.diagnostic(
     `pairs delivered before the kill: ${deliveredAtKill}/700; requests received: ${rx.deliveries.length}; ` +
-      `readiness failed ${notReadyMs} ms after the kill; all delivered ${caughtUpMs} ms after the broker answered again; ` +
-      `consumer crashes: ${d.logs.filter((l) => l.msg === 'consumer crashed; kafkajs restarts it').length}; ` +
-      `kafka retries: ${[...m]
-        .filter(([k]) => k.includes('infrastructure_retries_total'))
-        .map(([k, v]) => `${k}=${v}`)
-        .join(' ')}`,
+      `readiness failed ${notReadyMs} ms after the kill; outage ${restartedAt - killedAt} ms; ` +
+      `all delivered ${caughtUpMs} ms after the broker answered again; ` +
+      `consumer crashes: ${d.logs.filter((l) => l.msg === CRASHED).length}; ` +
+      `retry records skipped as copies: ${metric('duplicates_skipped_total')}; ` +
+      `infrastructure retries: ${metric('infrastructure_retries_total')}`,
   );
+  // Writes the broker appended but never acknowledged are written again by the producer's retry;
+  // copies of retry records must not become second requests.
+  assert.equal(rx.deliveries.length, 700, 'one request per pair: no duplicate');
   assert.ok(deliveredAtKill < 700, 'the broker went down while deliveries were still under way');
   assert.equal(d.proc.exitCode, null, 'never exited');
-});
+}
+
+test('a short broker outage mid-stream fails readiness, then every pair is delivered with its outcome', (t) =>
+  brokerRestart(t, 'short'));
+
+test('a broker outage long enough to crash the consumers: they restart, and every pair is delivered with its outcome', (t) =>
+  brokerRestart(t, 'until consumers crash'));
