@@ -135,6 +135,7 @@ export class App {
     };
     const events = new TrackedConsumer({
       ...consumerOptions,
+      name: 'events',
       topics: [config.topics.events],
       groupId: config.kafka.consumerGroup,
       reportLag: true,
@@ -161,6 +162,7 @@ export class App {
       this.consumers.push(
         new TrackedConsumer({
           ...consumerOptions,
+          name: 'retries',
           topics: this.tiers.topics,
           groupId: `${config.kafka.consumerGroup}.retries`,
           log: log.child({ component: 'retries' }),

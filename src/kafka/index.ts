@@ -1,4 +1,5 @@
 export { createKafka, type KafkaClientOptions } from './client.js';
 export { ensureTopics, serviceTopics, type TopicSpec } from './topics.js';
 export { type BatchContext, type BatchHandler, TrackedConsumer, type TrackedConsumerOptions } from './tracked-consumer.js';
+export { SupervisedConsumer, type SupervisedConsumerOptions } from './supervised-consumer.js';
 export { KafkaWriter, type KafkaWriterOptions } from './writer.js';

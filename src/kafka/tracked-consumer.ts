@@ -1,8 +1,9 @@
-import type { Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
+import type { EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
 import { PartitionTracker } from '../ingest/offset-tracker.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { errorMessage } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
+import { SupervisedConsumer } from './supervised-consumer.js';
 
 /** What a handler gets for one fetched batch. */
 export interface BatchContext {
@@ -27,6 +28,8 @@ export interface BatchHandler {
 
 export interface TrackedConsumerOptions {
   kafka: Kafka;
+  /** Which consumer this is (logs, metrics). */
+  name: 'events' | 'retries';
   topics: string[];
   groupId: string;
   handler: BatchHandler;
@@ -57,7 +60,7 @@ interface TrackedPartition {
  * contiguous prefix of offsets whose work the handler has finished.
  */
 export class TrackedConsumer {
-  private consumer: Consumer | null = null;
+  private readonly supervised: SupervisedConsumer;
   private trackers = new Map<string, TrackedPartition>();
   private assigned = new Set<string>();
   private joined = false;
@@ -65,53 +68,62 @@ export class TrackedConsumer {
   private committing: Promise<void> | null = null;
   private resumeTimers = new Set<NodeJS.Timeout>();
 
-  constructor(private readonly o: TrackedConsumerOptions) {}
+  constructor(private readonly o: TrackedConsumerOptions) {
+    const { groupId, topics } = o;
+    this.supervised = new SupervisedConsumer({
+      kafka: o.kafka,
+      name: o.name,
+      metrics: o.metrics,
+      log: o.log,
+      config: {
+        groupId,
+        sessionTimeout: o.sessionTimeoutMs,
+        heartbeatInterval: Math.max(500, Math.floor(o.sessionTimeoutMs / 10)),
+        maxWaitTimeInMs: 100,
+        allowAutoTopicCreation: false,
+        retry: { retries: 10, initialRetryTime: 200, maxRetryTime: 5000, restartOnFailure: async () => true },
+      },
+      setup: async (consumer) => {
+        consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => this.onJoin(payload.memberAssignment));
+        consumer.on(consumer.events.CRASH, () => {
+          this.joined = false;
+        });
+        consumer.on(consumer.events.DISCONNECT, () => {
+          this.joined = false;
+        });
+        for (const topic of topics) await consumer.subscribe({ topic, fromBeginning: true });
+        await consumer.run({
+          autoCommit: false,
+          eachBatchAutoResolve: false,
+          partitionsConsumedConcurrently: o.partitionsConsumedConcurrently,
+          eachBatch: (p) => this.onBatch(p),
+        });
+      },
+    });
+  }
 
   async start(): Promise<void> {
-    const { kafka, groupId, topics } = this.o;
-    const consumer = kafka.consumer({
-      groupId,
-      sessionTimeout: this.o.sessionTimeoutMs,
-      heartbeatInterval: Math.max(500, Math.floor(this.o.sessionTimeoutMs / 10)),
-      maxWaitTimeInMs: 100,
-      allowAutoTopicCreation: false,
-      retry: { retries: 10, initialRetryTime: 200, maxRetryTime: 5000, restartOnFailure: async () => true },
-    });
-    this.consumer = consumer;
-    consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
-      const assigned = new Set<string>();
-      for (const [topic, partitions] of Object.entries(payload.memberAssignment)) {
-        for (const p of partitions) assigned.add(key(topic, p));
-      }
-      // Partitions kept retain their trackers, so work under way is not started twice when the
-      // consumer fetches again from the last commit; the others are let go.
-      for (const [k, t] of this.trackers) {
-        if (!assigned.has(k)) {
-          this.trackers.delete(k);
-          if (this.o.reportLag) this.o.metrics.consumerLag.remove({ partition: String(t.partition) });
-        }
-      }
-      this.assigned = assigned;
-      this.joined = true;
-      this.o.log.info('joined consumer group', { groupId, assignment: payload.memberAssignment });
-    });
-    consumer.on(consumer.events.CRASH, ({ payload }) => {
-      this.joined = false;
-      this.o.log.error('consumer crashed; kafkajs restarts it', { groupId, error: errorMessage(payload.error), restart: payload.restart });
-    });
-    consumer.on(consumer.events.DISCONNECT, () => {
-      this.joined = false;
-    });
-    await consumer.connect();
-    for (const topic of topics) await consumer.subscribe({ topic, fromBeginning: true });
-    await consumer.run({
-      autoCommit: false,
-      eachBatchAutoResolve: false,
-      partitionsConsumedConcurrently: this.o.partitionsConsumedConcurrently,
-      eachBatch: (p) => this.onBatch(p),
-    });
+    await this.supervised.start();
     this.timer = setInterval(() => void this.commit(), this.o.commitIntervalMs);
     this.timer.unref();
+  }
+
+  private onJoin(memberAssignment: Record<string, number[]>): void {
+    const assigned = new Set<string>();
+    for (const [topic, partitions] of Object.entries(memberAssignment)) {
+      for (const p of partitions) assigned.add(key(topic, p));
+    }
+    // Partitions kept retain their trackers, so work under way is not started twice when the
+    // consumer fetches again from the last commit; the others are let go.
+    for (const [k, t] of this.trackers) {
+      if (!assigned.has(k)) {
+        this.trackers.delete(k);
+        if (this.o.reportLag) this.o.metrics.consumerLag.remove({ partition: String(t.partition) });
+      }
+    }
+    this.assigned = assigned;
+    this.joined = true;
+    this.o.log.info('joined consumer group', { groupId: this.o.groupId, assignment: memberAssignment });
   }
 
   isJoined(): boolean {
@@ -128,7 +140,7 @@ export class TrackedConsumer {
   /** Stops fetching and taking messages in; work under way goes on. */
   pause(): void {
     this.o.handler.drain();
-    this.consumer?.pause(this.o.topics.map((topic) => ({ topic })));
+    this.supervised.current?.pause(this.o.topics.map((topic) => ({ topic })));
   }
 
   /** Commits what is finished, then leaves the group. */
@@ -136,7 +148,7 @@ export class TrackedConsumer {
     if (this.timer) clearInterval(this.timer);
     for (const t of this.resumeTimers) clearTimeout(t);
     await this.commit();
-    await this.consumer?.disconnect();
+    await this.supervised.stop();
     this.joined = false;
   }
 
@@ -162,10 +174,10 @@ export class TrackedConsumer {
 
   private pauseFor(topic: string, partition: number, ms: number): void {
     const tp = [{ topic, partitions: [partition] }];
-    this.consumer?.pause(tp);
+    this.supervised.current?.pause(tp);
     const timer = setTimeout(() => {
       this.resumeTimers.delete(timer);
-      this.consumer?.resume(tp);
+      this.supervised.current?.resume(tp);
     }, ms);
     this.resumeTimers.add(timer);
   }
@@ -183,9 +195,10 @@ export class TrackedConsumer {
           committed.push([t, next]);
         }
       }
-      if (offsets.length === 0 || !this.consumer) return;
+      const consumer = this.supervised.current;
+      if (offsets.length === 0 || !consumer) return;
       try {
-        await this.consumer.commitOffsets(offsets);
+        await consumer.commitOffsets(offsets);
         for (const [t, next] of committed) t.committed = next;
       } catch (err) {
         // Typically a rebalance under way; the next tick tries again with the new assignment.

@@ -96,6 +96,12 @@ export class Metrics {
     labelNames: ['source'] as const,
     registers: [this.registry],
   });
+  readonly consumerCrashes = new Counter({
+    name: `${PREFIX}consumer_crashes_total`,
+    help: 'Kafka consumers that crashed, by consumer and by who started them again (kafkajs, or the service when kafkajs gave up).',
+    labelNames: ['consumer', 'restarted_by'] as const,
+    registers: [this.registry],
+  });
   readonly retriesScheduled = new Counter({
     name: `${PREFIX}retries_scheduled_total`,
     help: 'Retries written to a delay topic, by reason (failure, circuit_open, endpoint_busy).',

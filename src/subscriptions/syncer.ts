@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import type { Admin, Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
+import type { Admin, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
 import type { Registry } from '../codec/registry.js';
+import { SupervisedConsumer } from '../kafka/supervised-consumer.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { BlueWebhooksError, errorMessage } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
@@ -41,7 +42,7 @@ interface Probe {
  * re-reading the topic from its beginning.
  */
 export class SubscriptionSyncer {
-  private consumer: Consumer | null = null;
+  private consumer: SupervisedConsumer | null = null;
   /** Next offset to apply, per partition, for the current build epoch. */
   private applied = new Map<number, number>();
   private waiters: (() => void)[] = [];
@@ -61,17 +62,27 @@ export class SubscriptionSyncer {
   async start(): Promise<void> {
     const { kafka, topic, groupId } = this.o;
     await this.o.retry(() => this.o.store.beginBuild(this.buildToken), 'starting the table build');
-    this.consumer = kafka.consumer({
-      groupId,
-      maxWaitTimeInMs: 250,
-      sessionTimeout: 10_000,
-      heartbeatInterval: 1000,
-      allowAutoTopicCreation: false,
-      retry: { retries: 10, initialRetryTime: 200, maxRetryTime: 5000, restartOnFailure: async () => true },
+    // Nothing is committed: a consumer started again (after kafkajs gave up on one) reads the topic
+    // from its beginning, and applying a record twice changes nothing.
+    this.consumer = new SupervisedConsumer({
+      kafka,
+      name: 'subscriptions',
+      metrics: this.o.metrics,
+      log: this.o.log,
+      config: {
+        groupId,
+        maxWaitTimeInMs: 250,
+        sessionTimeout: 10_000,
+        heartbeatInterval: 1000,
+        allowAutoTopicCreation: false,
+        retry: { retries: 10, initialRetryTime: 200, maxRetryTime: 5000, restartOnFailure: async () => true },
+      },
+      setup: async (consumer) => {
+        await consumer.subscribe({ topic, fromBeginning: true });
+        await consumer.run({ autoCommit: false, eachBatch: (p) => this.onBatch(p) });
+      },
     });
-    await this.consumer.connect();
-    await this.consumer.subscribe({ topic, fromBeginning: true });
-    await this.consumer.run({ autoCommit: false, eachBatch: (p) => this.onBatch(p) });
+    await this.consumer.start();
     await this.completeBuild();
     this.timer = setInterval(() => void this.check(), this.o.checkIntervalMs ?? 1000);
     this.timer.unref();
@@ -81,7 +92,7 @@ export class SubscriptionSyncer {
     this.stopping = true;
     if (this.timer) clearInterval(this.timer);
     for (const w of this.waiters.splice(0)) w();
-    await this.consumer?.disconnect();
+    await this.consumer?.stop();
   }
 
   /** True once the table is complete in Redis and this replica has caught up with it. */
@@ -152,7 +163,7 @@ export class SubscriptionSyncer {
     this.buildToken = randomUUID();
     await this.o.retry(() => this.o.store.beginBuild(this.buildToken), 'restarting the table build');
     const partitions = await this.o.retry(() => this.endOffsets(), 'listing partitions');
-    for (const partition of partitions.keys()) this.consumer!.seek({ topic: this.o.topic, partition, offset: '0' });
+    for (const partition of partitions.keys()) this.consumer!.current!.seek({ topic: this.o.topic, partition, offset: '0' });
   }
 
   private async completeBuild(): Promise<void> {
