@@ -40,6 +40,8 @@ const SIZE = SMOKE
       fixedRate: 200,
       backlogEvents: 3000,
       backlogSeconds: 4,
+      latencyEvents: 500,
+      latencyNaiveEvents: 20,
     }
   : {
       events: 100_000,
@@ -50,6 +52,8 @@ const SIZE = SMOKE
       fixedRate: 1000,
       backlogEvents: 100_000,
       backlogSeconds: 20,
+      latencyEvents: 20_000,
+      latencyNaiveEvents: 200,
     };
 if (flags.events) {
   // Ad-hoc runs (profiling): scale the event counts, keep the rest.
@@ -58,6 +62,8 @@ if (flags.events) {
 }
 const SECRET = 'bench-secret';
 const RECEIVER_PORTS = 20;
+/** How long the receiver takes to answer in (g); real endpoints take tens to hundreds of ms. */
+const ENDPOINT_LATENCY_MS = 20;
 const DISPATCHER_ENV = {
   MAX_IN_FLIGHT_DELIVERIES: '1000',
   MAX_CONNECTIONS_PER_ORIGIN: '32',
@@ -459,53 +465,49 @@ async function main(): Promise<void> {
     for (const s of [fo1, fo10]) await stopDispatcher(await startDispatcher(envOf(s, stack, `${base}.warm.${s.name}`)));
 
     // (c) The dispatcher, end to end. Replicas join first, then the events are produced.
-    const runs: Record<string, unknown>[] = [];
-    let fo1Events = '';
-    for (const [shape, count] of [
-      [fo1, SIZE.events],
-      [fo10, SIZE.fanout10Events],
-    ] as const) {
-      for (const replicas of [1, 2]) {
-        const name = `${shape.name} × ${replicas} replica${replicas > 1 ? 's' : ''}`;
-        await ask(rx, { cmd: 'reset' }, 'reset');
-        const group = `${base}.c.${shape.name}.${replicas}`;
-        // Each run gets an events topic of its own, so no run re-reads another's events.
-        const runShape = {
-          ...shape,
-          topics: { ...shape.topics, events: `${base}.c.${shape.name}.${replicas}.events` },
-        };
-        await createTopicsRetrying(admin, [{ topic: runShape.topics.events, numPartitions: 12, replicationFactor: 1 }]);
-        if (replicas === 1 && shape.fanout === 1) fo1Events = runShape.topics.events;
-        const profile =
-          flags.profile && shape.fanout === 1 && replicas === 1 ? path.join(root, 'bench/results/profile') : undefined;
-        const ds = await Promise.all(
-          Array.from({ length: replicas }, () => startDispatcher(envOf(runShape, stack, group), profile)),
-        );
-        await waitJoined(admin, group, replicas);
-        const tag = `${shape.name}${replicas}`;
-        const procs = machineProcesses(ds, rx);
-        const cpuBefore = cpuOf(procs);
-        const produceRate = await produceAll(producer, runShape, count, tag);
-        const expected = count * shape.fanout;
-        let peak = 0;
-        const s = await waitForDeliveries(rx, expected, 30 * 60_000, async () => {
-          peak = Math.max(peak, ...ds.map((d) => d.rssMb()));
-        });
-        const peakRss = Math.max(peak, ...ds.map((d) => d.peakRssMb()));
-        const cpuAfter = cpuOf(procs);
-        let retried = 0;
-        let saturated = 0;
-        for (const x of ds) {
-          retried += await metric(x, 'blue_webhooks_retries_scheduled_total');
-          saturated += await metric(x, 'blue_webhooks_endpoint_saturated_total');
-        }
-        const cpu = Object.fromEntries(
-          Object.keys(cpuAfter).map((k) => [k, +(cpuAfter[k]! - cpuBefore[k]!).toFixed(2)]),
-        );
-        await Promise.all(ds.map(stopDispatcher));
-        check(name, s, expected);
-        const seconds = (s.lastAt - s.firstAt) / 1000;
-        const run = {
+    /** One end-to-end run on an events topic of its own, so no run re-reads another's events. */
+    const runDispatcher = async (shape: Shape, count: number, replicas: number, label: string, profile?: string) => {
+      const name = `${shape.name} × ${replicas} replica${replicas > 1 ? 's' : ''}${label}`;
+      await ask(rx, { cmd: 'reset' }, 'reset');
+      const id = `${shape.name}.${replicas}${label.replace(/\W+/g, '')}`;
+      const group = `${base}.c.${id}`;
+      const runShape = { ...shape, topics: { ...shape.topics, events: `${base}.c.${id}.events` } };
+      await createTopicsRetrying(admin, [{ topic: runShape.topics.events, numPartitions: 12, replicationFactor: 1 }]);
+      const ds = await Promise.all(
+        Array.from({ length: replicas }, () => startDispatcher(envOf(runShape, stack, group), profile)),
+      );
+      await waitJoined(admin, group, replicas);
+      const procs = machineProcesses(ds, rx);
+      const cpuBefore = cpuOf(procs);
+      const produceRate = await produceAll(producer, runShape, count, id);
+      const expected = count * shape.fanout;
+      let peak = 0;
+      const s = await waitForDeliveries(rx, expected, 30 * 60_000, async () => {
+        peak = Math.max(peak, ...ds.map((d) => d.rssMb()));
+      });
+      const peakRss = Math.max(peak, ...ds.map((d) => d.peakRssMb()));
+      const cpuAfter = cpuOf(procs);
+      let retried = 0;
+      let saturated = 0;
+      for (const x of ds) {
+        retried += await metric(x, 'blue_webhooks_retries_scheduled_total');
+        saturated += await metric(x, 'blue_webhooks_endpoint_saturated_total');
+      }
+      const cpu = Object.fromEntries(Object.keys(cpuAfter).map((k) => [k, +(cpuAfter[k]! - cpuBefore[k]!).toFixed(2)]));
+      await Promise.all(ds.map(stopDispatcher));
+      check(name, s, expected);
+      const seconds = (s.lastAt - s.firstAt) / 1000;
+      log(
+        `${name}: ${(s.unique / seconds).toFixed(0)} deliveries/s (${seconds.toFixed(1)} s; producer ${produceRate.toFixed(0)} events/s; peak RSS ${peakRss.toFixed(0)} MB)`,
+      );
+      if (retried > 0) log(`  ${retried} retries scheduled (${saturated} for a saturated endpoint)`);
+      log(
+        `  CPU seconds during the run: ${Object.entries(cpu)
+          .map(([k, v]) => `${k} ${v}`)
+          .join(', ')}`,
+      );
+      return {
+        run: {
           name,
           shape: shape.name,
           replicas,
@@ -520,17 +522,22 @@ async function main(): Promise<void> {
           cpuSeconds: cpu,
           retriesScheduled: retried,
           endpointSaturated: saturated,
-        };
+        },
+        eventsTopic: runShape.topics.events,
+      };
+    };
+    const runs: Record<string, unknown>[] = [];
+    let fo1Events = '';
+    for (const [shape, count] of [
+      [fo1, SIZE.events],
+      [fo10, SIZE.fanout10Events],
+    ] as const) {
+      for (const replicas of [1, 2]) {
+        const profile =
+          flags.profile && shape.fanout === 1 && replicas === 1 ? path.join(root, 'bench/results/profile') : undefined;
+        const { run, eventsTopic } = await runDispatcher(shape, count, replicas, '', profile);
+        if (replicas === 1 && shape.fanout === 1) fo1Events = eventsTopic;
         runs.push(run);
-        log(
-          `${name}: ${(s.unique / seconds).toFixed(0)} deliveries/s (${seconds.toFixed(1)} s; producer ${produceRate.toFixed(0)} events/s; peak RSS ${peakRss.toFixed(0)} MB)`,
-        );
-        if (retried > 0) log(`  ${retried} retries scheduled (${saturated} for a saturated endpoint)`);
-        log(
-          `  CPU seconds during the run: ${Object.entries(cpu)
-            .map(([k, v]) => `${k} ${v}`)
-            .join(', ')}`,
-        );
       }
     }
     results.dispatcher = runs;
@@ -577,18 +584,30 @@ async function main(): Promise<void> {
     log(`(b) HTTP limit: ${b.requestsPerSec.toFixed(0)} requests/s at concurrency ${HTTP_CONCURRENCY}`);
 
     // (d) The naive dispatcher, on a slice of the fan-out 1 events.
-    await ask(rx, { cmd: 'reset' }, 'reset');
-    const naive = spawnTs('bench/naive.ts', [
-      stack.KAFKA_BROKERS!,
-      fo1Events,
-      `${base}.d`,
-      stack.REDIS_URL!,
-      fo1.redisPrefix,
-      String(SIZE.naiveEvents),
-    ]);
-    const d = await nextMessage<{ deliveriesPerSec: number; deliveries: number }>(naive);
+    const runNaive = async (events: number, group: string) => {
+      await ask(rx, { cmd: 'reset' }, 'reset');
+      const naive = spawnTs('bench/naive.ts', [
+        stack.KAFKA_BROKERS!,
+        fo1Events,
+        group,
+        stack.REDIS_URL!,
+        fo1.redisPrefix,
+        String(events),
+      ]);
+      return nextMessage<{ deliveriesPerSec: number; deliveries: number }>(naive);
+    };
+    const d = await runNaive(SIZE.naiveEvents, `${base}.d`);
     results.naive = d;
     log(`(d) naive dispatcher: ${d.deliveriesPerSec.toFixed(0)} deliveries/s`);
+
+    // (g) c and d again against an endpoint that takes ENDPOINT_LATENCY_MS to answer, as real
+    // endpoints do; on loopback a round trip is a fraction of a millisecond, which flatters (d).
+    await ask(rx, { cmd: 'delay', delayMs: ENDPOINT_LATENCY_MS }, 'delay');
+    const cSlow = (await runDispatcher(fo1, SIZE.latencyEvents, 1, ` @ ${ENDPOINT_LATENCY_MS} ms`)).run;
+    const dSlow = await runNaive(SIZE.latencyNaiveEvents, `${base}.g`);
+    await ask(rx, { cmd: 'delay', delayMs: 0 }, 'delay');
+    results.endpointLatency = { latencyMs: ENDPOINT_LATENCY_MS, dispatcher: cSlow, naive: dSlow };
+    log(`(g) naive dispatcher @ ${ENDPOINT_LATENCY_MS} ms: ${dSlow.deliveriesPerSec.toFixed(1)} deliveries/s`);
 
     // (e) Latency at a fixed offered rate and near saturation, with raw Kafka and HTTP alongside.
     const fo1Single = runs[0] as { deliveriesPerSec: number };
@@ -683,6 +702,7 @@ async function main(): Promise<void> {
       c_over_min_a_b: c1 / Math.min(a.eventsPerSec, b.requestsPerSec),
       c_over_d: c1 / d.deliveriesPerSec,
       p99_over_raw: fixed.p99 / (rawKafka.p99 + rawHttp.p99),
+      c_over_d_at_endpoint_latency: cSlow.deliveriesPerSec / dSlow.deliveriesPerSec,
     };
     results.ratios = ratios;
     results.targets = {
@@ -753,6 +773,10 @@ function printTable(r: Record<string, unknown>, runs: Record<string, unknown>[])
   const ratios = r.ratios as Record<string, number>;
   rows.push(['c / min(a, b)', ratios.c_over_min_a_b!.toFixed(2)]);
   rows.push(['c / d', ratios.c_over_d!.toFixed(1)]);
+  const g = r.endpointLatency as { latencyMs: number; dispatcher: { deliveriesPerSec: number }; naive: { deliveriesPerSec: number } };
+  rows.push([`(g) c, fo1 × 1 replica, endpoint answering in ${g.latencyMs} ms`, `${g.dispatcher.deliveriesPerSec.toFixed(0)} deliveries/s`]);
+  rows.push([`(g) d, endpoint answering in ${g.latencyMs} ms`, `${g.naive.deliveriesPerSec.toFixed(1)} deliveries/s`]);
+  rows.push([`c / d with the endpoint answering in ${g.latencyMs} ms`, ratios.c_over_d_at_endpoint_latency!.toFixed(1)]);
   rows.push(['p99 / (raw Kafka p99 + raw HTTP p99)', ratios.p99_over_raw!.toFixed(2)]);
   for (const [k, v] of Object.entries(r.targets as Record<string, boolean>))
     rows.push([`target: ${k}`, v ? 'met' : 'NOT met']);
