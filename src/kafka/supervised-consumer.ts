@@ -8,6 +8,7 @@ export interface SupervisedConsumerOptions {
   kafka: Kafka;
   /** Which consumer this is, in logs and in the `consumer` label of consumer_crashes_total. */
   name: 'events' | 'retries' | 'subscriptions';
+  /** kafkajs consumer config; `retry` defaults to 10 retries from 200 ms to 5 s, then a kafkajs restart. */
   config: ConsumerConfig;
   /** Prepares a new, connected consumer: listeners, subscriptions, then `run`. */
   setup: (consumer: Consumer) => Promise<void>;
@@ -16,6 +17,8 @@ export interface SupervisedConsumerOptions {
   /** Delay before starting a new consumer after kafkajs gives up. Default 1 s doubling to 30 s. */
   backoff?: BackoffOptions;
 }
+
+const RETRY = { retries: 10, initialRetryTime: 200, maxRetryTime: 5000, restartOnFailure: async () => true };
 
 /** A crash this long after the previous one starts the backoff from the beginning again. */
 const CALM_MS = 5 * 60_000;
@@ -41,7 +44,7 @@ export class SupervisedConsumer {
   }
 
   async start(): Promise<void> {
-    const consumer = this.o.kafka.consumer(this.o.config);
+    const consumer = this.o.kafka.consumer({ ...this.o.config, retry: { ...RETRY, ...this.o.config.retry } });
     this.consumer = consumer;
     consumer.on(consumer.events.CRASH, ({ payload }) => this.onCrash(consumer, payload.error, payload.restart));
     await consumer.connect();

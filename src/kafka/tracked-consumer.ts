@@ -81,7 +81,6 @@ export class TrackedConsumer {
         heartbeatInterval: Math.max(500, Math.floor(o.sessionTimeoutMs / 10)),
         maxWaitTimeInMs: 100,
         allowAutoTopicCreation: false,
-        retry: { retries: 10, initialRetryTime: 200, maxRetryTime: 5000, restartOnFailure: async () => true },
       },
       setup: async (consumer) => {
         consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => this.onJoin(payload.memberAssignment));

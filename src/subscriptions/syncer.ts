@@ -75,7 +75,6 @@ export class SubscriptionSyncer {
         sessionTimeout: 10_000,
         heartbeatInterval: 1000,
         allowAutoTopicCreation: false,
-        retry: { retries: 10, initialRetryTime: 200, maxRetryTime: 5000, restartOnFailure: async () => true },
       },
       setup: async (consumer) => {
         await consumer.subscribe({ topic, fromBeginning: true });
