@@ -14,7 +14,7 @@ export interface BatchContext {
   tracker: PartitionTracker;
   /** Marks a message as taken in, so it is not fetched again while this replica owns the partition. */
   resolveOffset: (offset: string) => void;
-  /** Keeps the group membership alive during long waits. */
+  /** Keeps the group membership alive during long waits; never throws. */
   heartbeat: () => Promise<void>;
   /** Stops fetching this partition for a while; unresolved messages are fetched again after. */
   pauseFor: (ms: number) => void;
@@ -165,7 +165,9 @@ export class TrackedConsumer {
       messages: batch.messages,
       tracker: entry.tracker,
       resolveOffset: p.resolveOffset,
-      heartbeat: p.heartbeat,
+      // Best effort. A refused heartbeat (broker down, rebalance under way) must not abort a
+      // batch whose offsets are already taken in: they would never finish, and never be read again.
+      heartbeat: () => p.heartbeat().catch(() => {}),
       pauseFor: (ms) => this.pauseFor(batch.topic, batch.partition, ms),
     });
     if (this.o.reportLag) this.o.metrics.consumerLag.set({ partition: String(batch.partition) }, Number(batch.offsetLag()));

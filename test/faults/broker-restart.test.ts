@@ -5,6 +5,7 @@
 import type { TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { deliveryId } from '../../src/delivery/payload.js';
 import { sampleEvent, sampleSubscription } from '../../src/demo/sample-data.js';
 import {
   collectTopic,
@@ -26,13 +27,19 @@ async function brokerRestart(t: TestContext, outage: 'short' | 'until consumers 
   const rx = await startReceiver(t);
   await putSubscription(s, sampleSubscription({ id: 'wh_1', url: `${rx.url}/one` }));
   await putSubscription(s, sampleSubscription({ id: 'wh_2', url: `${rx.url}/two` }));
-  const d = await startDispatcher(s);
+  // A small in-flight bound, so the pipeline is waiting for room (and heartbeating) when the broker
+  // dies. A refused heartbeat once aborted such a batch and lost an event taken in (3 runs of 3).
+  const d = await startDispatcher(s, { MAX_IN_FLIGHT_DELIVERIES: '40' });
   const pairs = () => new Set(rx.deliveries.map((r) => `${r.path}|${r.headers['x-blue-delivery']}`)).size;
 
   // Killed while a batch is in flight: some outcomes and commits are not written yet.
+  const eventIds = [
+    ...Array.from({ length: 300 }, (_, i) => `before_${i}`),
+    ...Array.from({ length: 50 }, (_, i) => `after_${i}`),
+  ];
   await produceEvents(
     s,
-    Array.from({ length: 300 }, (_, i) => sampleEvent({ eventId: `before_${i}` })),
+    eventIds.slice(0, 300).map((eventId) => sampleEvent({ eventId })),
   );
   await waitFor(() => rx.deliveries.length >= 20, { what: 'deliveries under way' });
   await broker.kill();
@@ -59,9 +66,30 @@ async function brokerRestart(t: TestContext, outage: 'short' | 'until consumers 
   const restartedAt = Date.now();
   await produceEvents(
     s,
-    Array.from({ length: 50 }, (_, i) => sampleEvent({ eventId: `after_${i}` })),
+    eventIds.slice(300).map((eventId) => sampleEvent({ eventId })),
   );
-  await waitFor(() => pairs() === 700, { what: 'all 700 (event, webhook) pairs delivered', timeoutMs: 120_000 });
+  await waitFor(() => pairs() === 700, { what: 'all 700 (event, webhook) pairs delivered', timeoutMs: 120_000 }).catch(
+    async (err) => {
+      // What the dispatcher was doing, for whoever reads a failed run.
+      const ready = await d.readyz().catch((e) => ({ status: 0, body: String(e) }));
+      const notable = d.logs.filter((l) => l.level !== 'info' || /consumer|group|table/.test(String(l.msg)));
+      const got = new Set(rx.deliveries.map((r) => `${r.path}|${r.headers['x-blue-delivery']}`));
+      const lost = eventIds.filter(
+        (e) => !got.has(`/one|${deliveryId(e, 'wh_1')}`) || !got.has(`/two|${deliveryId(e, 'wh_2')}`),
+      );
+      t.diagnostic(
+        `pairs ${pairs()}/700; events not fully delivered: ${lost.join(', ')}; readyz ${ready.status} ${ready.body}`,
+      );
+      t.diagnostic(
+        `metrics:\n${(await d.metrics().catch(() => ''))
+          .split('\n')
+          .filter((l) => l.startsWith('blue_webhooks_') && !l.includes('_bucket'))
+          .join('\n')}`,
+      );
+      for (const l of notable.slice(-80)) t.diagnostic(JSON.stringify(l).slice(0, 400));
+      throw err;
+    },
+  );
   const caughtUpMs = Date.now() - restartedAt;
   await waitFor(async () => (await d.readyz()).status === 200, { what: 'ready again', timeoutMs: 30_000 });
 

@@ -3,8 +3,16 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { sampleEvent, sampleSubscription } from '../../src/demo/sample-data.js';
 import type { WebhookResult } from '../../src/outcomes/result.js';
-import { decodeRetry } from '../../src/retries/record.js';
-import { collectTopic, createScenario, produceEvents, putSubscription, type Scenario, startDispatcher } from '../helpers/dispatcher.js';
+import { decodeRetry, encodeRetry } from '../../src/retries/record.js';
+import {
+  collectTopic,
+  createScenario,
+  parseMetrics,
+  produceEvents,
+  putSubscription,
+  type Scenario,
+  startDispatcher,
+} from '../helpers/dispatcher.js';
 import { type Responder, startReceiver } from '../helpers/receiver.js';
 import { runScript } from '../helpers/run-script.js';
 import { maxRetryLatenessMs } from '../helpers/lateness.js';
@@ -153,5 +161,44 @@ test('exhausted deliveries land in the deliveries DLQ, and the re-drive command 
     new Set(rx.deliveries.slice(before).map((d) => d.headers['x-blue-delivery'])),
     new Set(dlq.filter((r) => r.webhookId === 'wh_down').map((r) => r.deliveryId)),
     'with the same delivery ids',
+  );
+});
+
+test('a retry record written twice (a producer retry after a broker failure) makes one request, and the copy is counted', async (t) => {
+  const s = await createScenario(t);
+  const rx = await startReceiver(t);
+  await putSubscription(s, sampleSubscription({ id: 'wh_1', url: `${rx.url}/one` }));
+  const d = await startDispatcher(s);
+  const { occurredAtMs: _, ...event } = { ...sampleEvent({ eventId: 'evt_copied' }), occurredAtMs: 0 };
+  const record = encodeRetry({
+    v: 1,
+    deliveryId: 'msg_copied',
+    webhookId: 'wh_1',
+    attempt: 2,
+    retry: 1,
+    dueAt: Date.now(),
+    firstAttemptAt: Date.now(),
+    eventTimestampMs: Date.now(),
+    event,
+  });
+  // Byte-identical copies, as a retried produce request leaves them; then a re-drive of the same
+  // delivery (a new dueAt), which is not a copy and must be attempted.
+  const topic = `${s.topics.retryPrefix}.300ms`;
+  await s.producer.send({ topic, messages: [{ key: 'wh_1', value: record }, { key: 'wh_1', value: record }] });
+  const redriven = JSON.parse(record.toString());
+  await s.producer.send({ topic, messages: [{ key: 'wh_1', value: encodeRetry({ ...redriven, dueAt: redriven.dueAt + 1 }) }] });
+
+  await waitFor(() => rx.deliveries.length >= 2, { what: 'the retry and the re-drive' });
+  await waitFor(
+    async () => parseMetrics(await d.metrics()).get('blue_webhooks_duplicates_skipped_total{source="retry"}') === 1,
+    { what: 'the copy to be counted as skipped' },
+  );
+  assert.equal(rx.deliveries.length, 2, 'the copy made no request');
+  assert.deepEqual(
+    rx.deliveries.map((r) => [r.headers['x-blue-delivery'], r.headers['x-blue-attempt']]),
+    [
+      ['msg_copied', '2'],
+      ['msg_copied', '2'],
+    ],
   );
 });
