@@ -178,8 +178,10 @@ function apicurioJar() {
   return jar && path.join(apicurioHome, jar);
 }
 
+const kafkaFetched = () => fs.existsSync(path.join(kafkaLibs, `kafka_2.13-${KAFKA_VERSION}.jar`));
+
 function fetchJars() {
-  const kafkaReady = fs.existsSync(path.join(kafkaLibs, `kafka_2.13-${KAFKA_VERSION}.jar`));
+  const kafkaReady = kafkaFetched();
   const apicurioReady = apicurioJar() !== undefined;
   if (kafkaReady && apicurioReady) return;
   requireCommand('mvn', 'Maven fetches the Kafka and Apicurio jars from Maven Central');
@@ -213,7 +215,7 @@ function fetchJars() {
       fs.rmSync(scratch, { recursive: true, force: true });
     }
   }
-  if (!fs.existsSync(path.join(kafkaLibs, `kafka_2.13-${KAFKA_VERSION}.jar`))) {
+  if (!kafkaFetched()) {
     throw new StackError(`Maven finished but ${kafkaLibs} holds no Kafka ${KAFKA_VERSION} jar`);
   }
   if (apicurioJar() === undefined) {

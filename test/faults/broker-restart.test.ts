@@ -30,7 +30,7 @@ async function brokerRestart(t: TestContext, outage: 'short' | 'until consumers 
   // A small in-flight bound, so the pipeline is waiting for room (and heartbeating) when the broker
   // dies. A refused heartbeat once aborted such a batch and lost an event taken in (3 runs of 3).
   const d = await startDispatcher(s, { MAX_IN_FLIGHT_DELIVERIES: '40' });
-  const pairs = () => new Set(rx.deliveries.map((r) => `${r.path}|${r.headers['x-blue-delivery']}`)).size;
+  const pairs = () => rx.pairs().size;
 
   // Killed while a batch is in flight: some outcomes and commits are not written yet.
   const eventIds = [
@@ -73,7 +73,7 @@ async function brokerRestart(t: TestContext, outage: 'short' | 'until consumers 
       // What the dispatcher was doing, for whoever reads a failed run.
       const ready = await d.readyz().catch((e) => ({ status: 0, body: String(e) }));
       const notable = d.logs.filter((l) => l.level !== 'info' || /consumer|group|table/.test(String(l.msg)));
-      const got = new Set(rx.deliveries.map((r) => `${r.path}|${r.headers['x-blue-delivery']}`));
+      const got = rx.pairs();
       const lost = eventIds.filter(
         (e) => !got.has(`/one|${deliveryId(e, 'wh_1')}`) || !got.has(`/two|${deliveryId(e, 'wh_2')}`),
       );

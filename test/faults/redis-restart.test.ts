@@ -31,7 +31,7 @@ test('a Redis restart (all data lost) stalls deliveries, fails readiness, then e
   assert.equal(d.proc.exitCode, null, 'still running');
 
   await redis.start(); // empty: the table is gone
-  await waitFor(() => new Set(rx.deliveries.map((r) => `${r.path}|${r.headers['x-blue-delivery']}`)).size === 200, {
+  await waitFor(() => rx.pairs().size === 200, {
     what: 'all 200 (event, webhook) pairs delivered',
     timeoutMs: 60_000,
   });

@@ -20,6 +20,8 @@ export interface Receiver {
   respond: Responder;
   /** Deliveries whose path is `path`. */
   at(path: string): ReceivedDelivery[];
+  /** Distinct (path, delivery id) pairs received, as `path|id`: repeats of a delivery count once. */
+  pairs(): Set<string>;
 }
 
 /** An HTTP server on a loopback address, port 0, closed (connections too) when the test ends. */
@@ -44,6 +46,7 @@ export async function startReceiver(t: TestContext, respond?: Responder): Promis
     deliveries,
     respond: respond ?? ((_d, res) => res.writeHead(200).end('ok')),
     at: (path) => deliveries.filter((d) => d.path === path),
+    pairs: () => new Set(deliveries.map((d) => `${d.path}|${d.headers['x-blue-delivery']}`)),
   };
   const { port, url } = await serve(t, (req, res) => {
     const chunks: Buffer[] = [];

@@ -28,7 +28,7 @@ test('SIGKILL mid-stream, then a restart: every (event, webhook) pair is receive
   assert.ok(atKill < EVENTS * 2, 'killed mid-stream');
 
   await startDispatcher(s, env);
-  const unique = () => new Set(rx.deliveries.map((r) => `${r.path}|${r.headers['x-blue-delivery']}`)).size;
+  const unique = () => rx.pairs().size;
   await waitFor(() => unique() === EVENTS * 2, { what: `${EVENTS * 2} distinct pairs`, timeoutMs: 60_000 });
 });
 
