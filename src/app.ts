@@ -11,9 +11,9 @@ import { EndpointGate } from './delivery/endpoint-gate.js';
 import { DeliveryRunner } from './dispatch/runner.js';
 import { CircuitBreaker } from './health/circuit-breaker.js';
 import type { WebhookStatusEvent } from './health/status.js';
-import { EventDeadLetters } from './ingest/dead-letters.js';
 import { EventPipeline } from './ingest/pipeline.js';
 import { createKafka } from './kafka/client.js';
+import { DeadLetters } from './kafka/dead-letters.js';
 import { ensureTopics, serviceTopics } from './kafka/topics.js';
 import { TrackedConsumer } from './kafka/tracked-consumer.js';
 import { KafkaWriter } from './kafka/writer.js';
@@ -99,7 +99,13 @@ export class App {
       retry: (fn, what) => this.retry(fn, what),
     });
     this.http = new HttpClient({ ...config.delivery, guard: new TargetGuard(config.delivery.allowlist) });
-    const writer = new KafkaWriter({ producer: this.producer, metrics: this.metrics, log, isStopping });
+    const writer = new KafkaWriter({
+      producer: this.producer,
+      metrics: this.metrics,
+      log,
+      isStopping,
+      maxRequestBytes: config.kafka.maxMessageBytes,
+    });
     const publisher = <T extends object>(schema: 'webhook-result' | 'webhook-status', topic: string) =>
       new AvroPublisher<T>({ writer, registry, schema, topic });
     const results = publisher<WebhookResult>('webhook-result', config.topics.results);
@@ -128,32 +134,34 @@ export class App {
     });
     const consumerOptions = {
       kafka: this.kafka,
+      admin: this.admin,
       metrics: this.metrics,
       partitionsConsumedConcurrently: config.kafka.partitionsConsumedConcurrently,
       commitIntervalMs: config.kafka.commitIntervalMs,
       sessionTimeoutMs: config.kafka.sessionTimeoutMs,
+      stallTimeoutMs: config.kafka.stallTimeoutMs,
+      dependenciesUp: () => this.redis.status === 'ready' && this.kafkaHealth.ok,
     };
     const events = new TrackedConsumer({
       ...consumerOptions,
       name: 'events',
       topics: [config.topics.events],
       groupId: config.kafka.consumerGroup,
-      reportLag: true,
       log: log.child({ component: 'events' }),
       handler: new EventPipeline({
         registry,
         table,
         ensureFresh: (since) => this.syncer.ensureFresh(since),
         runner,
-        deadLetters: new EventDeadLetters({
+        deadLetters: new DeadLetters({
           writer,
           topic: config.topics.dlq,
-          sourceTopic: config.topics.events,
-          metrics: this.metrics,
+          count: (reason) => this.metrics.eventsDeadLettered.inc({ reason }),
           log,
         }),
         limiter: this.limiter,
         metrics: this.metrics,
+        log: log.child({ component: 'events' }),
         retry,
       }),
     });
@@ -166,7 +174,20 @@ export class App {
           topics: this.tiers.topics,
           groupId: `${config.kafka.consumerGroup}.retries`,
           log: log.child({ component: 'retries' }),
-          handler: new RetryHandler({ table, runner, limiter: this.limiter, metrics: this.metrics, log, retry }),
+          handler: new RetryHandler({
+            table,
+            runner,
+            limiter: this.limiter,
+            deadLetters: new DeadLetters({
+              writer,
+              topic: config.retries.dlqTopic,
+              count: () => this.metrics.deliveriesDeadLettered.inc(),
+              log,
+            }),
+            metrics: this.metrics,
+            log,
+            retry,
+          }),
         }),
       );
     }
@@ -183,6 +204,10 @@ export class App {
         subscriptions: () => (this.syncer.isReady() ? null : 'subscription table not caught up'),
         redis: () => (this.redis.status === 'ready' ? null : `redis connection is ${this.redis.status}`),
         kafka: () => (this.kafkaHealth.ok ? null : `kafka: ${this.kafkaHealth.error}`),
+        stalled: () => {
+          const stalled = this.consumers.flatMap((c) => c.stalledPartitions());
+          return stalled.length === 0 ? null : `offsets unfinished for STALL_TIMEOUT_MS in ${stalled.join(', ')}`;
+        },
         shutdown: () => (this.stopping ? 'shutting down' : null),
       },
     });

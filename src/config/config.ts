@@ -1,3 +1,4 @@
+import net from 'node:net';
 import os from 'node:os';
 import { BlueWebhooksError } from '../shared/errors.js';
 import type { LogLevel } from '../shared/logger.js';
@@ -28,8 +29,12 @@ export interface Config {
     readonly partitionsConsumedConcurrently: number;
     /** COMMIT_INTERVAL_MS: how often finished offsets are committed. Default 200. */
     readonly commitIntervalMs: number;
-    /** KAFKA_SESSION_TIMEOUT_MS: how long a replica that died keeps its partitions. Default 10000. */
+    /** KAFKA_SESSION_TIMEOUT_MS: how long a replica that died keeps its partitions. */
     readonly sessionTimeoutMs: number;
+    /** KAFKA_MAX_MESSAGE_BYTES: largest produce request the service sends (the broker's message.max.bytes or less). */
+    readonly maxMessageBytes: number;
+    /** STALL_TIMEOUT_MS: an offset unfinished this long (dependencies up) is dead-lettered as STALLED. */
+    readonly stallTimeoutMs: number;
   };
   readonly topics: {
     /** EVENTS_TOPIC. Default "blue.events". */
@@ -141,6 +146,8 @@ export const DEFAULTS = Object.freeze({
   PARTITIONS_CONSUMED_CONCURRENTLY: '4',
   COMMIT_INTERVAL_MS: '200',
   KAFKA_SESSION_TIMEOUT_MS: '10000',
+  KAFKA_MAX_MESSAGE_BYTES: '1000000',
+  STALL_TIMEOUT_MS: '300000',
   EVENTS_TOPIC: 'blue.events',
   SUBSCRIPTIONS_TOPIC: 'blue.webhooks',
   RESULTS_TOPIC: 'blue.webhook-results',
@@ -244,6 +251,8 @@ export function loadConfig(env: Env = process.env): Config {
       commitIntervalMs: ms('COMMIT_INTERVAL_MS', 10, 60_000),
       // The broker's default group.min.session.timeout.ms is 6000.
       sessionTimeoutMs: ms('KAFKA_SESSION_TIMEOUT_MS', 6000, 300_000),
+      maxMessageBytes: int('KAFKA_MAX_MESSAGE_BYTES', 65_536, 100 * 1024 * 1024),
+      stallTimeoutMs: ms('STALL_TIMEOUT_MS', 1000, 86_400_000),
     },
     topics: {
       events: topic('EVENTS_TOPIC'),
@@ -270,7 +279,7 @@ export function loadConfig(env: Env = process.env): Config {
       attemptTimeoutMs: ms('DELIVERY_TIMEOUT_MS', 1, 600_000),
       maxResponseBytes: int('MAX_RESPONSE_BYTES', 0, 64 * 1024 * 1024),
       allowlist: read('DELIVERY_ALLOWLIST', parseList, []),
-      userAgent: raw('DELIVERY_USER_AGENT'),
+      userAgent: read('DELIVERY_USER_AGENT', parseHeaderValue, DEFAULTS.DELIVERY_USER_AGENT),
     },
     retries: {
       scheduleMs: read('RETRY_SCHEDULE', parseSchedule, []),
@@ -326,9 +335,8 @@ export function loadConfig(env: Env = process.env): Config {
     );
   }
   for (const entry of d.allowlist) {
-    if (!isAllowlistEntry(entry)) {
-      problems.push(`DELIVERY_ALLOWLIST: expected CIDRs or host names, got "${entry}"`);
-    }
+    const problem = allowlistProblem(entry);
+    if (problem) problems.push(`DELIVERY_ALLOWLIST: "${entry}": ${problem}`);
   }
 
   if (d.maxConnectionsPerOrigin < config.isolation.maxConcurrency) {
@@ -341,10 +349,16 @@ export function loadConfig(env: Env = process.env): Config {
   return deepFreeze(config);
 }
 
+// setTimeout fires at once for a longer delay.
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 function parseSchedule(raw: string): number[] {
   if (raw.trim() === 'none') return [];
-  const steps = parseList(raw).map(parseDurationMs);
+  const parts = raw.split(',').map((s) => s.trim());
+  if (parts.some((p) => p === '')) throw new Error(`expected comma-separated durations with none empty, or none, got "${raw}"`);
+  const steps = parts.map(parseDurationMs);
   if (steps.length > 50) throw new Error('expected at most 50 retries');
+  if (steps.some((s) => s > MAX_TIMER_MS)) throw new Error(`expected each delay at most ${MAX_TIMER_MS} ms (about 24.8 days)`);
   for (let i = 1; i < steps.length; i++) {
     if (steps[i]! < steps[i - 1]!) throw new Error('expected delays in non-decreasing order');
   }
@@ -354,8 +368,14 @@ function parseSchedule(raw: string): number[] {
 
 function parseFraction(raw: string): number {
   const n = Number(raw);
-  if (raw.trim() === '' || !Number.isFinite(n) || n < 0 || n > 1) throw new Error(`expected a number from 0 to 1, got "${raw}"`);
+  if (!/^\s*\d+(\.\d+)?\s*$/.test(raw) || n < 0 || n > 1) throw new Error(`expected a decimal number from 0 to 1, got "${raw}"`);
   return n;
+}
+
+/** A value that can be sent as an HTTP header: visible ASCII, spaces, tabs; not empty. */
+function parseHeaderValue(raw: string): string {
+  if (!/^[\x20-\x7e\t]+$/.test(raw)) throw new Error('expected printable ASCII (no control characters such as CR or LF)');
+  return raw;
 }
 
 function parseStatusList(raw: string): Set<number> {
@@ -363,11 +383,20 @@ function parseStatusList(raw: string): Set<number> {
   return new Set(codes);
 }
 
-function isAllowlistEntry(s: string): boolean {
-  const [addr, bits, ...rest] = s.split('/');
-  if (rest.length > 0 || !addr) return false;
-  if (bits !== undefined && !/^\d{1,3}$/.test(bits)) return false;
-  return /^[a-zA-Z0-9.:*-]+$/.test(addr) || /^\[[0-9a-fA-F:.]+\]$/.test(addr);
+/** What is wrong with one DELIVERY_ALLOWLIST entry, or null. */
+function allowlistProblem(s: string): string | null {
+  const [rawAddr, bits, ...rest] = s.split('/');
+  const addr = rawAddr?.replace(/^\[(.*)\]$/, '$1');
+  if (rest.length > 0 || !addr) return 'expected an address, a CIDR, a host name or *.suffix';
+  const family = net.isIP(addr);
+  if (bits !== undefined) {
+    if (family === 0) return 'a prefix length goes with an IP address, not a host name';
+    const max = family === 4 ? 32 : 128;
+    if (!/^\d{1,3}$/.test(bits) || Number(bits) > max) return `expected a prefix length from 0 to ${max}`;
+    return null;
+  }
+  if (family !== 0) return null;
+  return /^(\*\.)?[a-zA-Z0-9-]+(\.[a-zA-Z0-9-]+)*\.?$/.test(addr) ? null : 'expected an address, a CIDR, a host name or *.suffix';
 }
 
 function deepFreeze<T>(o: T): T {

@@ -1,4 +1,4 @@
-import type { BlueEvent } from '../codec/event.js';
+import type { BlueEvent, EventSource } from '../codec/event.js';
 import type { ActiveSubscription } from '../subscriptions/subscription.js';
 import type { HttpClient } from './http-client.js';
 import { type AttemptOutcome, classifyAttempt } from './outcome.js';
@@ -14,6 +14,8 @@ export interface Delivery {
   readonly target: ActiveSubscription;
   /** Kafka timestamp of the event, used when occurredAt is missing. */
   readonly eventTimestampMs: number;
+  /** Where the event was read, when known (retry records made before it have none). */
+  readonly source?: EventSource;
 }
 
 export interface AttemptReport {
@@ -21,6 +23,15 @@ export interface AttemptReport {
   readonly durationMs: number;
   readonly snippet: string | null;
   readonly attempt: number;
+}
+
+// What RFC 9110 allows in a field value (visible ASCII, space, tab, obs-text), as undici checks it.
+const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+
+/** The name of the first header whose value is not a valid field value, or null. */
+export function invalidHeader(headers: Record<string, string>): string | null {
+  for (const name in headers) if (!HEADER_VALUE.test(headers[name]!)) return name;
+  return null;
 }
 
 /** Builds, signs and sends one attempt; never throws. */
@@ -38,7 +49,14 @@ export class Deliverer {
       const error = new BlueWebhooksError('INVALID_URL', 'the webhook URL cannot be parsed');
       return { outcome: classifyAttempt({ error }), durationMs: 0, snippet: null, attempt };
     }
-    const r = await this.http.post({ url, headers: this.headers(d, body, attempt), body });
+    const headers = this.headers(d, body, attempt);
+    const bad = invalidHeader(headers);
+    if (bad) {
+      // undici would throw while a pool slot is held; no value a user or producer chose gets that far.
+      const error = new BlueWebhooksError('INVALID_HEADER', `header ${bad} has a character that a header value cannot carry`);
+      return { outcome: classifyAttempt({ error }), durationMs: 0, snippet: null, attempt };
+    }
+    const r = await this.http.post({ url, headers, body });
     return { outcome: classifyAttempt(r), durationMs: r.durationMs, snippet: r.snippet, attempt };
   }
 

@@ -1,4 +1,5 @@
 import { Agent } from 'undici';
+import { BlueWebhooksError } from '../shared/errors.js';
 import type { AttemptResult } from './outcome.js';
 import type { TargetGuard } from './target-guard.js';
 
@@ -64,6 +65,17 @@ class Deadlines {
   }
 }
 
+/** A promise that rejects with the signal's reason once it aborts; dispose() when no longer needed. */
+function untilAborted(signal: AbortSignal): { promise: Promise<never>; dispose: () => void } {
+  let onAbort = () => {};
+  const promise = new Promise<never>((_, reject) => {
+    onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+  promise.catch(() => {}); // a rejection after the race is over is nobody's business
+  return { promise, dispose: () => signal.removeEventListener('abort', onAbort) };
+}
+
 /** Keep-alive POSTs through undici: bounded pools per origin, no redirects, capped response reads. */
 export class HttpClient {
   private readonly agent: Agent;
@@ -98,25 +110,36 @@ export class HttpClient {
     }
     const headers = { ...req.headers };
     if (req.url.username) {
-      const user = decodeURIComponent(req.url.username);
-      const pass = decodeURIComponent(req.url.password);
-      headers.authorization = `Basic ${Buffer.from(`${user}:${pass}`).toString('base64')}`;
+      try {
+        const user = decodeURIComponent(req.url.username);
+        const pass = decodeURIComponent(req.url.password);
+        headers.authorization = `Basic ${Buffer.from(`${user}:${pass}`).toString('base64')}`;
+      } catch {
+        return done({ error: new BlueWebhooksError('INVALID_URL', 'the URL user info has an invalid percent-escape') });
+      }
     }
     const deadline = this.deadlines.start(this.o.attemptTimeoutMs);
+    const expired = untilAborted(deadline.signal);
     try {
-      const res = await this.agent.request({
-        origin: req.url.origin,
-        path: `${req.url.pathname}${req.url.search}`,
-        method: 'POST',
-        headers,
-        body: req.body,
-        signal: deadline.signal,
-      });
+      // The race makes the deadline hold even while the request waits inside undici for a
+      // connection of the pool: aborting does not take a queued request out of that queue.
+      const res = await Promise.race([
+        this.agent.request({
+          origin: req.url.origin,
+          path: `${req.url.pathname}${req.url.search}`,
+          method: 'POST',
+          headers,
+          body: req.body,
+          signal: deadline.signal,
+        }),
+        expired.promise,
+      ]);
       const snippet = await this.readCapped(res.body);
       return done({ status: res.statusCode, headers: res.headers }, snippet);
     } catch (error) {
       return done({ error });
     } finally {
+      expired.dispose();
       this.deadlines.end(deadline);
     }
   }

@@ -16,6 +16,7 @@ const BLOCKED_V4: [string, number][] = [
   ['172.16.0.0', 12],
   ['192.0.0.0', 24],
   ['192.0.2.0', 24],
+  ['192.88.99.0', 24], // 6to4 relay anycast (deprecated)
   ['192.168.0.0', 16],
   ['198.18.0.0', 15],
   ['198.51.100.0', 24],
@@ -29,6 +30,11 @@ const BLOCKED_V6: [string, number][] = [
   ['100::', 64], // discard
   ['2001::', 32], // Teredo (hides an IPv4 address)
   ['2001:db8::', 32], // documentation
+  ['3fff::', 20], // documentation (RFC 9637)
+  // IPv4-mapped (any IPv4 address in IPv6 form; a real webhook URL uses the IPv4 form), and
+  // IPv4-translated (RFC 2765).
+  ['::ffff:0:0', 96],
+  ['::ffff:0:0:0', 96],
   ['64:ff9b:1::', 48], // local-use NAT64
   ['fc00::', 7], // unique local
   ['fe80::', 10], // link-local
@@ -36,14 +42,16 @@ const BLOCKED_V6: [string, number][] = [
   ['ff00::', 8], // multicast
 ];
 
-function blockList(v4: [string, number][], v6: [string, number][]): net.BlockList {
+function blockList(subnets: [string, number][], family: 'ipv4' | 'ipv6'): net.BlockList {
   const list = new net.BlockList();
-  for (const [a, p] of v4) list.addSubnet(a, p, 'ipv4');
-  for (const [a, p] of v6) list.addSubnet(a, p, 'ipv6');
+  for (const [a, p] of subnets) list.addSubnet(a, p, family);
   return list;
 }
 
-const BLOCKED = blockList(BLOCKED_V4, BLOCKED_V6);
+// Two lists: node's BlockList matches an IPv4 address against IPv4-mapped IPv6 rules, and the
+// whole mapped range is blocked for IPv6 forms only.
+const BLOCKED4 = blockList(BLOCKED_V4, 'ipv4');
+const BLOCKED6 = blockList(BLOCKED_V6, 'ipv6');
 
 /** Parses an IPv6 address into 8 16-bit groups (accepts "::" and a trailing dotted quad). */
 function ipv6Groups(addr: string): number[] | null {
@@ -78,11 +86,11 @@ export function embeddedIPv4(addr: string): string | null {
 /** True for addresses a webhook may not reach: loopback, private, link-local, multicast, ... */
 export function isInternalAddress(addr: string): boolean {
   const family = net.isIP(addr);
-  if (family === 4) return BLOCKED.check(addr, 'ipv4');
+  if (family === 4) return BLOCKED4.check(addr, 'ipv4');
   if (family === 6) {
     const v4 = embeddedIPv4(addr);
-    if (v4 !== null && BLOCKED.check(v4, 'ipv4')) return true;
-    return BLOCKED.check(addr.split('%')[0]!, 'ipv6');
+    if (v4 !== null && BLOCKED4.check(v4, 'ipv4')) return true;
+    return BLOCKED6.check(addr.split('%')[0]!, 'ipv6');
   }
   return true; // not an address at all: refuse rather than guess
 }

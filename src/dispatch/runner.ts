@@ -9,7 +9,7 @@ import { type DeliveryRef, type OutcomeState, type ResultDetails, resultOf, type
 import { decide, isRetriableOutcome, type RetryPolicyOptions } from '../retries/policy.js';
 import type { RetryRecord } from '../retries/record.js';
 import type { RetryScheduler } from '../retries/scheduler.js';
-import type { ErrorCode } from '../shared/errors.js';
+import { type ErrorCode, errorCode } from '../shared/errors.js';
 
 export interface DeliveryRunnerDeps {
   deliverer: Deliverer;
@@ -116,7 +116,21 @@ export class DeliveryRunner {
         break;
       case 'retry': {
         const dueAt = Date.now() + decision.delayMs;
-        await this.d.scheduler.schedule(this.retryRecord(x, report, dueAt, x.retry + 1), decision.delayMs);
+        const scheduled = await this.d.scheduler.schedule(this.retryRecord(x, report, dueAt, x.retry + 1), decision.delayMs).then(
+          () => true,
+          (err: unknown) => {
+            if (errorCode(err) !== 'RECORD_TOO_LARGE') throw err;
+            return false;
+          },
+        );
+        if (!scheduled) {
+          // Its event is too large for a retry record even compressed: a final failure, kept in
+          // the deliveries DLQ with a pointer to the event (README, "Records too large").
+          await this.d.scheduler.deadLetter(this.retryRecord(x, report, Date.now(), x.retry));
+          state = 'FAILED';
+          details.reason = 'too_large';
+          break;
+        }
         metrics.retriesScheduled.inc({ reason: retryReason ?? 'failure' });
         state = 'RETRY_SCHEDULED';
         details.reason = retryReason;
@@ -148,6 +162,7 @@ export class DeliveryRunner {
       eventTimestampMs: x.delivery.eventTimestampMs,
       event,
       lastError: { code: o.code, message: o.message, httpStatus: o.httpStatus },
+      ...(x.delivery.source ? { source: x.delivery.source } : {}),
     };
   }
 

@@ -1,3 +1,1 @@
-export { EventDeadLetters, type EventDeadLettersOptions } from './dead-letters.js';
-export { finishOnSuccess, OffsetEntry, PartitionTracker } from './offset-tracker.js';
-export { EventPipeline, type EventPipelineDeps, filterContext, subscriptionMatches } from './pipeline.js';
+export { EventPipeline, type EventPipelineDeps, filterContext, type MatchResult, subscriptionMatches } from './pipeline.js';

@@ -3,15 +3,16 @@ import { type BlueEvent, decodeEvent } from '../codec/event.js';
 import type { Registry } from '../codec/registry.js';
 import { deliveryId, eventPayload } from '../delivery/payload.js';
 import type { DeliveryRunner } from '../dispatch/runner.js';
+import type { DeadLetters, RecordOrigin } from '../kafka/dead-letters.js';
+import { finishWhenDurable, type OffsetEntry } from '../kafka/offset-tracker.js';
 import type { BatchContext, BatchHandler } from '../kafka/tracked-consumer.js';
 import type { Metrics } from '../metrics/metrics.js';
-import { BlueWebhooksError } from '../shared/errors.js';
+import { errorCode, errorMessage, isShuttingDown, type Stage } from '../shared/errors.js';
+import type { Logger } from '../shared/logger.js';
 import type { Semaphore } from '../shared/semaphore.js';
-import type { FilterContext } from '../subscriptions/filter.js';
+import { FilterBudgetExceeded, type FilterContext } from '../subscriptions/filter.js';
 import type { ActiveSubscription } from '../subscriptions/subscription.js';
 import { type CandidateKey, candidateKey, type SubscriptionTable } from '../subscriptions/table.js';
-import type { EventDeadLetters } from './dead-letters.js';
-import { finishOnSuccess } from './offset-tracker.js';
 
 export interface EventPipelineDeps {
   registry: Registry;
@@ -19,25 +20,47 @@ export interface EventPipelineDeps {
   /** Resolves once the table covers every subscription change written before `sinceMs`. */
   ensureFresh: (sinceMs: number) => Promise<void>;
   runner: DeliveryRunner;
-  deadLetters: EventDeadLetters;
+  /** The events DLQ. */
+  deadLetters: DeadLetters;
   /** Bounds deliveries in flight across all partitions. */
   limiter: Semaphore;
   metrics: Metrics;
+  log: Logger;
   /** Runs an infrastructure call until it succeeds (see retryWhileRetriable). */
   retry: <T>(fn: () => Promise<T>, what: string) => Promise<T>;
 }
 
 type Decoded = { m: KafkaMessage; event: BlueEvent } | { m: KafkaMessage; error: unknown };
 
-/** Does a subscription found by (project, event type) also pass the remaining rules? */
-export function subscriptionMatches(t: ActiveSubscription, e: BlueEvent, ctx: () => FilterContext): boolean {
-  return t.sub.enabled && t.sub.companyId === e.company.id && (t.matches === null || t.matches(ctx()));
+/** Why a candidate does not get an event: it does not match, or its filter would cost too much. */
+export type MatchResult = 'match' | 'no_match' | 'filter_budget';
+
+/**
+ * Does a subscription found by (project, event type) get this event? The index only narrows the
+ * search: each candidate is checked against its own metadata too, then company, enabled, filter.
+ */
+export function subscriptionMatches(t: ActiveSubscription, e: BlueEvent, ctx: () => FilterContext): MatchResult {
+  if (!t.sub.enabled || t.sub.companyId !== e.company.id || !t.projects.has(e.project.id) || !t.events.has(e.event)) {
+    return 'no_match';
+  }
+  if (t.matches === null) return 'match';
+  try {
+    return t.matches(ctx()) ? 'match' : 'no_match';
+  } catch (err) {
+    if (err instanceof FilterBudgetExceeded) return 'filter_budget';
+    throw err;
+  }
 }
 
 /**
  * Turns a batch of events into deliveries. It returns once every delivery has been *started*;
  * each offset is marked finished in the tracker when all its outcomes are on the results topic
  * (or the event is in the DLQ), and only then can it be committed.
+ *
+ * Every event ends in outcomes or a dead letter, whatever it holds: an exception in any step for
+ * one event (a bug, or input no rule foresaw) is counted in internal_errors_total{stage}, logged
+ * with the event id, and the event goes to the events DLQ as INTERNAL_ERROR. The partition moves
+ * on; nothing is left unfinished but work that waits for a dependency.
  */
 export class EventPipeline implements BatchHandler {
   private draining = false;
@@ -53,7 +76,11 @@ export class EventPipeline implements BatchHandler {
     this.draining = true;
   }
 
-  async handleBatch({ partition, messages, tracker, heartbeat, resolveOffset }: BatchContext): Promise<void> {
+  deadLetterStalled(m: KafkaMessage, from: RecordOrigin, detail: string): Promise<void> {
+    return this.d.deadLetters.write(m, from, 'STALLED', detail);
+  }
+
+  async handleBatch({ topic, partition, messages, tracker, heartbeat, resolveOffset }: BatchContext): Promise<void> {
     const fresh: KafkaMessage[] = [];
     for (const m of messages) {
       if (tracker.has(Number(m.offset))) resolveOffset(m.offset);
@@ -69,7 +96,7 @@ export class EventPipeline implements BatchHandler {
     const keys: CandidateKey[] = [];
     for (const x of decoded) {
       if ('event' in x) {
-        newest = Math.max(newest, Math.min(Number(x.m.timestamp), receivedAt));
+        newest = Math.max(newest, Math.min(Number(x.m.timestamp) || 0, receivedAt));
         keys.push({ projectId: x.event.project.id, eventType: x.event.event });
       }
     }
@@ -82,37 +109,95 @@ export class EventPipeline implements BatchHandler {
 
     for (const x of decoded) {
       if (this.draining) return;
-      const entry = tracker.add(Number(x.m.offset));
+      const entry = tracker.add(Number(x.m.offset), x.m);
       resolveOffset(x.m.offset);
+      const deadLetter = (reason: Parameters<DeadLetters['write']>[2], detail: string) =>
+        this.d.deadLetters.write(x.m, { topic, partition }, reason, detail);
       if ('error' in x) {
-        finishOnSuccess(entry, this.d.deadLetters.write(x.m, partition, x.error));
+        const code = errorCode(x.error) ?? 'DECODE_FAILED';
+        this.d.metrics.decodeErrors.inc({ reason: code });
+        finishWhenDurable(entry, deadLetter(code, errorMessage(x.error)), () => Promise.reject(x.error));
         continue;
       }
-      const { event } = x;
-      let ctx: FilterContext | undefined;
-      const context = () => (ctx ??= filterContext(event));
-      const targets = (candidates.get(candidateKey(event.project.id, event.event)) ?? []).filter((t) =>
-        subscriptionMatches(t, event, context),
-      );
-      entry.expect(targets.length);
-      if (targets.length === 0) continue;
-      const payload = eventPayload(event);
-      const eventTimestampMs = Number(x.m.timestamp);
-      const now = Date.now();
-      for (const target of targets) {
-        if (!this.d.limiter.tryAcquire()) await this.d.limiter.acquire(heartbeat);
-        const delivery = { deliveryId: deliveryId(event.id, target.sub.id), event, payload, target, eventTimestampMs };
-        const run = this.d.runner.run({ delivery, attempt: 1, retry: 0, firstAttemptAt: now });
-        finishOnSuccess(entry, run.finally(() => this.d.limiter.release()));
+      entry.label = x.event.id;
+      try {
+        await this.fanOut(x.event, x.m, topic, partition, entry, candidates, heartbeat, deadLetter);
+      } catch (err) {
+        if (isShuttingDown(err)) throw err;
+        // fanOut throws only before any delivery started; the whole event is dead-lettered.
+        const { stage } = err as { stage: Stage };
+        entry.expect(1);
+        finishWhenDurable(entry, this.internalError(x.event.id, stage, err, deadLetter), () => Promise.reject(err));
       }
     }
+  }
+
+  /** Starts one delivery per matching webhook; throws (with the stage) only before the first starts. */
+  private async fanOut(
+    event: BlueEvent,
+    m: KafkaMessage,
+    topic: string,
+    partition: number,
+    entry: OffsetEntry,
+    candidates: Map<string, ActiveSubscription[]>,
+    heartbeat: () => Promise<void>,
+    deadLetter: (reason: 'INTERNAL_ERROR', detail: string) => Promise<void>,
+  ): Promise<void> {
+    let stage: Stage = 'match';
+    let targets: ActiveSubscription[];
+    let payload: ReturnType<typeof eventPayload>;
+    try {
+      targets = this.matching(event, candidates.get(candidateKey(event.project.id, event.event)) ?? []);
+      stage = 'payload';
+      payload = targets.length > 0 ? eventPayload(event) : { head: '', tail: '' };
+    } catch (err) {
+      throw Object.assign(err instanceof Error ? err : new Error(String(err)), { stage });
+    }
+    entry.expect(targets.length);
+    if (targets.length === 0) {
+      this.d.metrics.eventsUnmatched.inc();
+      return;
+    }
+    const eventTimestampMs = Number(m.timestamp) || Date.now();
+    const source = { topic, partition, offset: m.offset };
+    const now = Date.now();
+    // Several deliveries of one event may fail unexpectedly; the event is dead-lettered once.
+    let failed: Promise<void> | null = null;
+    const onFailure = (err: unknown) => (failed ??= this.internalError(event.id, 'delivery', err, deadLetter));
+    for (const target of targets) {
+      if (!this.d.limiter.tryAcquire()) await this.d.limiter.acquire(heartbeat);
+      const delivery = { deliveryId: deliveryId(event.id, target.sub.id), event, payload, target, eventTimestampMs, source };
+      const run = this.d.runner.run({ delivery, attempt: 1, retry: 0, firstAttemptAt: now });
+      finishWhenDurable(entry, run.finally(() => this.d.limiter.release()), onFailure);
+    }
+  }
+
+  private matching(event: BlueEvent, candidates: readonly ActiveSubscription[]): ActiveSubscription[] {
+    let ctx: FilterContext | undefined;
+    const context = () => (ctx ??= filterContext(event));
+    const targets: ActiveSubscription[] = [];
+    for (const t of candidates) {
+      const result = subscriptionMatches(t, event, context);
+      if (result === 'match') targets.push(t);
+      else if (result === 'filter_budget') {
+        this.d.metrics.filterBudgetExceeded.inc();
+        this.d.log.warn('filter too costly for this event; the webhook does not get it', { eventId: event.id, webhookId: t.sub.id });
+      }
+    }
+    return targets;
+  }
+
+  private internalError(eventId: string, stage: Stage, err: unknown, deadLetter: (reason: 'INTERNAL_ERROR', detail: string) => Promise<void>): Promise<void> {
+    this.d.metrics.internalErrors.inc({ stage });
+    this.d.log.error('unexpected error; event dead-lettered', { eventId, stage, error: errorMessage(err) });
+    return deadLetter('INTERNAL_ERROR', `${stage}: ${errorMessage(err)}`);
   }
 
   private async decode(m: KafkaMessage): Promise<Decoded> {
     try {
       return { m, event: await this.d.retry(() => decodeEvent(m.value, this.d.registry), 'decoding an event') };
     } catch (error) {
-      if (error instanceof BlueWebhooksError && error.code === 'SHUTTING_DOWN') throw error;
+      if (isShuttingDown(error)) throw error;
       return { m, error };
     }
   }
@@ -128,3 +213,4 @@ export function filterContext(e: BlueEvent): FilterContext {
     user: e.user,
   };
 }
+

@@ -3,3 +3,5 @@ export { ensureTopics, serviceTopics, type TopicSpec } from './topics.js';
 export { type BatchContext, type BatchHandler, TrackedConsumer, type TrackedConsumerOptions } from './tracked-consumer.js';
 export { SupervisedConsumer, type SupervisedConsumerOptions } from './supervised-consumer.js';
 export { KafkaWriter, type KafkaWriterOptions } from './writer.js';
+export { DeadLetters, type DeadLettersOptions, type RecordOrigin } from './dead-letters.js';
+export { finishWhenDurable, OffsetEntry, PartitionTracker } from './offset-tracker.js';

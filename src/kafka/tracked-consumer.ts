@@ -1,8 +1,9 @@
-import type { EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
-import { PartitionTracker } from '../ingest/offset-tracker.js';
+import type { Admin, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
 import type { Metrics } from '../metrics/metrics.js';
 import { errorMessage } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
+import type { RecordOrigin } from './dead-letters.js';
+import { type OffsetEntry, PartitionTracker } from './offset-tracker.js';
 import { SupervisedConsumer } from './supervised-consumer.js';
 
 /** What a handler gets for one fetched batch. */
@@ -24,6 +25,8 @@ export interface BatchHandler {
   handleBatch(ctx: BatchContext): Promise<void>;
   /** Take no more messages in (shutdown); work already taken in goes on. */
   drain(): void;
+  /** Makes a stalled record's end durable (a dead letter with reason STALLED). */
+  deadLetterStalled(m: KafkaMessage, from: RecordOrigin, detail: string): Promise<void>;
 }
 
 export interface TrackedConsumerOptions {
@@ -41,9 +44,19 @@ export interface TrackedConsumerOptions {
   commitIntervalMs: number;
   /** Group session timeout: how long a dead replica keeps its partitions. Default 10000 ms. */
   sessionTimeoutMs: number;
-  /** Report consumer lag per partition (for the events topic). Default false. */
-  reportLag?: boolean;
+  /** Reads end and committed offsets for the lag metric. */
+  admin: Admin;
+  /** STALL_TIMEOUT_MS: how long the oldest unfinished offset may wait before it is dead-lettered. */
+  stallTimeoutMs: number;
+  /**
+   * Whether Redis and Kafka answer. Time spent waiting for a dependency that is down does not
+   * count toward a stall: that work resumes by itself, and dead-lettering it would be wrong.
+   */
+  dependenciesUp: () => boolean;
 }
+
+// How often the group's committed offsets and the partition ends are read for consumer_lag.
+const LAG_INTERVAL_MS = 5000;
 
 const key = (topic: string, partition: number) => `${topic}\u0000${partition}`;
 
@@ -67,6 +80,12 @@ export class TrackedConsumer {
   private timer: NodeJS.Timeout | null = null;
   private committing: Promise<void> | null = null;
   private resumeTimers = new Set<NodeJS.Timeout>();
+  private watchdog: NodeJS.Timeout | null = null;
+  private lagTimer: NodeJS.Timeout | null = null;
+  /** Since when the dependencies have answered without a break (stall ages count from here). */
+  private upSince = Date.now();
+  /** Offsets found stalled (each reported once, and dead-lettered once). */
+  private readonly stalled = new WeakSet<OffsetEntry>();
 
   constructor(private readonly o: TrackedConsumerOptions) {
     const { groupId, topics } = o;
@@ -105,6 +124,10 @@ export class TrackedConsumer {
     await this.supervised.start();
     this.timer = setInterval(() => void this.commit(), this.o.commitIntervalMs);
     this.timer.unref();
+    this.watchdog = setInterval(() => this.watch(), Math.min(1000, Math.max(50, this.o.stallTimeoutMs / 4)));
+    this.watchdog.unref();
+    this.lagTimer = setInterval(() => void this.reportLag(), LAG_INTERVAL_MS);
+    this.lagTimer.unref();
   }
 
   private onJoin(memberAssignment: Record<string, number[]>): void {
@@ -114,10 +137,14 @@ export class TrackedConsumer {
     }
     // Partitions kept retain their trackers, so work under way is not started twice when the
     // consumer fetches again from the last commit; the others are let go.
-    for (const [k, t] of this.trackers) {
+    for (const k of this.trackers.keys()) {
+      if (!assigned.has(k)) this.trackers.delete(k);
+    }
+    for (const k of this.assigned) {
       if (!assigned.has(k)) {
-        this.trackers.delete(k);
-        if (this.o.reportLag) this.o.metrics.consumerLag.remove({ partition: String(t.partition) });
+        const [topic, partition] = k.split('\u0000') as [string, string];
+        this.o.metrics.consumerLag.remove({ topic, partition });
+        this.o.metrics.oldestUnfinished.remove({ topic, partition });
       }
     }
     this.assigned = assigned;
@@ -145,6 +172,8 @@ export class TrackedConsumer {
   /** Commits what is finished, then leaves the group. */
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
+    if (this.watchdog) clearInterval(this.watchdog);
+    if (this.lagTimer) clearInterval(this.lagTimer);
     for (const t of this.resumeTimers) clearTimeout(t);
     await this.commit();
     await this.supervised.stop();
@@ -170,7 +199,84 @@ export class TrackedConsumer {
       heartbeat: () => p.heartbeat().catch(() => {}),
       pauseFor: (ms) => this.pauseFor(batch.topic, batch.partition, ms),
     });
-    if (this.o.reportLag) this.o.metrics.consumerLag.set({ partition: String(batch.partition) }, Number(batch.offsetLag()));
+  }
+
+  /** Partitions whose oldest unfinished offset has waited past STALL_TIMEOUT_MS (readiness names them). */
+  stalledPartitions(): string[] {
+    const out: string[] = [];
+    const now = Date.now();
+    for (const t of this.trackers.values()) {
+      const oldest = t.tracker.oldestUnfinished();
+      if (oldest && now - Math.max(oldest.addedAt, this.upSince) >= this.o.stallTimeoutMs) out.push(`${t.topic}[${t.partition}]`);
+    }
+    return out;
+  }
+
+  /**
+   * The stall watchdog. Every offset must finish; the work behind one can still hang (a bug, or a
+   * case no timeout covers), and then the commit of its partition stops for good while everything
+   * else looks healthy. So the age of each partition's oldest unfinished offset is a metric, and
+   * one unfinished for STALL_TIMEOUT_MS (dependencies up) is logged with what it waits for, counted,
+   * dead-lettered as STALLED (to be re-driven), and finished: the partition moves on. Work still
+   * under way for it may complete later; its outcome is still recorded (at least once).
+   */
+  private watch(): void {
+    const now = Date.now();
+    if (!this.o.dependenciesUp()) this.upSince = now;
+    for (const [k, t] of this.trackers) {
+      if (!this.assigned.has(k)) continue;
+      const oldest = t.tracker.oldestUnfinished();
+      const labels = { topic: t.topic, partition: String(t.partition) };
+      this.o.metrics.oldestUnfinished.set(labels, oldest ? (now - oldest.addedAt) / 1000 : 0);
+      for (const entry of t.tracker.unfinished()) {
+        if (now - Math.max(entry.addedAt, this.upSince) < this.o.stallTimeoutMs) break;
+        if (!this.stalled.has(entry)) this.onStalled(t, entry, now);
+      }
+    }
+  }
+
+  private onStalled(t: TrackedPartition, entry: OffsetEntry, now: number): void {
+    this.stalled.add(entry);
+    const waitingFor = `${entry.unfinished} unfinished piece(s) of work (deliveries, or their outcome writes)`;
+    this.o.metrics.stalls.inc({ consumer: this.o.name });
+    this.o.log.error('partition stalled: an offset unfinished for STALL_TIMEOUT_MS is dead-lettered as STALLED', {
+      topic: t.topic,
+      partition: t.partition,
+      offset: entry.offset,
+      id: entry.label,
+      waitingFor,
+      pending: t.tracker.pending,
+    });
+    const message = entry.message;
+    if (!message) {
+      entry.finish();
+      return;
+    }
+    const detail = `unfinished for ${Math.round((now - entry.addedAt) / 1000)} s, waiting for ${waitingFor}`;
+    this.o.handler.deadLetterStalled(message, { topic: t.topic, partition: t.partition }, detail).then(
+      () => entry.finish(),
+      // Kafka refused the dead letter (or the service is stopping): tried again on a later tick.
+      () => this.stalled.delete(entry),
+    );
+  }
+
+  /** consumer_lag: partition end minus the group's committed offset, for each assigned partition. */
+  private async reportLag(): Promise<void> {
+    try {
+      const groupOffsets = await this.o.admin.fetchOffsets({ groupId: this.o.groupId, topics: this.o.topics });
+      for (const { topic, partitions } of groupOffsets) {
+        const ends = new Map((await this.o.admin.fetchTopicOffsets(topic)).map((p) => [p.partition, p]));
+        for (const { partition, offset } of partitions) {
+          const end = ends.get(partition);
+          if (!end || !this.assigned.has(key(topic, partition))) continue;
+          // No commit yet: the group starts from the beginning of what the topic keeps.
+          const from = Number(offset) >= 0 ? Number(offset) : Number(end.low);
+          this.o.metrics.consumerLag.set({ topic, partition: String(partition) }, Math.max(0, Number(end.high) - from));
+        }
+      }
+    } catch (err) {
+      this.o.log.debug('consumer lag not read this time', { error: errorMessage(err) });
+    }
   }
 
   private pauseFor(topic: string, partition: number, ms: number): void {

@@ -41,8 +41,36 @@ export class Metrics {
   });
   readonly consumerLag = new Gauge({
     name: `${PREFIX}consumer_lag`,
-    help: 'Events behind the partition end, as of the last batch.',
-    labelNames: ['partition'] as const,
+    help: "Records between the group's committed offset and the partition end (what KEDA and lag exporters see), per assigned partition of the events and retry topics.",
+    labelNames: ['topic', 'partition'] as const,
+    registers: [this.registry],
+  });
+  readonly oldestUnfinished = new Gauge({
+    name: `${PREFIX}oldest_unfinished_seconds`,
+    help: 'Age of the oldest offset taken in and not finished (it holds the commit back), per assigned partition; 0 when none.',
+    labelNames: ['topic', 'partition'] as const,
+    registers: [this.registry],
+  });
+  readonly stalls = new Counter({
+    name: `${PREFIX}stalls_total`,
+    help: 'Offsets unfinished for STALL_TIMEOUT_MS while Redis and Kafka answered, by consumer; each was dead-lettered as STALLED.',
+    labelNames: ['consumer'] as const,
+    registers: [this.registry],
+  });
+  readonly internalErrors = new Counter({
+    name: `${PREFIX}internal_errors_total`,
+    help: 'Unexpected errors while handling one record, by stage; the record was dead-lettered as INTERNAL_ERROR.',
+    labelNames: ['stage'] as const,
+    registers: [this.registry],
+  });
+  readonly filterBudgetExceeded = new Counter({
+    name: `${PREFIX}filter_budget_exceeded_total`,
+    help: 'Filter evaluations stopped for visiting too many values; that webhook did not get that event.',
+    registers: [this.registry],
+  });
+  readonly eventsUnmatched = new Counter({
+    name: `${PREFIX}events_unmatched_total`,
+    help: 'Decoded events that matched no webhook.',
     registers: [this.registry],
   });
   readonly subscriptionsLoaded = new Gauge({

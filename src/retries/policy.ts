@@ -42,6 +42,7 @@ function finalReason(o: AttemptOutcome): string {
   if (o.code === 'TARGET_REFUSED') return 'refused';
   if (o.gone) return 'gone';
   if (o.code === 'INVALID_URL') return 'invalid_url';
+  if (o.code === 'INVALID_HEADER') return 'invalid_header';
   return 'final_status';
 }
 

@@ -1,5 +1,5 @@
-import type { BlueEvent } from '../codec/event.js';
-import { BlueWebhooksError } from '../shared/errors.js';
+import { type BlueEvent, type EventSource, validateEvent } from '../codec/event.js';
+import { BlueWebhooksError, jsonParseProblem } from '../shared/errors.js';
 import { formatDuration } from './policy.js';
 
 /**
@@ -24,23 +24,52 @@ export interface RetryRecord {
   event: Omit<BlueEvent, 'occurredAtMs'>;
   /** Last failure, for people reading the DLQ. */
   lastError?: { code: string | null; message: string | null; httpStatus: number | null };
+  /** Where the event was read: it can be read again from there while the topic keeps it. */
+  source?: EventSource;
+  /**
+   * Set on a dead letter whose event was too large to keep (RECORD_TOO_LARGE): `event` then has
+   * no currentValue or previousValue, and the record cannot be re-driven; `source` says where the
+   * whole event is.
+   */
+  omitted?: 'too_large';
 }
+
 
 export function encodeRetry(r: RetryRecord): Buffer {
   return Buffer.from(JSON.stringify(r));
 }
 
+const isCount = (v: unknown, min: number) => Number.isSafeInteger(v) && (v as number) >= min;
+
+/**
+ * Reads a retry record and checks every field it relies on, the event included (these topics are
+ * this service's own, but a record that is a bug or tampering must end as a dead letter, not as
+ * an exception in the middle of a delivery).
+ */
 export function decodeRetry(value: Buffer | null): RetryRecord {
   let r: RetryRecord;
   try {
     r = JSON.parse(value?.toString('utf8') ?? 'null');
   } catch (err) {
-    throw new BlueWebhooksError('DECODE_FAILED', `retry record is not JSON: ${(err as Error).message}`);
+    throw new BlueWebhooksError('INVALID_RETRY_RECORD', `retry record is ${jsonParseProblem(err)}`);
   }
-  if (r?.v !== 1 || typeof r.deliveryId !== 'string' || typeof r.webhookId !== 'string' || typeof r.dueAt !== 'number' || !r.event) {
-    throw new BlueWebhooksError('DECODE_FAILED', 'not a version 1 retry record');
+  const ok =
+    r?.v === 1 &&
+    typeof r.deliveryId === 'string' &&
+    typeof r.webhookId === 'string' &&
+    r.webhookId.length > 0 &&
+    isCount(r.attempt, 1) &&
+    isCount(r.retry, 0) &&
+    [r.dueAt, r.firstAttemptAt, r.eventTimestampMs].every(Number.isFinite);
+  if (!ok) throw new BlueWebhooksError('INVALID_RETRY_RECORD', 'not a version 1 retry record');
+  let event: BlueEvent;
+  try {
+    event = validateEvent(r.event);
+  } catch (err) {
+    throw new BlueWebhooksError('INVALID_RETRY_RECORD', `retry record event: ${(err as Error).message}`);
   }
-  return r;
+  const { occurredAtMs: _, ...stored } = event;
+  return { ...r, event: stored };
 }
 
 /** Delay topics, one per distinct step of the schedule: "<prefix>.<delay>", e.g. blue.webhook-retries.5m. */

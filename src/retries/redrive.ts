@@ -19,6 +19,8 @@ export interface RedriveReport {
   matched: number;
   redriven: number;
   unreadable: number;
+  /** Matched, but kept without their event (too large): replay the event from `source` instead. */
+  withoutEvent: number;
 }
 
 export async function redrive(kafka: Kafka, config: Config, o: RedriveOptions): Promise<RedriveReport> {
@@ -29,7 +31,7 @@ export async function redrive(kafka: Kafka, config: Config, o: RedriveOptions): 
   const admin = kafka.admin();
   const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner, allowAutoTopicCreation: false });
   const consumer = kafka.consumer({ groupId: `blue-webhooks.redrive.${randomBytes(6).toString('hex')}`, maxWaitTimeInMs: 200 });
-  const report: RedriveReport = { scanned: 0, matched: 0, redriven: 0, unreadable: 0 };
+  const report: RedriveReport = { scanned: 0, matched: 0, redriven: 0, unreadable: 0, withoutEvent: 0 };
   await Promise.all([admin.connect(), producer.connect(), consumer.connect()]);
   try {
     // Read up to the end as it is now, so records written meanwhile are left for a later run.
@@ -62,6 +64,10 @@ export async function redrive(kafka: Kafka, config: Config, o: RedriveOptions): 
             }
             if (o.webhookId !== undefined && r.webhookId !== o.webhookId) continue;
             report.matched++;
+            if (r.omitted) {
+              report.withoutEvent++;
+              continue;
+            }
             out.push({ key: r.webhookId, value: encodeRetry({ ...r, retry: 0, dueAt: Date.now() }) });
           }
           if (out.length > 0 && !o.dryRun) {

@@ -1,10 +1,11 @@
 import type { KafkaMessage } from 'kafkajs';
 import { eventPayload } from '../delivery/payload.js';
 import type { DeliveryRunner } from '../dispatch/runner.js';
-import { finishOnSuccess } from '../ingest/offset-tracker.js';
+import type { DeadLetters, RecordOrigin } from '../kafka/dead-letters.js';
+import { finishWhenDurable } from '../kafka/offset-tracker.js';
 import type { BatchContext, BatchHandler } from '../kafka/tracked-consumer.js';
 import type { Metrics } from '../metrics/metrics.js';
-import { errorMessage } from '../shared/errors.js';
+import { errorCode, errorMessage } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import { RecentKeys } from '../shared/recent-keys.js';
 import type { Semaphore } from '../shared/semaphore.js';
@@ -15,6 +16,8 @@ export interface RetryHandlerDeps {
   table: SubscriptionTable;
   runner: DeliveryRunner;
   limiter: Semaphore;
+  /** The deliveries DLQ, for records that cannot be read or handled. */
+  deadLetters: DeadLetters;
   metrics: Metrics;
   log: Logger;
   retry: <T>(fn: () => Promise<T>, what: string) => Promise<T>;
@@ -44,33 +47,46 @@ export class RetryHandler implements BatchHandler {
     this.draining = true;
   }
 
-  async handleBatch({ messages, tracker, heartbeat, resolveOffset, pauseFor }: BatchContext): Promise<void> {
+  /** A stalled retry goes to the deliveries DLQ as it is; re-driving it delivers it again. */
+  deadLetterStalled(m: KafkaMessage, from: RecordOrigin, detail: string): Promise<void> {
+    return this.d.deadLetters.write(m, from, 'STALLED', detail);
+  }
+
+  async handleBatch({ topic, partition, messages, tracker, heartbeat, resolveOffset, pauseFor }: BatchContext): Promise<void> {
     for (const m of messages) {
       if (tracker.has(Number(m.offset))) {
         resolveOffset(m.offset);
         continue;
       }
-      const record = this.parse(m);
-      if (record && record.dueAt > Date.now()) {
+      const parsed = this.parse(m);
+      if ('record' in parsed && parsed.record.dueAt > Date.now()) {
         // Not due: stop here, unresolved, and fetch this message again when it is.
-        pauseFor(record.dueAt - Date.now());
+        pauseFor(parsed.record.dueAt - Date.now());
         return;
       }
       if (this.draining) return;
-      const entry = tracker.add(Number(m.offset));
+      const entry = tracker.add(Number(m.offset), m);
       resolveOffset(m.offset);
-      if (!record) {
-        entry.finishOne();
+      const from = { topic, partition };
+      if ('error' in parsed) {
+        finishWhenDurable(entry, this.d.deadLetters.write(m, from, 'INVALID_RETRY_RECORD', parsed.error), () => Promise.reject());
         continue;
       }
-      if (this.recent.seen(`${record.deliveryId}|${record.attempt}|${record.dueAt}`)) {
+      const r = parsed.record;
+      entry.label = r.deliveryId;
+      if (this.recent.seen(`${r.deliveryId}|${r.attempt}|${r.dueAt}`)) {
         this.d.metrics.duplicatesSkipped.inc({ source: 'retry' });
         entry.finishOne();
         continue;
       }
-      this.d.metrics.retryLateness.observe(Math.max(0, Date.now() - record.dueAt) / 1000);
+      this.d.metrics.retryLateness.observe(Math.max(0, Date.now() - r.dueAt) / 1000);
       if (!this.d.limiter.tryAcquire()) await this.d.limiter.acquire(heartbeat);
-      finishOnSuccess(entry, this.attempt(record).finally(() => this.d.limiter.release()));
+      // An unexpected error puts the record in the deliveries DLQ (it can be re-driven from there).
+      finishWhenDurable(entry, this.attempt(r).finally(() => this.d.limiter.release()), (err) => {
+        this.d.metrics.internalErrors.inc({ stage: 'retry' });
+        this.d.log.error('unexpected error; retry record dead-lettered', { deliveryId: r.deliveryId, eventId: r.event.id, error: errorMessage(err) });
+        return this.d.deadLetters.write(m, from, 'INTERNAL_ERROR', `retry: ${errorMessage(err)}`);
+      });
     }
   }
 
@@ -80,22 +96,23 @@ export class RetryHandler implements BatchHandler {
     if (!target) return this.d.runner.end(ref, r.attempt, 'deleted');
     if (!target.sub.enabled) return this.d.runner.end(ref, r.attempt, 'disabled');
     const event = { ...r.event, occurredAtMs: Date.parse(r.event.occurredAt) };
+    const delivery = { deliveryId: r.deliveryId, event, payload: eventPayload(event), target, eventTimestampMs: r.eventTimestampMs, source: r.source };
     await this.d.runner.run({
-      delivery: { deliveryId: r.deliveryId, event, payload: eventPayload(event), target, eventTimestampMs: r.eventTimestampMs },
+      delivery,
       attempt: r.attempt,
       retry: r.retry,
       firstAttemptAt: r.firstAttemptAt,
     });
   }
 
-  private parse(m: KafkaMessage): RetryRecord | null {
+  private parse(m: KafkaMessage): { record: RetryRecord } | { error: string } {
     try {
-      return decodeRetry(m.value);
+      return { record: decodeRetry(m.value) };
     } catch (err) {
       // Only this service writes these topics; a bad record is a bug or tampering: say so loudly.
-      this.d.metrics.decodeErrors.inc({ reason: 'INVALID_RETRY_RECORD' });
-      this.d.log.error('unreadable retry record skipped', { offset: m.offset, error: errorMessage(err) });
-      return null;
+      this.d.metrics.decodeErrors.inc({ reason: errorCode(err) ?? 'INVALID_RETRY_RECORD' });
+      this.d.log.error('unreadable retry record dead-lettered', { offset: m.offset, error: errorMessage(err) });
+      return { error: errorMessage(err) };
     }
   }
 }

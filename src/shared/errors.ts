@@ -8,6 +8,12 @@ export type ErrorCode =
   | 'INVALID_SUBSCRIPTION'
   | 'INVALID_FILTER'
   | 'CONFIG_INVALID'
+  | 'INVALID_HEADER'
+  | 'INVALID_RETRY_RECORD'
+  | 'RECORD_TOO_LARGE'
+  // A bug or a record no rule foresaw: the record is dead-lettered, the partition moves on.
+  | 'INTERNAL_ERROR'
+  | 'STALLED'
   // Delivery.
   | 'HTTP_STATUS'
   | 'TIMEOUT'
@@ -26,6 +32,9 @@ export type ErrorCode =
   | 'REGISTRY_UNAVAILABLE'
   | 'TABLE_NOT_READY'
   | 'SHUTTING_DOWN';
+
+/** Where in the handling of one record an unexpected error happened (internal_errors_total{stage}). */
+export type Stage = 'match' | 'payload' | 'delivery' | 'retry';
 
 export interface BlueWebhooksErrorOptions {
   /** Whether trying the same thing again may succeed. Default false. */
@@ -48,4 +57,21 @@ export class BlueWebhooksError extends Error {
 
 export function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
+}
+
+export function errorCode(err: unknown): ErrorCode | null {
+  return err instanceof BlueWebhooksError ? err.code : null;
+}
+
+export function isShuttingDown(err: unknown): boolean {
+  return errorCode(err) === 'SHUTTING_DOWN';
+}
+
+/**
+ * What went wrong in a JSON.parse, without the input: V8's messages quote the text around the
+ * error, which can be a secret (subscriptions) or a customer's data (events).
+ */
+export function jsonParseProblem(err: unknown): string {
+  const at = /position (\d+)/.exec(errorMessage(err));
+  return at ? `not valid JSON (at position ${at[1]})` : 'not valid JSON';
 }

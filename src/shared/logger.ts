@@ -3,8 +3,27 @@ export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 
 const LEVELS: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 
-// Any field with one of these names is replaced before it is written, however deep it sits.
-const REDACTED_KEYS = new Set(['secret', 'password', 'authorization', 'x-blue-signature', 'webhook-signature']);
+// A field whose name contains one of these (case, '-' and '_' aside) is replaced before it is
+// written, however deep it sits: secret, previousSecret, clientSecret, password, accessToken,
+// apiKey, api_key, authorization, cookie, set-cookie, x-blue-signature, webhook-signature, ...
+const SENSITIVE_NAME = /secret|passw|token|apikey|authorization|cookie|signature|credential|privatekey/;
+// Beyond this depth a value is not walked but replaced, so nothing deep is written unchecked.
+const MAX_DEPTH = 32;
+
+/** Whether a field of this name is never logged. */
+export function isSensitiveName(name: string): boolean {
+  return SENSITIVE_NAME.test(name.toLowerCase().replace(/[-_]/g, ''));
+}
+
+// URL user info (https://user:pass@host) and query strings (?token=...) in any logged text.
+const URL_USERINFO = /\b([a-z][a-z0-9+.-]*:\/\/)[^\s/@?#"']+@/gi;
+const URL_QUERY = /\b([a-z][a-z0-9+.-]*:\/\/[^\s?#"']*)\?[^\s#"']*/gi;
+
+/** Takes credentials out of URLs written anywhere in a string. */
+export function redactText(text: string): string {
+  if (!text.includes('://')) return text;
+  return text.replace(URL_USERINFO, '$1[redacted]@').replace(URL_QUERY, '$1?[redacted]');
+}
 
 export interface Logger {
   debug(msg: string, fields?: Record<string, unknown>): void;
@@ -22,15 +41,18 @@ export interface LoggerOptions {
   bindings?: Record<string, unknown>;
 }
 
-function redact(value: unknown, depth = 0): unknown {
+/** A copy of a log entry that is safe to write: no secret by field name, no credential in a URL. */
+export function redact(value: unknown, depth = 0): unknown {
+  if (typeof value === 'string') return redactText(value);
   if (value instanceof Error) {
-    return { name: value.name, message: value.message, code: (value as { code?: unknown }).code };
+    return { name: value.name, message: redactText(value.message), code: (value as { code?: unknown }).code };
   }
-  if (value === null || typeof value !== 'object' || depth > 6) return value;
+  if (value === null || typeof value !== 'object') return value;
+  if (depth >= MAX_DEPTH) return '[too deep]';
   if (Array.isArray(value)) return value.map((v) => redact(v, depth + 1));
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(value)) {
-    out[k] = REDACTED_KEYS.has(k.toLowerCase()) ? '[redacted]' : redact(v, depth + 1);
+    out[k] = isSensitiveName(k) ? '[redacted]' : redact(v, depth + 1);
   }
   return out;
 }

@@ -30,9 +30,29 @@ export interface FilterContext {
 export type FilterPredicate = (ctx: FilterContext) => boolean;
 
 /** Limits that keep one subscription's filter from costing much on the hot path. */
-export const FILTER_LIMITS = Object.freeze({ maxConditions: 64, maxDepth: 8, maxPathLength: 256, maxListLength: 1000 });
+export const FILTER_LIMITS = Object.freeze({
+  /** Conditions (path, op, value) in one filter. */
+  maxConditions: 64,
+  /** Every node: conditions, arrays, all, any, not. */
+  maxNodes: 256,
+  maxDepth: 8,
+  maxPathLength: 256,
+  maxListLength: 1000,
+  /**
+   * Values one evaluation may visit (every value a path reaches, every array element looked at).
+   * A path into a 500,000-element array stops here instead of costing seconds.
+   */
+  maxVisits: 100_000,
+});
 
 type Segment = { kind: 'name'; name: string } | { kind: 'index'; index: number } | { kind: 'match'; key: string; value: string };
+
+/** What is left of one evaluation's budget of visits. */
+interface Budget {
+  left: number;
+}
+
+type Compiled = (ctx: FilterContext, budget: Budget) => boolean;
 
 export class FilterError extends BlueWebhooksError {
   constructor(where: string, message: string) {
@@ -40,40 +60,62 @@ export class FilterError extends BlueWebhooksError {
   }
 }
 
-/** Validates a filter expression and compiles it into a predicate. Throws FilterError naming the bad part. */
-export function compileFilter(expr: unknown): FilterPredicate {
-  const budget = { conditions: 0 };
-  return compile(expr, '$', 0, budget);
+/** An evaluation that would visit more than FILTER_LIMITS.maxVisits values: the filter does not match. */
+export class FilterBudgetExceeded extends Error {
+  constructor() {
+    super(`filter evaluation visited more than ${FILTER_LIMITS.maxVisits} values`);
+    this.name = 'FilterBudgetExceeded';
+  }
 }
 
-function compile(expr: unknown, where: string, depth: number, budget: { conditions: number }): FilterPredicate {
+function spend(budget: Budget, n = 1): void {
+  budget.left -= n;
+  if (budget.left < 0) throw new FilterBudgetExceeded();
+}
+
+/**
+ * Validates a filter expression and compiles it into a predicate. Throws FilterError naming the
+ * bad part. The predicate throws FilterBudgetExceeded when one evaluation would cost too much.
+ */
+export function compileFilter(expr: unknown): FilterPredicate {
+  const root = compile(expr, '$', 0, { conditions: 0, nodes: 0 });
+  return (ctx) => root(ctx, { left: FILTER_LIMITS.maxVisits });
+}
+
+function compile(expr: unknown, where: string, depth: number, counts: { conditions: number; nodes: number }): Compiled {
   if (depth > FILTER_LIMITS.maxDepth) throw new FilterError(where, `nested deeper than ${FILTER_LIMITS.maxDepth}`);
-  if (Array.isArray(expr)) return all(expr.map((e, i) => compile(e, `${where}[${i}]`, depth + 1, budget)));
+  if (++counts.nodes > FILTER_LIMITS.maxNodes) throw new FilterError(where, `more than ${FILTER_LIMITS.maxNodes} nodes`);
+  if (Array.isArray(expr)) {
+    if (expr.length > FILTER_LIMITS.maxNodes) throw new FilterError(where, `more than ${FILTER_LIMITS.maxNodes} nodes`);
+    return all(expr.map((e, i) => compile(e, `${where}[${i}]`, depth + 1, counts)));
+  }
   if (!isJsonObject(expr as Json)) throw new FilterError(where, 'expected a condition, an array, or all/any/not');
   const o = expr as JsonObject;
   const keys = Object.keys(o);
-  if ('all' in o || 'any' in o) {
-    const k = 'all' in o ? 'all' : 'any';
+  if (Object.hasOwn(o, 'all') || Object.hasOwn(o, 'any')) {
+    const k = Object.hasOwn(o, 'all') ? 'all' : 'any';
     if (keys.length !== 1 || !Array.isArray(o[k])) throw new FilterError(where, `"${k}" takes an array and nothing beside it`);
-    const parts = (o[k] as Json[]).map((e, i) => compile(e, `${where}.${k}[${i}]`, depth + 1, budget));
-    return k === 'all' ? all(parts) : (ctx) => parts.some((p) => p(ctx));
+    const list = o[k] as Json[];
+    if (list.length > FILTER_LIMITS.maxNodes) throw new FilterError(where, `more than ${FILTER_LIMITS.maxNodes} nodes`);
+    const parts = list.map((e, i) => compile(e, `${where}.${k}[${i}]`, depth + 1, counts));
+    return k === 'all' ? all(parts) : (ctx, budget) => parts.some((p) => p(ctx, budget));
   }
-  if ('not' in o) {
+  if (Object.hasOwn(o, 'not')) {
     if (keys.length !== 1) throw new FilterError(where, '"not" takes one expression and nothing beside it');
-    const inner = compile(o.not, `${where}.not`, depth + 1, budget);
-    return (ctx) => !inner(ctx);
+    const inner = compile(o.not, `${where}.not`, depth + 1, counts);
+    return (ctx, budget) => !inner(ctx, budget);
   }
-  if (++budget.conditions > FILTER_LIMITS.maxConditions) {
+  if (++counts.conditions > FILTER_LIMITS.maxConditions) {
     throw new FilterError(where, `more than ${FILTER_LIMITS.maxConditions} conditions`);
   }
   return compileCondition(o, where);
 }
 
-function all(parts: FilterPredicate[]): FilterPredicate {
-  return (ctx) => parts.every((p) => p(ctx));
+function all(parts: Compiled[]): Compiled {
+  return (ctx, budget) => parts.every((p) => p(ctx, budget));
 }
 
-function compileCondition(o: JsonObject, where: string): FilterPredicate {
+function compileCondition(o: JsonObject, where: string): Compiled {
   for (const k of Object.keys(o)) {
     if (k !== 'path' && k !== 'op' && k !== 'value') throw new FilterError(where, `unknown key "${k}"`);
   }
@@ -86,13 +128,13 @@ function compileCondition(o: JsonObject, where: string): FilterPredicate {
   const value = o.value;
   const isPrimitive = (v: Json | undefined) => v === null || ['string', 'number', 'boolean'].includes(typeof v);
 
-  let test: (values: Json[]) => boolean;
+  let test: (values: Json[], budget: Budget) => boolean;
   switch (op) {
     case 'eq':
     case 'neq': {
       if (value === undefined || !isPrimitive(value)) throw new FilterError(where, `"${op}" needs a string, number, boolean or null value`);
-      const eq = (vs: Json[]) => flat(vs).some((v) => v === value);
-      test = op === 'eq' ? eq : (vs) => !eq(vs);
+      const eq = (vs: Json[], budget: Budget) => someValue(vs, budget, (v) => v === value);
+      test = op === 'eq' ? eq : (vs, budget) => !eq(vs, budget);
       break;
     }
     case 'in':
@@ -100,8 +142,8 @@ function compileCondition(o: JsonObject, where: string): FilterPredicate {
       if (!Array.isArray(value) || !value.every(isPrimitive)) throw new FilterError(where, `"${op}" needs an array of primitives`);
       if (value.length > FILTER_LIMITS.maxListLength) throw new FilterError(where, `"${op}" list longer than ${FILTER_LIMITS.maxListLength}`);
       const set = new Set(value);
-      const isIn = (vs: Json[]) => flat(vs).some((v) => set.has(v));
-      test = op === 'in' ? isIn : (vs) => !isIn(vs);
+      const isIn = (vs: Json[], budget: Budget) => someValue(vs, budget, (v) => set.has(v));
+      test = op === 'in' ? isIn : (vs, budget) => !isIn(vs, budget);
       break;
     }
     case 'exists': {
@@ -112,20 +154,24 @@ function compileCondition(o: JsonObject, where: string): FilterPredicate {
     }
     case 'contains': {
       if (value === undefined || !isPrimitive(value)) throw new FilterError(where, '"contains" needs a string, number, boolean or null value');
-      test = (vs) =>
-        vs.some((v) =>
-          Array.isArray(v) ? v.includes(value) : typeof v === 'string' && typeof value === 'string' && v.includes(value),
-        );
+      test = (vs, budget) =>
+        vs.some((v) => {
+          if (Array.isArray(v)) {
+            spend(budget, v.length);
+            return v.includes(value);
+          }
+          return typeof v === 'string' && typeof value === 'string' && v.includes(value);
+        });
       break;
     }
     default: {
       if (typeof value !== 'number' && typeof value !== 'string') throw new FilterError(where, `"${op}" needs a number or a string`);
       const cmp = COMPARE[op];
       // Numbers compare with numbers, strings with strings (ISO-8601 times order correctly as strings).
-      test = (vs) => flat(vs).some((v) => typeof v === typeof value && cmp(v as number | string, value));
+      test = (vs, budget) => someValue(vs, budget, (v) => typeof v === typeof value && cmp(v as number | string, value));
     }
   }
-  return (ctx) => test(resolve(ctx[root as keyof FilterContext] as Json | undefined, segments));
+  return (ctx, budget) => test(resolve(ctx[root as keyof FilterContext] as Json | undefined, segments, budget), budget);
 }
 
 const COMPARE: Record<'gt' | 'gte' | 'lt' | 'lte', (a: number | string, b: number | string) => boolean> = {
@@ -135,8 +181,17 @@ const COMPARE: Record<'gt' | 'gte' | 'lt' | 'lte', (a: number | string, b: numbe
   lte: (a, b) => a <= b,
 };
 
-function flat(vs: Json[]): Json[] {
-  return vs.some(Array.isArray) ? vs.flat() : vs;
+/** Whether some value, or some element of a value that is an array, passes; copies nothing. */
+function someValue(vs: Json[], budget: Budget, pass: (v: Json) => boolean): boolean {
+  for (const v of vs) {
+    if (!Array.isArray(v)) {
+      if (pass(v)) return true;
+      continue;
+    }
+    spend(budget, v.length);
+    for (const el of v) if (pass(el)) return true;
+  }
+  return false;
 }
 
 const SEGMENT = /^([A-Za-z0-9_$-]+)(?:\[(?:(\d+)|([A-Za-z0-9_$-]+)=([^\]]*))\])?$/;
@@ -159,24 +214,36 @@ function parsePath(path: string, where: string): [string, Segment[]] {
   return [root, segments];
 }
 
+/** An object's own member (never one inherited from Object.prototype, such as "constructor"). */
+function member(o: JsonObject, name: string): Json | undefined {
+  return Object.hasOwn(o, name) ? o[name] : undefined;
+}
+
 /** Every value the path reaches from `start` (none when it leads nowhere). */
-export function resolve(start: Json | undefined, segments: readonly Segment[]): Json[] {
+export function resolve(start: Json | undefined, segments: readonly Segment[], budget: Budget = { left: FILTER_LIMITS.maxVisits }): Json[] {
   let current: Json[] = start === undefined ? [] : [start];
   for (const seg of segments) {
     const next: Json[] = [];
     for (const v of current) {
       if (seg.kind === 'name') {
         if (isJsonObject(v)) {
-          if (v[seg.name] !== undefined) next.push(v[seg.name]!);
+          const m = member(v, seg.name);
+          if (m !== undefined) next.push(m);
         } else if (Array.isArray(v)) {
-          for (const el of v) if (isJsonObject(el) && el[seg.name] !== undefined) next.push(el[seg.name]!);
+          spend(budget, v.length);
+          for (const el of v) {
+            const m = isJsonObject(el) ? member(el, seg.name) : undefined;
+            if (m !== undefined) next.push(m);
+          }
         }
       } else if (seg.kind === 'index') {
         if (Array.isArray(v) && seg.index < v.length) next.push(v[seg.index]!);
       } else if (Array.isArray(v)) {
-        for (const el of v) if (isJsonObject(el) && String(el[seg.key]) === seg.value) next.push(el);
+        spend(budget, v.length);
+        for (const el of v) if (isJsonObject(el) && String(member(el, seg.key)) === seg.value) next.push(el);
       }
     }
+    spend(budget, next.length);
     current = next;
   }
   return current;

@@ -44,13 +44,9 @@ end
 if cur[4] then
   for _, k in ipairs(cjson.decode(cur[4])) do redis.call('SREM', k, id) end
 end
-local idx = {}
 if kind == 'put' then
-  for i = 9, #ARGV do
-    redis.call('SADD', ARGV[i], id)
-    idx[#idx + 1] = ARGV[i]
-  end
-  redis.call('HSET', key, 'part', part, 'off', off, 'upd', upd, 'state', 'live', 'json', json, 'idx', cjson.encode(idx), 'prj', prj)
+  for _, k in ipairs(cjson.decode(ARGV[9])) do redis.call('SADD', k, id) end
+  redis.call('HSET', key, 'part', part, 'off', off, 'upd', upd, 'state', 'live', 'json', json, 'idx', ARGV[9], 'prj', prj)
   redis.call('PERSIST', key)
   redis.call('SADD', p .. 'subs:live', id)
 else
@@ -97,6 +93,12 @@ return 1
 
 const BUILD_TOKEN_TTL_MS = 24 * 3600 * 1000;
 
+// Every key of the table sits under "<prefix>t2:". Format 2 length-prefixes the project id in index
+// keys; a version with another format builds a table of its own beside this one, so replicas of
+// two versions never read each other's index during a rolling upgrade.
+const TABLE_FORMAT = 't2:';
+const LOOKUP_CHUNK = 500;
+
 type StoreRedis = Redis & {
   subsMarkReady(prefix: string, token: string): Promise<number>;
   subsGet(prefix: string, id: string): Promise<string | null>;
@@ -107,11 +109,11 @@ type StoreRedis = Redis & {
 /** The subscription table in Redis, shared by every replica. All keys start with `prefix`. */
 export class SubscriptionStore {
   private readonly redis: StoreRedis;
+  /** Where every key of the table starts. */
+  readonly prefix: string;
 
-  constructor(
-    redis: Redis,
-    readonly prefix: string,
-  ) {
+  constructor(redis: Redis, keyPrefix: string) {
+    this.prefix = keyPrefix + TABLE_FORMAT;
     this.redis = redis as StoreRedis;
     if (!('subsApply' in redis)) {
       redis.defineCommand('subsApply', { numberOfKeys: 0, lua: APPLY });
@@ -121,8 +123,13 @@ export class SubscriptionStore {
     }
   }
 
+  /**
+   * The index set of one (project, event type) pair. Ids and types may contain ':', so the project
+   * id is length-prefixed: project "P:TODO" with event "X" and project "P" with event "TODO:X"
+   * get different keys.
+   */
   indexKey(projectId: string, eventType: string): string {
-    return `${this.prefix}idx:${projectId}:${eventType}`;
+    return `${this.prefix}idx:${projectId.length}:${projectId}:${eventType}`;
   }
 
   /** Applies changes in order, in one round trip. */
@@ -133,8 +140,10 @@ export class SubscriptionStore {
       const args: (string | number)[] = [this.prefix, change.id, String(pos.partition), pos.offset, pos.updatedAtMs];
       if (change.kind === 'put') {
         const { projectIds, events } = change.sub.metadata;
-        args.push('put', JSON.stringify(change.sub), JSON.stringify(projectIds));
-        for (const p of projectIds) for (const e of events) args.push(this.indexKey(p, e));
+        // One JSON argument, not one argument per key: a subscription may have 20,000 index keys.
+        const keys: string[] = [];
+        for (const p of projectIds) for (const e of events) keys.push(this.indexKey(p, e));
+        args.push('put', JSON.stringify(change.sub), JSON.stringify(projectIds), JSON.stringify(keys));
       } else {
         args.push(change.kind, change.kind === 'inert' ? change.reason : '', '[]');
       }
@@ -154,7 +163,13 @@ export class SubscriptionStore {
   async lookup(pairs: readonly { projectId: string; eventType: string }[]): Promise<string[][]> {
     if (pairs.length === 0) return [];
     try {
-      return await this.redis.subsLookup(this.prefix, ...pairs.map((k) => this.indexKey(k.projectId, k.eventType)));
+      // In chunks: a batch of many distinct pairs must not become one call with that many arguments.
+      const chunks: Promise<string[][]>[] = [];
+      for (let i = 0; i < pairs.length; i += LOOKUP_CHUNK) {
+        const keys = pairs.slice(i, i + LOOKUP_CHUNK).map((k) => this.indexKey(k.projectId, k.eventType));
+        chunks.push(this.redis.subsLookup(this.prefix, ...keys));
+      }
+      return (await Promise.all(chunks)).flat();
     } catch (err) {
       throw this.lookupError(err, 'looking up subscriptions');
     }

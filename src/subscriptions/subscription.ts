@@ -1,6 +1,6 @@
 import { isJsonObject, type Json } from '../codec/json.js';
 import { isConfluentFramed, type Registry } from '../codec/registry.js';
-import { BlueWebhooksError } from '../shared/errors.js';
+import { BlueWebhooksError, errorMessage, jsonParseProblem } from '../shared/errors.js';
 import { compileFilter, type FilterPredicate } from './filter.js';
 
 /** A webhook subscription as the table keeps it. */
@@ -24,30 +24,52 @@ export interface Subscription {
 export interface ActiveSubscription {
   readonly sub: Subscription;
   readonly matches: FilterPredicate | null;
+  /** Its projects and events, to check each candidate the index returns against its own metadata. */
+  readonly projects: ReadonlySet<string>;
+  readonly events: ReadonlySet<string>;
+  /** Why it can match nothing (a filter that fails today's limits), or null. */
+  readonly problem: string | null;
   /** The "webhook" member of the payload, as JSON text. Never holds the secret. */
   readonly webhookJson: string;
   /** The URL, parsed once; null when it cannot be parsed (the attempt then fails as INVALID_URL). */
   readonly url: URL | null;
 }
 
-const MAX_LIST = 10_000;
+/**
+ * Limits on one subscription record. A record over them is invalid: counted, logged and inert,
+ * like any other unusable record. They bound what one record costs the table in Redis and the
+ * syncer that applies it (README, "Limits").
+ */
+export const SUBSCRIPTION_LIMITS = Object.freeze({
+  /** Bytes of the record's value on the topic. */
+  maxRecordBytes: 256 * 1024,
+  /** Entries of metadata.projectIds, and of metadata.events. */
+  maxListLength: 10_000,
+  /** (project, event type) pairs, each an index entry in Redis. */
+  maxIndexPairs: 20_000,
+  /** Characters of each id, project id and event name. */
+  maxIdLength: 256,
+  maxUrlLength: 4096,
+});
 
 function invalid(msg: string): never {
   throw new BlueWebhooksError('INVALID_SUBSCRIPTION', msg);
 }
 
-function str(o: Record<string, unknown>, key: string): string {
+function str(o: Record<string, unknown>, key: string, maxLength: number = SUBSCRIPTION_LIMITS.maxIdLength): string {
   const v = o[key];
   if (typeof v !== 'string' || v.length === 0) invalid(`missing or empty required field ${key}`);
+  if (v.length > maxLength) invalid(`${key} is longer than ${maxLength} characters`);
   return v;
 }
 
 function strList(o: Record<string, unknown>, key: string): string[] {
   const v = o[key];
-  if (!Array.isArray(v) || !v.every((x) => typeof x === 'string' && x.length > 0)) {
-    invalid(`metadata.${key} must be an array of non-empty strings`);
+  const max = SUBSCRIPTION_LIMITS.maxIdLength;
+  if (!Array.isArray(v) || !v.every((x) => typeof x === 'string' && x.length > 0 && x.length <= max)) {
+    invalid(`metadata.${key} must be an array of strings of 1-${max} characters`);
   }
-  if (v.length > MAX_LIST) invalid(`metadata.${key} has more than ${MAX_LIST} entries`);
+  if (v.length > SUBSCRIPTION_LIMITS.maxListLength) invalid(`metadata.${key} has more than ${SUBSCRIPTION_LIMITS.maxListLength} entries`);
   return [...new Set(v as string[])];
 }
 
@@ -67,6 +89,13 @@ export function validateUrl(raw: string): URL {
   }
   if (u.protocol !== 'http:' && u.protocol !== 'https:') invalid(`url scheme must be http or https, not ${u.protocol}`);
   if (!u.hostname) invalid('url has no host');
+  try {
+    // User info becomes a Basic authorization header; it must decode.
+    decodeURIComponent(u.username);
+    decodeURIComponent(u.password);
+  } catch {
+    invalid('url user info has an invalid percent-escape');
+  }
   return u;
 }
 
@@ -79,7 +108,7 @@ export function validateSubscription(v: unknown, key: string | null): Subscripti
   const o = v as Record<string, unknown>;
   const id = str(o, 'id');
   if (key !== null && key !== id) invalid(`id "${id}" differs from the record key "${key}"`);
-  const url = str(o, 'url');
+  const url = str(o, 'url', SUBSCRIPTION_LIMITS.maxUrlLength);
   validateUrl(url);
   const secret = o.secret;
   if (secret !== null && secret !== undefined && typeof secret !== 'string') invalid('secret must be a string or null');
@@ -90,13 +119,18 @@ export function validateSubscription(v: unknown, key: string | null): Subscripti
   if (typeof filters === 'string') {
     try {
       filters = JSON.parse(filters);
-    } catch {
-      throw new BlueWebhooksError('INVALID_FILTER', 'filters is not valid JSON text');
+    } catch (err) {
+      throw new BlueWebhooksError('INVALID_FILTER', `filters is ${jsonParseProblem(err)} text`);
     }
   }
   if (filters !== null) compileFilter(filters); // validate now; compiled again when activated
   const status = o.status ?? 'HEALTHY';
   if (status !== 'HEALTHY' && status !== 'UNHEALTHY') invalid('status must be HEALTHY or UNHEALTHY');
+  const events = strList(meta as Record<string, unknown>, 'events');
+  const projectIds = strList(meta as Record<string, unknown>, 'projectIds');
+  if (events.length * projectIds.length > SUBSCRIPTION_LIMITS.maxIndexPairs) {
+    invalid(`metadata has ${events.length * projectIds.length} (project, event) pairs; at most ${SUBSCRIPTION_LIMITS.maxIndexPairs}`);
+  }
   return {
     id,
     uid: str(o, 'uid'),
@@ -106,10 +140,7 @@ export function validateSubscription(v: unknown, key: string | null): Subscripti
     secret: typeof secret === 'string' && secret.length > 0 ? secret : null,
     status,
     enabled: o.enabled,
-    metadata: {
-      events: strList(meta as Record<string, unknown>, 'events'),
-      projectIds: strList(meta as Record<string, unknown>, 'projectIds'),
-    },
+    metadata: { events, projectIds },
     companyId: str(o, 'companyId'),
     createdById: str(o, 'createdById'),
     createdAt: isoTime(o, 'createdAt'),
@@ -120,6 +151,7 @@ export function validateSubscription(v: unknown, key: string | null): Subscripti
 
 /** Decodes a value from the subscriptions topic (Avro with Confluent framing, or JSON). */
 export async function decodeSubscription(value: Buffer, key: string | null, registry: Registry): Promise<Subscription> {
+  if (value.length > SUBSCRIPTION_LIMITS.maxRecordBytes) invalid(`record of ${value.length} bytes; at most ${SUBSCRIPTION_LIMITS.maxRecordBytes}`);
   let parsed: unknown;
   if (isConfluentFramed(value)) {
     parsed = { ...((await registry.decode(value)) as object) };
@@ -127,7 +159,7 @@ export async function decodeSubscription(value: Buffer, key: string | null, regi
     try {
       parsed = JSON.parse(value.toString('utf8'));
     } catch (err) {
-      throw new BlueWebhooksError('INVALID_SUBSCRIPTION', `invalid JSON: ${(err as Error).message}`);
+      throw new BlueWebhooksError('INVALID_SUBSCRIPTION', `the value is ${jsonParseProblem(err)}`);
     }
   }
   return validateSubscription(parsed, key);
@@ -154,10 +186,29 @@ export function publicView(s: Subscription): Record<string, unknown> {
   };
 }
 
+const NEVER: FilterPredicate = () => false;
+
+/**
+ * Prepares a stored subscription for the hot path. Never throws: a filter that today's limits
+ * refuse (stored by an older version) makes the subscription match nothing, and says why.
+ */
 export function activate(sub: Subscription): ActiveSubscription {
+  let matches: FilterPredicate | null = null;
+  let problem: string | null = null;
+  if (sub.filters !== null) {
+    try {
+      matches = compileFilter(sub.filters);
+    } catch (err) {
+      matches = NEVER;
+      problem = errorMessage(err);
+    }
+  }
   return {
     sub,
-    matches: sub.filters === null ? null : compileFilter(sub.filters),
+    matches,
+    projects: new Set(sub.metadata.projectIds),
+    events: new Set(sub.metadata.events),
+    problem,
     webhookJson: JSON.stringify(publicView(sub)),
     url: URL.canParse(sub.url) ? new URL(sub.url) : null,
   };

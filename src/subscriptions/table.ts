@@ -115,6 +115,7 @@ export class SubscriptionTable {
     const hit = this.compiled.get(sub.id);
     if (hit && hit.json === json) return hit.active;
     const active = activate(sub);
+    if (active.problem) this.metrics.subscriptionsInvalid.inc({ reason: 'INVALID_FILTER' });
     if (this.compiled.size >= Math.max(1000, this.opts.cacheMaxEntries * 4)) this.compiled.clear();
     this.compiled.set(sub.id, { json, active });
     return active;

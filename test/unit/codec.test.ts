@@ -22,7 +22,7 @@ test('bad events are refused with a stable code and a reason', async () => {
   const e = sampleEvent();
   const cases: [unknown, string, RegExp][] = [
     ['\x01\x02garbage', 'DECODE_FAILED', /neither Confluent-framed Avro/],
-    ['{"id": ', 'INVALID_JSON', /invalid JSON/],
+    ['{"id": ', 'INVALID_JSON', /not valid JSON/],
     [{ ...e, id: undefined }, 'INVALID_EVENT', /required field id/],
     [{ ...e, event: '' }, 'INVALID_EVENT', /required field event/],
     [{ ...e, project: {} }, 'INVALID_EVENT', /project\.id/],

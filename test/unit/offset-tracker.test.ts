@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { PartitionTracker } from '../../src/ingest/offset-tracker.js';
+import { PartitionTracker } from '../../src/kafka/offset-tracker.js';
 
 test('only the contiguous prefix of finished offsets is committable', () => {
   const t = new PartitionTracker();

@@ -9,12 +9,14 @@ describe('internal addresses are refused', () => {
     '255.255.255.255', '240.0.0.1', '::1', '::', 'fc00::1', 'fd12:3456::1', 'fe80::1', 'fe80::1%eth0', 'ff02::1',
     '::ffff:127.0.0.1', '::ffff:7f00:1', '::ffff:10.0.0.1', '::ffff:169.254.169.254', '::127.0.0.1', '::a00:1',
     '64:ff9b::a9fe:a9fe', '2002:7f00:1::1', '2001:db8::1',
+    // IPv4-mapped (any), IPv4-translated, documentation (RFC 9637), 6to4 relay anycast.
+    '::ffff:8.8.8.8', '::ffff:0:808:808', '3fff::1', '3fff:fff:ffff::1', '192.88.99.1',
   ];
   for (const a of internal) test(a, () => assert.ok(isInternalAddress(a)));
 });
 
 describe('public addresses pass', () => {
-  for (const a of ['8.8.8.8', '1.1.1.1', '172.32.0.1', '100.128.0.1', '2606:4700:4700::1111', '::ffff:8.8.8.8', '64:ff9b::808:808']) {
+  for (const a of ['8.8.8.8', '1.1.1.1', '172.32.0.1', '100.128.0.1', '2606:4700:4700::1111', '64:ff9b::808:808', '3fff:1000::1', '192.88.100.1']) {
     test(a, () => assert.ok(!isInternalAddress(a)));
   }
 });
