@@ -4,12 +4,15 @@
 import { createHmac } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { Kafka, logLevel } from 'kafkajs';
+import { SubscriptionStore } from '../src/subscriptions/store.js';
 
 const [brokers, topic, groupId, redisUrl, prefix, expectRaw] = process.argv.slice(2);
 const expect = Number(expectRaw);
 
 async function main(): Promise<void> {
   const redis = new Redis(redisUrl!);
+  // Only for the key names of the table it reads.
+  const table = new SubscriptionStore(redis, prefix!);
   const kafka = new Kafka({ clientId: 'bench-naive', brokers: brokers!.split(','), logLevel: logLevel.NOTHING });
   const consumer = kafka.consumer({ groupId: groupId!, maxWaitTimeInMs: 100 });
   await consumer.connect();
@@ -22,9 +25,9 @@ async function main(): Promise<void> {
       eachMessage: async ({ message }) => {
         if (first === 0) first = performance.now();
         const event = JSON.parse(message.value!.toString());
-        const ids = await redis.smembers(`${prefix}idx:${event.project.id}:${event.event}`);
+        const ids = await redis.smembers(table.indexKey(event.project.id, event.event));
         for (const id of ids) {
-          const sub = JSON.parse((await redis.hget(`${prefix}sub:${id}`, 'json'))!);
+          const sub = JSON.parse((await redis.hget(`${table.prefix}sub:${id}`, 'json'))!);
           if (!sub.enabled || sub.companyId !== event.company.id) continue;
           const { secret, filters, companyId, ...webhook } = sub;
           const body = JSON.stringify({ event: event.event, webhook, currentValue: event.currentValue, previousValue: event.previousValue, company: event.company, project: event.project, user: event.user });

@@ -59,6 +59,10 @@ function classifyRegistryError(err: unknown, what: string): BlueWebhooksError {
   const message = (err as Error)?.message ?? String(err);
   if (err && (err as Error).name === 'ResponseError') {
     if (status === 404) return new BlueWebhooksError('UNKNOWN_SCHEMA', `${what}: schema not found in the registry`);
+    // Any other 4xx refuses this request as it is (an id it cannot take): asking again changes nothing.
+    if (status !== undefined && status >= 400 && status < 500 && status !== 408 && status !== 429) {
+      return new BlueWebhooksError('UNKNOWN_SCHEMA', `${what}: the registry refused it (${status})`);
+    }
     return new BlueWebhooksError('REGISTRY_UNAVAILABLE', `${what}: ${message}`, { retriable: true, cause: err });
   }
   return new BlueWebhooksError('DECODE_FAILED', `${what}: ${message}`, { cause: err });

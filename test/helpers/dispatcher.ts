@@ -231,3 +231,18 @@ export function parseMetrics(text: string): Map<string, number> {
   }
   return m;
 }
+
+/** Resolves once the group's committed offset of every partition of `topic` is at its end. */
+export async function committedToEnd(s: Scenario, group: string, topic: string, timeoutMs = 30_000): Promise<void> {
+  await waitFor(
+    async () => {
+      const ends = await s.admin.fetchTopicOffsets(topic);
+      const [committed] = await s.admin.fetchOffsets({ groupId: group, topics: [topic] });
+      return ends.every((e) => {
+        const c = committed!.partitions.find((p) => p.partition === e.partition)!;
+        return e.high === '0' || c.offset === e.high;
+      });
+    },
+    { what: `committed offsets of ${group} at the end of ${topic}`, timeoutMs },
+  );
+}

@@ -146,15 +146,15 @@ test('exhausted deliveries land in the deliveries DLQ, and the re-drive command 
   // Selecting by time: nothing was dead-lettered in the future, everything before now.
   const env = { ...process.env, ...s.env, RETRY_SCHEDULE: '200ms,200ms' };
   const future = await runScript('src/tools/redrive.ts', ['--from', new Date(Date.now() + 3_600_000).toISOString(), '--dry-run'], env);
-  assert.deepEqual(JSON.parse(future.output), { scanned: 4, matched: 0, redriven: 0, unreadable: 0, dryRun: true });
+  assert.deepEqual(JSON.parse(future.output), { scanned: 4, matched: 0, redriven: 0, unreadable: 0, withoutEvent: 0, dryRun: true });
   const past = await runScript('src/tools/redrive.ts', ['--to', new Date().toISOString(), '--dry-run'], env);
-  assert.deepEqual(JSON.parse(past.output), { scanned: 4, matched: 4, redriven: 0, unreadable: 0, dryRun: true });
+  assert.deepEqual(JSON.parse(past.output), { scanned: 4, matched: 4, redriven: 0, unreadable: 0, withoutEvent: 0, dryRun: true });
 
   healthy = true;
   const before = rx.deliveries.length;
   const cli = await runScript('src/tools/redrive.ts', ['--webhook', 'wh_down'], env);
   assert.equal(cli.code, 0, cli.output);
-  assert.deepEqual(JSON.parse(cli.output), { scanned: 4, matched: 2, redriven: 2, unreadable: 0, dryRun: false });
+  assert.deepEqual(JSON.parse(cli.output), { scanned: 4, matched: 2, redriven: 2, unreadable: 0, withoutEvent: 0, dryRun: false });
   await waitFor(() => out.filter((r) => r.webhookId === 'wh_down' && r.outcome === 'DELIVERED').length === 2, { what: 're-driven deliveries' });
   assert.equal(rx.deliveries.length - before, 2, 'only the named webhook was re-driven');
   assert.deepEqual(

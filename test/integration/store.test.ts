@@ -47,6 +47,6 @@ test('lookups refuse to answer while the table is not marked complete', async (t
   await assert.rejects(store.lookup([{ projectId: 'P', eventType: 'E' }]), (e: { code: string }) => e.code === 'TABLE_NOT_READY');
   await assert.rejects(store.get('wh'), (e: { code: string; retriable: boolean }) => e.code === 'TABLE_NOT_READY' && e.retriable);
   await store.beginBuild('t1');
-  await redis.del(`${prefix}subs:building:t1`); // what a flush during the build does
+  await redis.del(`${store.prefix}subs:building:t1`); // what a flush during the build does
   assert.equal(await store.markReady('t1'), false, 'a build that lost its writes is not marked complete');
 });

@@ -70,8 +70,8 @@ test('a flushed table is rebuilt from the topic and deliveries go on', async (t)
   await produceEvents(s, [sampleEvent({ eventId: 'after' })]);
   await waitFor(() => rx.deliveries.length === 4, { what: 'deliveries after the flush' });
   await waitFor(() => d.logs.some((l) => String(l.msg).includes('rebuilding')), { what: 'the rebuild log line' });
-  await waitFor(async () => (await redis.exists(`${s.redisPrefix}subs:ready`)) === 1, { what: 'the table marked complete again' });
-  assert.equal(await redis.scard(`${s.redisPrefix}subs:live`), 2, 'both subscriptions are back');
+  await waitFor(async () => (await redis.exists(`${s.redisPrefix}t2:subs:ready`)) === 1, { what: 'the table marked complete again' });
+  assert.equal(await redis.scard(`${s.redisPrefix}t2:subs:live`), 2, 'both subscriptions are back');
   // A new subscription after the rebuild is picked up as usual.
   await putSubscription(s, sampleSubscription({ id: 'wh_3', url: `${rx.url}/three` }));
   await produceEvents(s, [sampleEvent({ eventId: 'later' })]);

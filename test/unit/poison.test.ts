@@ -65,7 +65,7 @@ describe('events with hostile shapes are refused at decode, with a reason that d
     await assert.rejects(decodeJson({ ...sampleEvent(), project: { id: 'p'.repeat(300) } }), /project\.id is longer than 256/);
   });
   test('a parse error says where, never what', async () => {
-    const secretish = '{"id": "evt", "token": "s3cr3t-value' + '"'.repeat(0);
+    const secretish = '{"id": "evt", "token": "s3cr3t-value';
     await assert.rejects(decodeJson(secretish), (err: Error) => !err.message.includes('s3cr3t') && /not valid JSON/.test(err.message));
     await assert.rejects(decodeJson({ ...sampleEvent(), occurredAt: 'my-secret-date' }), (err: Error) => !err.message.includes('my-secret'));
   });
