@@ -6,6 +6,8 @@
 //   npm run bench -- --smoke      tiny numbers, to check the harness works (CI runs this)
 //   npm run bench -- --profile    also writes a --cpu-prof profile of the fan-out 1 dispatcher run
 //   npm run bench -- --events N   scale the event counts (ad-hoc runs)
+//   npm run bench -- --compare DIR   only (c) at fan-out 1, alternating this build with the one
+//                                 in DIR (another checkout, built), 3 rounds each: before/after
 //
 // A run that loses deliveries (or whose sampled signatures fail) says so and exits 1.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
@@ -25,6 +27,7 @@ const { values: flags } = parseArgs({
     smoke: { type: 'boolean', default: false },
     profile: { type: 'boolean', default: false },
     events: { type: 'string' },
+    compare: { type: 'string' },
   },
 });
 const SMOKE = flags.smoke;
@@ -165,10 +168,10 @@ function procStatusMb(pid: number, field: 'VmHWM' | 'VmRSS'): number {
   return m ? Number(m[1]) / 1024 : 0;
 }
 
-async function startDispatcher(env: Record<string, string>, profileDir?: string): Promise<Dispatcher> {
+async function startDispatcher(env: Record<string, string>, profileDir?: string, cwd = root): Promise<Dispatcher> {
   const args = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, 'dist/main.js'] : ['dist/main.js'];
   const proc = spawn(process.execPath, args, {
-    cwd: root,
+    cwd,
     env: { PATH: process.env.PATH ?? '', ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
@@ -427,6 +430,7 @@ async function main(): Promise<void> {
     up.stdout
       .trim()
       .split('\n')
+      .filter((l) => /^[A-Z_]+=/.test(l))
       .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
   ) as Record<string, string>;
 
@@ -466,7 +470,7 @@ async function main(): Promise<void> {
 
     // (c) The dispatcher, end to end. Replicas join first, then the events are produced.
     /** One end-to-end run on an events topic of its own, so no run re-reads another's events. */
-    const runDispatcher = async (shape: Shape, count: number, replicas: number, label: string, profile?: string) => {
+    const runDispatcher = async (shape: Shape, count: number, replicas: number, label: string, profile?: string, cwd = root) => {
       const name = `${shape.name} × ${replicas} replica${replicas > 1 ? 's' : ''}${label}`;
       await ask(rx, { cmd: 'reset' }, 'reset');
       const id = `${shape.name}.${replicas}${label.replace(/\W+/g, '')}`;
@@ -474,7 +478,7 @@ async function main(): Promise<void> {
       const runShape = { ...shape, topics: { ...shape.topics, events: `${base}.c.${id}.events` } };
       await createTopicsRetrying(admin, [{ topic: runShape.topics.events, numPartitions: 12, replicationFactor: 1 }]);
       const ds = await Promise.all(
-        Array.from({ length: replicas }, () => startDispatcher(envOf(runShape, stack, group), profile)),
+        Array.from({ length: replicas }, () => startDispatcher(envOf(runShape, stack, group), profile, cwd)),
       );
       await waitJoined(admin, group, replicas);
       const procs = machineProcesses(ds, rx);
@@ -526,6 +530,32 @@ async function main(): Promise<void> {
         eventsTopic: runShape.topics.events,
       };
     };
+    if (flags.compare) {
+      const other = path.resolve(flags.compare);
+      const rounds: { current: number[]; baseline: number[]; cpuUs: { current: number[]; baseline: number[] } } = {
+        current: [],
+        baseline: [],
+        cpuUs: { current: [], baseline: [] },
+      };
+      for (let round = 1; round <= 3; round++) {
+        for (const which of ['current', 'baseline'] as const) {
+          const { run } = await runDispatcher(fo1, SIZE.events, 1, ` ${which} ${round}`, undefined, which === 'current' ? root : other);
+          rounds[which].push(run.deliveriesPerSec);
+          rounds.cpuUs[which].push((run.cpuSeconds.dispatcher! / run.deliveries) * 1e6);
+        }
+      }
+      const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[1]!;
+      const ratio = median(rounds.current) / median(rounds.baseline);
+      results.compare = { baselineDir: other, ...rounds, medianRatio: ratio };
+      log(
+        `compare (fan-out 1, 1 replica, median of 3): current ${median(rounds.current).toFixed(0)} / baseline ${median(rounds.baseline).toFixed(0)} deliveries/s = ${ratio.toFixed(3)}; dispatcher CPU per delivery ${median(rounds.cpuUs.current).toFixed(0)} / ${median(rounds.cpuUs.baseline).toFixed(0)} µs`,
+      );
+      fs.mkdirSync(path.join(root, 'bench/results'), { recursive: true });
+      fs.writeFileSync(path.join(root, 'bench/results/compare.json'), `${JSON.stringify({ ...results, problems }, null, 2)}\n`);
+      if (problems.length > 0) process.exitCode = 1;
+      return;
+    }
+
     const runs: Record<string, unknown>[] = [];
     let fo1Events = '';
     for (const [shape, count] of [

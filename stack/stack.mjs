@@ -191,7 +191,8 @@ function fetchJars() {
   const mvn = (args, cwd = stackDir) => {
     const r = spawnSync('mvn', ['-B', '-q', '-Dstyle.color=never', ...args], {
       cwd,
-      stdio: ['ignore', 'inherit', 'inherit'],
+      // Maven's output goes to stderr: stdout carries only the KEY=value endpoints that callers parse.
+      stdio: ['ignore', 2, 'inherit'],
     });
     if (r.status !== 0) throw new StackError(`mvn failed (exit ${r.status}) while fetching the stack's jars`);
   };

@@ -26,6 +26,7 @@ function stackUp(): Record<string, string> {
     r.stdout
       .trim()
       .split('\n')
+      .filter((l) => /^[A-Z_]+=/.test(l))
       .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
   );
 }

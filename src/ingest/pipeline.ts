@@ -124,8 +124,8 @@ export class EventPipeline implements BatchHandler {
         await this.fanOut(x.event, x.m, topic, partition, entry, candidates, heartbeat, deadLetter);
       } catch (err) {
         if (isShuttingDown(err)) throw err;
-        // fanOut throws only before any delivery started; the whole event is dead-lettered.
-        const { stage } = err as { stage: Stage };
+        // fanOut throws before any delivery started (matching, payload): the event is dead-lettered.
+        const stage = (err as { stage?: Stage }).stage ?? 'delivery';
         entry.expect(1);
         finishWhenDurable(entry, this.internalError(x.event.id, stage, err, deadLetter), () => Promise.reject(err));
       }
