@@ -1,0 +1,75 @@
+// The per-event failure boundary, with fakes for the collaborators: an unexpected exception in
+// matching or in a delivery dead-letters the event as INTERNAL_ERROR and finishes its offset.
+// Before it, the offset stayed unfinished and the partition's commit stopped for good.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { KafkaMessage } from 'kafkajs';
+import type { Registry } from '../../src/codec/registry.js';
+import { sampleEvent, sampleSubscription } from '../../src/demo/sample-data.js';
+import type { DeliveryRunner } from '../../src/dispatch/runner.js';
+import { EventPipeline } from '../../src/ingest/pipeline.js';
+import type { DeadLetters } from '../../src/kafka/dead-letters.js';
+import { PartitionTracker } from '../../src/kafka/offset-tracker.js';
+import { Metrics } from '../../src/metrics/metrics.js';
+import { createLogger } from '../../src/shared/logger.js';
+import { Semaphore } from '../../src/shared/semaphore.js';
+import { activate } from '../../src/subscriptions/subscription.js';
+import type { SubscriptionTable } from '../../src/subscriptions/table.js';
+import { candidateKey } from '../../src/subscriptions/table.js';
+
+function pipelineWith(opts: { matches?: () => boolean; run?: () => Promise<void> }) {
+  const letters: { offset: string; reason: string; detail: string }[] = [];
+  const sub = activate(sampleSubscription({ id: 'wh' }));
+  const target = opts.matches ? { ...sub, matches: opts.matches } : sub;
+  const metrics = new Metrics({ defaultMetrics: false });
+  const pipeline = new EventPipeline({
+    registry: {} as Registry,
+    table: { candidates: async (keys: { projectId: string; eventType: string }[]) => new Map(keys.map((k) => [candidateKey(k.projectId, k.eventType), [target]])) } as unknown as SubscriptionTable,
+    ensureFresh: async () => {},
+    runner: { run: opts.run ?? (async () => {}) } as unknown as DeliveryRunner,
+    deadLetters: {
+      write: async (m: KafkaMessage, _from: unknown, reason: string, detail: string) => {
+        letters.push({ offset: m.offset, reason, detail });
+      },
+    } as unknown as DeadLetters,
+    limiter: new Semaphore(10),
+    metrics,
+    log: createLogger({ write: () => {} }),
+    retry: (fn) => fn(),
+  });
+  const tracker = new PartitionTracker();
+  const messages = [0, 1, 2].map((i) => ({ offset: String(i), timestamp: String(Date.now()), key: null, value: Buffer.from(JSON.stringify(sampleEvent({ eventId: `e${i}` }))), headers: {}, attributes: 0 }) as unknown as KafkaMessage);
+  const handle = () =>
+    pipeline.handleBatch({ topic: 't', partition: 0, messages, tracker, resolveOffset: () => {}, heartbeat: async () => {}, pauseFor: () => {} });
+  return { handle, tracker, letters, metrics };
+}
+
+async function settled(tracker: PartitionTracker, offset: number) {
+  for (let i = 0; i < 100 && tracker.committable() !== offset; i++) await new Promise((r) => setImmediate(r));
+  return tracker.committable();
+}
+
+test('a filter that throws: each event is dead-lettered as INTERNAL_ERROR (stage match) and its offset finishes', async () => {
+  const { handle, tracker, letters, metrics } = pipelineWith({ matches: () => { throw new TypeError('boom in a filter'); } });
+  await handle();
+  assert.equal(await settled(tracker, 3), 3);
+  assert.deepEqual(letters.map((l) => [l.offset, l.reason]), [['0', 'INTERNAL_ERROR'], ['1', 'INTERNAL_ERROR'], ['2', 'INTERNAL_ERROR']]);
+  assert.match(letters[0]!.detail, /^match: boom in a filter/);
+  assert.equal((await metrics.internalErrors.get()).values.find((v) => v.labels.stage === 'match')?.value, 3);
+});
+
+test('a delivery that rejects: the event is dead-lettered once (stage delivery) and its offset finishes', async () => {
+  const { handle, tracker, letters } = pipelineWith({ run: () => Promise.reject(new RangeError('Invalid string length')) });
+  await handle();
+  assert.equal(await settled(tracker, 3), 3);
+  assert.deepEqual(letters.map((l) => l.reason), ['INTERNAL_ERROR', 'INTERNAL_ERROR', 'INTERNAL_ERROR']);
+  assert.match(letters[0]!.detail, /^delivery: Invalid string length/);
+});
+
+test('a delivery stopped by shutdown leaves its offset unfinished, for the next owner', async () => {
+  const { BlueWebhooksError } = await import('../../src/shared/errors.js');
+  const { handle, tracker, letters } = pipelineWith({ run: () => Promise.reject(new BlueWebhooksError('SHUTTING_DOWN', 'stopping')) });
+  await handle();
+  assert.equal(await settled(tracker, 3), null);
+  assert.equal(letters.length, 0);
+});
