@@ -9,6 +9,8 @@ export interface KafkaClientOptions {
   retries?: number;
 }
 
+const TRANSIENT = /not the leader|does not host this topic-partition|leader not available|coordinator is loading|not the correct coordinator|no longer available/i;
+
 /** A kafkajs client whose logs go through the service's JSON logger. */
 export function createKafka(o: KafkaClientOptions): Kafka {
   const log = o.log.child({ component: 'kafkajs' });
@@ -23,9 +25,12 @@ export function createKafka(o: KafkaClientOptions): Kafka {
       () =>
       ({ level, log: entry }: LogEntry) => {
         const { message, ...fields } = entry;
-        // A heartbeat refused during a rebalance is routine, not an error.
-        const routine = /rebalanc/i.test(String(fields.error ?? ''));
-        const fn = routine ? log.info : level <= logLevel.ERROR ? log.error : level === logLevel.WARN ? log.warn : log.info;
+        // A heartbeat refused during a rebalance is routine, not an error; leadership moving or a
+        // coordinator loading (new topics, a broker restart) is transient: kafkajs retries it.
+        const error = String(fields.error ?? '');
+        const routine = /rebalanc/i.test(error);
+        const transient = TRANSIENT.test(error);
+        const fn = routine ? log.info : transient || level === logLevel.WARN ? log.warn : level <= logLevel.ERROR ? log.error : log.info;
         fn(message, fields);
       },
   });
