@@ -9,7 +9,7 @@ export interface KafkaClientOptions {
   retries?: number;
 }
 
-const TRANSIENT = /not the leader|does not host this topic-partition|leader not available|coordinator is loading|not the correct coordinator|no longer available/i;
+const TRANSIENT = /not the leader|does not host this topic-partition|leader not available|coordinator is (loading|not available)|not the correct coordinator|no longer available/i;
 
 /** A kafkajs client whose logs go through the service's JSON logger. */
 export function createKafka(o: KafkaClientOptions): Kafka {
