@@ -125,7 +125,7 @@ export class DeliveryRunner {
         );
         if (!scheduled) {
           // Its event is too large for a retry record even compressed: a final failure, kept in
-          // the deliveries DLQ with a pointer to the event (README, "Records too large").
+          // the deliveries DLQ with a pointer to the event (README, "Every record gets an end").
           await this.d.scheduler.deadLetter(this.retryRecord(x, report, Date.now(), x.retry));
           state = 'FAILED';
           details.reason = 'too_large';

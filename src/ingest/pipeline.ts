@@ -1,13 +1,13 @@
 import type { KafkaMessage } from 'kafkajs';
 import { type BlueEvent, decodeEvent } from '../codec/event.js';
 import type { Registry } from '../codec/registry.js';
-import { deliveryId, eventPayload } from '../delivery/payload.js';
+import { deliveryId, type EventPayload, eventPayload } from '../delivery/payload.js';
 import type { DeliveryRunner } from '../dispatch/runner.js';
 import type { DeadLetters, RecordOrigin } from '../kafka/dead-letters.js';
-import { finishWhenDurable, type OffsetEntry } from '../kafka/offset-tracker.js';
+import { finishWhenDurable } from '../kafka/offset-tracker.js';
 import type { BatchContext, BatchHandler } from '../kafka/tracked-consumer.js';
 import type { Metrics } from '../metrics/metrics.js';
-import { errorCode, errorMessage, isShuttingDown, type Stage } from '../shared/errors.js';
+import { type ErrorCode, errorCode, errorMessage, isShuttingDown, type Stage } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import type { Semaphore } from '../shared/semaphore.js';
 import { FilterBudgetExceeded, type FilterContext } from '../subscriptions/filter.js';
@@ -31,6 +31,8 @@ export interface EventPipelineDeps {
 }
 
 type Decoded = { m: KafkaMessage; event: BlueEvent } | { m: KafkaMessage; error: unknown };
+
+const NO_PAYLOAD: EventPayload = { head: '', tail: '' };
 
 /** Why a candidate does not get an event: it does not match, or its filter would cost too much. */
 export type MatchResult = 'match' | 'no_match' | 'filter_budget';
@@ -111,64 +113,54 @@ export class EventPipeline implements BatchHandler {
       if (this.draining) return;
       const entry = tracker.add(Number(x.m.offset), x.m);
       resolveOffset(x.m.offset);
-      const deadLetter = (reason: Parameters<DeadLetters['write']>[2], detail: string) =>
+      const deadLetter = (reason: ErrorCode, detail: string) =>
         this.d.deadLetters.write(x.m, { topic, partition }, reason, detail);
       if ('error' in x) {
         const code = errorCode(x.error) ?? 'DECODE_FAILED';
         this.d.metrics.decodeErrors.inc({ reason: code });
-        finishWhenDurable(entry, deadLetter(code, errorMessage(x.error)), () => Promise.reject(x.error));
+        finishWhenDurable(entry, deadLetter(code, errorMessage(x.error)));
         continue;
       }
-      entry.label = x.event.id;
+      const { event } = x;
+      entry.label = event.id;
+      let prepared: { targets: ActiveSubscription[]; payload: EventPayload };
       try {
-        await this.fanOut(x.event, x.m, topic, partition, entry, candidates, heartbeat, deadLetter);
+        prepared = this.prepare(event, candidates.get(candidateKey(event.project.id, event.event)) ?? []);
       } catch (err) {
-        if (isShuttingDown(err)) throw err;
-        // fanOut throws before any delivery started (matching, payload): the event is dead-lettered.
-        const stage = (err as { stage?: Stage }).stage ?? 'delivery';
-        entry.expect(1);
-        finishWhenDurable(entry, this.internalError(x.event.id, stage, err, deadLetter), () => Promise.reject(err));
+        // Nothing was started for this event: it is dead-lettered whole.
+        finishWhenDurable(entry, this.internalError(event.id, (err as { stage: Stage }).stage, err, deadLetter));
+        continue;
+      }
+      const { targets, payload } = prepared;
+      entry.expect(targets.length);
+      if (targets.length === 0) {
+        this.d.metrics.eventsUnmatched.inc();
+        continue;
+      }
+      const eventTimestampMs = Number(x.m.timestamp) || Date.now();
+      const source = { topic, partition, offset: x.m.offset };
+      const now = Date.now();
+      // Several deliveries of one event may fail unexpectedly; the event is dead-lettered once.
+      let failed: Promise<void> | null = null;
+      const onFailure = (err: unknown) => (failed ??= this.internalError(event.id, 'delivery', err, deadLetter));
+      for (const target of targets) {
+        if (!this.d.limiter.tryAcquire()) await this.d.limiter.acquire(heartbeat);
+        const delivery = { deliveryId: deliveryId(event.id, target.sub.id), event, payload, target, eventTimestampMs, source };
+        const run = this.d.runner.run({ delivery, attempt: 1, retry: 0, firstAttemptAt: now });
+        finishWhenDurable(entry, run.finally(() => this.d.limiter.release()), onFailure);
       }
     }
   }
 
-  /** Starts one delivery per matching webhook; throws (with the stage) only before the first starts. */
-  private async fanOut(
-    event: BlueEvent,
-    m: KafkaMessage,
-    topic: string,
-    partition: number,
-    entry: OffsetEntry,
-    candidates: Map<string, ActiveSubscription[]>,
-    heartbeat: () => Promise<void>,
-    deadLetter: (reason: 'INTERNAL_ERROR', detail: string) => Promise<void>,
-  ): Promise<void> {
+  /** The webhooks that get this event, and its payload; an error says at which stage it was thrown. */
+  private prepare(event: BlueEvent, candidates: readonly ActiveSubscription[]): { targets: ActiveSubscription[]; payload: EventPayload } {
     let stage: Stage = 'match';
-    let targets: ActiveSubscription[];
-    let payload: ReturnType<typeof eventPayload>;
     try {
-      targets = this.matching(event, candidates.get(candidateKey(event.project.id, event.event)) ?? []);
+      const targets = this.matching(event, candidates);
       stage = 'payload';
-      payload = targets.length > 0 ? eventPayload(event) : { head: '', tail: '' };
+      return { targets, payload: targets.length > 0 ? eventPayload(event) : NO_PAYLOAD };
     } catch (err) {
       throw Object.assign(err instanceof Error ? err : new Error(String(err)), { stage });
-    }
-    entry.expect(targets.length);
-    if (targets.length === 0) {
-      this.d.metrics.eventsUnmatched.inc();
-      return;
-    }
-    const eventTimestampMs = Number(m.timestamp) || Date.now();
-    const source = { topic, partition, offset: m.offset };
-    const now = Date.now();
-    // Several deliveries of one event may fail unexpectedly; the event is dead-lettered once.
-    let failed: Promise<void> | null = null;
-    const onFailure = (err: unknown) => (failed ??= this.internalError(event.id, 'delivery', err, deadLetter));
-    for (const target of targets) {
-      if (!this.d.limiter.tryAcquire()) await this.d.limiter.acquire(heartbeat);
-      const delivery = { deliveryId: deliveryId(event.id, target.sub.id), event, payload, target, eventTimestampMs, source };
-      const run = this.d.runner.run({ delivery, attempt: 1, retry: 0, firstAttemptAt: now });
-      finishWhenDurable(entry, run.finally(() => this.d.limiter.release()), onFailure);
     }
   }
 

@@ -41,14 +41,15 @@ export class OffsetEntry {
 /**
  * Finishes one piece of `entry` when `work` succeeds, or when it fails and `onFailure` has made
  * the failure durable (a dead letter). A failure while the service stops leaves the offset
- * unfinished: the next owner of the partition reads it again. So does an `onFailure` that fails
- * itself; the stall watchdog then reports it.
+ * unfinished: the next owner of the partition reads it again. So does a failure with no
+ * `onFailure` (the work was the dead letter itself), or an `onFailure` that fails: the stall
+ * watchdog then reports it.
  */
-export function finishWhenDurable(entry: OffsetEntry, work: Promise<unknown>, onFailure: (err: unknown) => Promise<void>): void {
+export function finishWhenDurable(entry: OffsetEntry, work: Promise<unknown>, onFailure?: (err: unknown) => Promise<void>): void {
   work.then(
     () => entry.finishOne(),
     (err: unknown) => {
-      if (isShuttingDown(err)) return;
+      if (isShuttingDown(err) || !onFailure) return;
       onFailure(err).then(
         () => entry.finishOne(),
         () => {},

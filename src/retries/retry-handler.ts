@@ -69,7 +69,7 @@ export class RetryHandler implements BatchHandler {
       resolveOffset(m.offset);
       const from = { topic, partition };
       if ('error' in parsed) {
-        finishWhenDurable(entry, this.d.deadLetters.write(m, from, 'INVALID_RETRY_RECORD', parsed.error), () => Promise.reject());
+        finishWhenDurable(entry, this.d.deadLetters.write(m, from, 'INVALID_RETRY_RECORD', parsed.error));
         continue;
       }
       const r = parsed.record;
