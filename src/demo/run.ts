@@ -84,8 +84,15 @@ async function main(): Promise<void> {
   say(`receiver listening on ${url}`);
 
   const kafka = new Kafka({ clientId: 'blue-demo', brokers: env.KAFKA_BROKERS!.split(','), logLevel: logLevel.NOTHING });
+  const admin = kafka.admin();
+  await admin.connect();
+  // The table in Redis remembers topic positions; a stack started afresh (stack:down, then a new
+  // Kafka) begins its topics at offset 0 again. A prefix per Kafka cluster keeps the demo from
+  // reading the table a previous stack left in a Redis that outlives it.
+  const { clusterId } = await admin.describeCluster();
+  const prefix = process.env.REDIS_KEY_PREFIX || `bw:demo:${clusterId}:`;
   dispatcher = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'src/main.ts')], {
-    env: { ...process.env, ...env, DELIVERY_ALLOWLIST: '127.0.0.1/32', METRICS_HOST: '127.0.0.1', LOG_LEVEL: 'warn' },
+    env: { ...process.env, ...env, REDIS_KEY_PREFIX: prefix, DELIVERY_ALLOWLIST: '127.0.0.1/32', METRICS_HOST: '127.0.0.1', LOG_LEVEL: 'warn' },
     stdio: 'inherit',
   });
   dispatcher.on('exit', (code) => {
@@ -96,8 +103,6 @@ async function main(): Promise<void> {
   });
 
   // The dispatcher creates its topics; wait for them before producing.
-  const admin = kafka.admin();
-  await admin.connect();
   for (;;) {
     const topics = await admin.listTopics();
     if (topics.includes('blue.webhooks') && topics.includes('blue.events')) break;
