@@ -1,5 +1,5 @@
 import type { IHeaders, KafkaMessage } from 'kafkajs';
-import { type ErrorCode, errorCode } from '../shared/errors.js';
+import type { ErrorCode } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import type { KafkaWriter } from './writer.js';
 
@@ -41,10 +41,11 @@ export class DeadLetters {
       'x-dlq-source-timestamp': m.timestamp,
       'x-dlq-time': new Date().toISOString(),
     };
-    await this.o.writer.write(this.o.topic, { key: m.key, value: m.value, headers }).catch((err: unknown) => {
-      if (errorCode(err) !== 'RECORD_TOO_LARGE') throw err;
-      return this.o.writer.write(this.o.topic, { key: m.key, value: null, headers: { ...headers, 'x-dlq-value-omitted': 'too_large' } });
-    });
+    await this.o.writer.writeOrSmaller(this.o.topic, { key: m.key, value: m.value, headers }, () => ({
+      key: m.key,
+      value: null,
+      headers: { ...headers, 'x-dlq-value-omitted': 'too_large' },
+    }));
     this.o.count(reason);
   }
 }

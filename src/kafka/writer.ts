@@ -2,7 +2,7 @@ import { promisify } from 'node:util';
 import zlib from 'node:zlib';
 import { CompressionTypes, type Message, type Producer, type TopicMessages } from 'kafkajs';
 import type { Metrics } from '../metrics/metrics.js';
-import { BlueWebhooksError } from '../shared/errors.js';
+import { BlueWebhooksError, errorCode } from '../shared/errors.js';
 import { isRecordTooLarge, kafkaError } from '../shared/kafka-errors.js';
 import type { Logger } from '../shared/logger.js';
 import { retryWhileRetriable } from '../shared/retry.js';
@@ -22,10 +22,13 @@ export interface KafkaWriterOptions {
   maxConcurrentSends?: number;
 }
 
-interface Pending {
+interface Sized {
   topic: string;
   message: Message;
   bytes: number;
+}
+
+interface Pending extends Sized {
   resolve: () => void;
   reject: (err: unknown) => void;
 }
@@ -81,12 +84,23 @@ export class KafkaWriter {
     });
   }
 
+  /**
+   * Writes `message`, or `smaller()` instead when the message can never fit (RECORD_TOO_LARGE):
+   * how dead letters are always written, with what could not be kept left out.
+   */
+  async writeOrSmaller(topic: string, message: Message, smaller: () => Message): Promise<void> {
+    await this.write(topic, message).catch((err: unknown) => {
+      if (errorCode(err) !== 'RECORD_TOO_LARGE') throw err;
+      return this.write(topic, smaller());
+    });
+  }
+
   /** A message over the request bound: alone and compressed if that fits, else RECORD_TOO_LARGE. */
   private async writeLarge(topic: string, message: Message, bytes: number): Promise<void> {
     const value = message.value === null || message.value === undefined ? Buffer.alloc(0) : Buffer.from(message.value);
     const compressed = messageBytes({ ...message, value: await gzip(value) });
     if (compressed > this.o.maxRequestBytes) throw tooLarge(topic, bytes, compressed, this.o.maxRequestBytes);
-    await this.send([{ topic, message, bytes: compressed, resolve: () => {}, reject: () => {} }], CompressionTypes.GZIP, true);
+    await this.produce([{ topic, message, bytes: compressed }], CompressionTypes.GZIP);
   }
 
   private schedule(): void {
@@ -95,7 +109,7 @@ export class KafkaWriter {
     setImmediate(() => {
       this.scheduled = false;
       while (this.queue.length > 0 && this.sending < (this.o.maxConcurrentSends ?? 4)) {
-        void this.send(this.takeRequest(), CompressionTypes.None, false);
+        void this.send(this.takeRequest());
       }
     });
   }
@@ -112,22 +126,21 @@ export class KafkaWriter {
     return this.queue.splice(0, n);
   }
 
-  /** Sends one request; with `rethrow`, a failure is thrown as well as passed to each message. */
-  private async send(batch: Pending[], compression: CompressionTypes, rethrow: boolean): Promise<void> {
+  /** Sends one request of queued messages and settles each of them. */
+  private async send(batch: Pending[]): Promise<void> {
     this.sending++;
     try {
-      await this.produce(batch, compression);
+      await this.produce(batch, CompressionTypes.None);
       for (const p of batch) p.resolve();
     } catch (err) {
       for (const p of batch) p.reject(err);
-      if (rethrow) throw err;
     } finally {
       this.sending--;
       if (this.queue.length > 0) this.schedule();
     }
   }
 
-  private async produce(batch: Pending[], compression: CompressionTypes): Promise<void> {
+  private async produce(batch: Sized[], compression: CompressionTypes): Promise<void> {
     const byTopic = new Map<string, Message[]>();
     for (const p of batch) {
       const list = byTopic.get(p.topic) ?? [];

@@ -1,6 +1,5 @@
 import type { KafkaWriter } from '../kafka/writer.js';
 import type { Metrics } from '../metrics/metrics.js';
-import { errorCode } from '../shared/errors.js';
 import { encodeRetry, type RetryRecord, type RetryTiers } from './record.js';
 
 export interface RetrySchedulerOptions {
@@ -24,11 +23,10 @@ export class RetryScheduler {
    * marked `omitted`, with `source` pointing at the event: a dead letter is always written.
    */
   async deadLetter(r: RetryRecord): Promise<void> {
-    await this.o.writer.write(this.o.dlqTopic, { key: r.webhookId, value: encodeRetry(r) }).catch((err: unknown) => {
-      if (errorCode(err) !== 'RECORD_TOO_LARGE') throw err;
-      const event = { ...r.event, currentValue: null, previousValue: null };
-      return this.o.writer.write(this.o.dlqTopic, { key: r.webhookId, value: encodeRetry({ ...r, event, omitted: 'too_large' }) });
-    });
+    await this.o.writer.writeOrSmaller(this.o.dlqTopic, { key: r.webhookId, value: encodeRetry(r) }, () => ({
+      key: r.webhookId,
+      value: encodeRetry({ ...r, event: { ...r.event, currentValue: null, previousValue: null }, omitted: 'too_large' }),
+    }));
     this.o.metrics.deliveriesDeadLettered.inc();
   }
 }
