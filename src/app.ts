@@ -8,6 +8,7 @@ import { Deliverer } from './delivery/deliverer.js';
 import { HttpClient } from './delivery/http-client.js';
 import { TargetGuard } from './delivery/target-guard.js';
 import { EndpointGate } from './delivery/endpoint-gate.js';
+import { RateLimiter } from './delivery/rate-limit.js';
 import { DeliveryRunner } from './dispatch/runner.js';
 import { CircuitBreaker } from './health/circuit-breaker.js';
 import type { WebhookStatusEvent } from './health/status.js';
@@ -18,6 +19,7 @@ import { ensureTopics, serviceTopics } from './kafka/topics.js';
 import { TrackedConsumer } from './kafka/tracked-consumer.js';
 import { KafkaWriter } from './kafka/writer.js';
 import { Metrics } from './metrics/metrics.js';
+import { EntityOrder } from './ordering/entity-order.js';
 import { type MetricsServer, startMetricsServer } from './metrics/server.js';
 import { AvroPublisher } from './outcomes/publisher.js';
 import type { WebhookResult } from './outcomes/result.js';
@@ -125,6 +127,9 @@ export class App {
       deliverer: new Deliverer(this.http, config.delivery.userAgent),
       breaker: this.breaker,
       gate: new EndpointGate(config.isolation),
+      rateLimiter: new RateLimiter(this.redis, config.redis.keyPrefix, config.isolation.maxWaitMs),
+      order: new EntityOrder(this.redis, config.redis.keyPrefix, config.ordering.maxHeld),
+      maxEntityQueue: config.isolation.maxQueue,
       scheduler: new RetryScheduler({ writer, tiers: this.tiers, dlqTopic: config.retries.dlqTopic, metrics: this.metrics }),
       results,
       statuses,

@@ -113,10 +113,14 @@ export interface Config {
   readonly isolation: {
     /** ENDPOINT_MAX_CONCURRENCY: deliveries under way to one origin. Default 16. */
     readonly maxConcurrency: number;
-    /** ENDPOINT_MAX_QUEUE: deliveries queued for one origin before it must prove it keeps up. Default 256. */
+    /** ENDPOINT_MAX_QUEUE: deliveries queued for one origin (or one entity) before the events consumer waits for room. Default 256. */
     readonly maxQueue: number;
-    /** ENDPOINT_MAX_WAIT_MS: past a full queue, the longest expected wait; beyond, the retry path. Default 5000. */
+    /** ENDPOINT_MAX_WAIT_MS: the longest expected wait for an endpoint (or a rate-limit slot); beyond, the retry path. Default 5000. */
     readonly maxWaitMs: number;
+  };
+  readonly ordering: {
+    /** ORDERING_MAX_HELD: deliveries one entity's line may hold in Redis for an ordered webhook. Default 10000. */
+    readonly maxHeld: number;
   };
   readonly metrics: {
     /** METRICS_PORT: /metrics, /healthz and /readyz. Default 9464. */
@@ -182,6 +186,7 @@ export const DEFAULTS = Object.freeze({
   ENDPOINT_MAX_CONCURRENCY: '16',
   ENDPOINT_MAX_QUEUE: '256',
   ENDPOINT_MAX_WAIT_MS: '5000',
+  ORDERING_MAX_HELD: '10000',
   METRICS_PORT: '9464',
   METRICS_HOST: '0.0.0.0',
   SHUTDOWN_GRACE_MS: '20000',
@@ -301,6 +306,9 @@ export function loadConfig(env: Env = process.env): Config {
       maxConcurrency: int('ENDPOINT_MAX_CONCURRENCY', 1, 10_000),
       maxQueue: int('ENDPOINT_MAX_QUEUE', 0, 1_000_000),
       maxWaitMs: ms('ENDPOINT_MAX_WAIT_MS', 0, 600_000),
+    },
+    ordering: {
+      maxHeld: int('ORDERING_MAX_HELD', 1, 10_000_000),
     },
     metrics: {
       port: int('METRICS_PORT', 0, 65_535),

@@ -16,6 +16,8 @@ export interface Delivery {
   readonly eventTimestampMs: number;
   /** Where the event was read, when known (retry records made before it have none). */
   readonly source?: EventSource;
+  /** Digest of the event's Kafka key, for a webhook that orders by entity (else null). */
+  readonly entity: string | null;
 }
 
 export interface AttemptReport {

@@ -121,6 +121,8 @@ export function sampleSubscription(o: Partial<Subscription> = {}): Subscription 
     createdAt: now,
     updatedAt: now,
     filters: null,
+    rateLimitPerSecond: null,
+    ordering: 'none',
     ...o,
   };
 }

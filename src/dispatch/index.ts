@@ -1,1 +1,1 @@
-export { DeliveryRunner, type DeliveryRunnerDeps, type RunInput, refOf } from './runner.js';
+export { DeliveryRunner, type DeliveryRunnerDeps, type RunInput, endpointOf, refOf } from './runner.js';

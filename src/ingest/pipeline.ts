@@ -7,6 +7,7 @@ import type { DeadLetters, RecordOrigin } from '../kafka/dead-letters.js';
 import { finishWhenDurable } from '../kafka/offset-tracker.js';
 import type { BatchContext, BatchHandler } from '../kafka/tracked-consumer.js';
 import type { Metrics } from '../metrics/metrics.js';
+import { entityOf } from '../ordering/entity-order.js';
 import { type ErrorCode, errorCode, errorMessage, isShuttingDown, type Stage } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import type { Semaphore } from '../shared/semaphore.js';
@@ -139,17 +140,28 @@ export class EventPipeline implements BatchHandler {
       }
       const eventTimestampMs = Number(x.m.timestamp) || Date.now();
       const source = { topic, partition, offset: x.m.offset };
+      const entity = targets.some((t) => t.sub.ordering === 'entity') ? entityOf(x.m.key) : null;
       const now = Date.now();
       // Several deliveries of one event may fail unexpectedly; the event is dead-lettered once.
       let failed: Promise<void> | null = null;
       const onFailure = (err: unknown) => (failed ??= this.internalError(event.id, 'delivery', err, deadLetter));
       for (const target of targets) {
+        const room = this.d.runner.waitForRoom(target, entity);
+        if (room) await this.backpressure(room, heartbeat);
         if (!this.d.limiter.tryAcquire()) await this.d.limiter.acquire(heartbeat);
-        const delivery = { deliveryId: deliveryId(event.id, target.sub.id), event, payload, target, eventTimestampMs, source };
-        const run = this.d.runner.run({ delivery, attempt: 1, retry: 0, firstAttemptAt: now });
+        const delivery = { deliveryId: deliveryId(event.id, target.sub.id), event, payload, target, eventTimestampMs, source, entity };
+        const run = this.d.runner.run({ delivery, attempt: 1, retry: 0, firstAttemptAt: now, via: 'event' });
         finishWhenDurable(entry, run.finally(() => this.d.limiter.release()), onFailure);
       }
     }
+  }
+
+  /** This partition waits for a busy endpoint (or entity) to have room: bounded, counted, and heartbeating. */
+  private async backpressure(room: Promise<void>, heartbeat: () => Promise<void>): Promise<void> {
+    const t0 = performance.now();
+    await room;
+    this.d.metrics.backpressureWait.inc((performance.now() - t0) / 1000);
+    await heartbeat();
   }
 
   /** The webhooks that get this event, and its payload; an error says at which stage it was thrown. */

@@ -149,7 +149,29 @@ export class Metrics {
   });
   readonly endpointRejections = new Counter({
     name: `${PREFIX}endpoint_saturated_total`,
-    help: "Deliveries sent to the retry path because their endpoint's concurrency and queue were full.",
+    help: 'Deliveries sent to the retry path because their endpoint did not keep up (its queue full and its expected wait over ENDPOINT_MAX_WAIT_MS).',
+    registers: [this.registry],
+  });
+  readonly backpressureWait = new Counter({
+    name: `${PREFIX}backpressure_wait_seconds_total`,
+    help: "Time the events consumer spent waiting for room in a busy endpoint's queue (or an entity's), instead of diverting deliveries.",
+    registers: [this.registry],
+  });
+  readonly endpointThrottled = new Counter({
+    name: `${PREFIX}endpoint_throttled_total`,
+    help: 'Answers 429 Too Many Requests; each halves the concurrency that endpoint gets from this replica.',
+    registers: [this.registry],
+  });
+  readonly rateLimited = new Counter({
+    name: `${PREFIX}rate_limited_total`,
+    help: 'Deliveries held back by their webhook\'s rateLimitPerSecond: result "waited" (sent in a later slot) or "deferred" (the retry path, reason rate_limited).',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+  readonly ordered = new Counter({
+    name: `${PREFIX}ordered_total`,
+    help: 'Deliveries to webhooks with ordering "entity", by step: held (behind an earlier delivery of the same entity), released (its turn came), repaired (a turn found without its retry record, re-written), stale (a retry record whose turn was over).',
+    labelNames: ['step'] as const,
     registers: [this.registry],
   });
   readonly infraRetries = new Counter({

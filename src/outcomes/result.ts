@@ -3,6 +3,28 @@ import type { AttemptOutcome } from '../delivery/outcome.js';
 /** Outcome states. Consumers of the results topic must accept values added later. */
 export type OutcomeState = 'DELIVERED' | 'FAILED' | 'RETRY_SCHEDULED';
 
+/**
+ * Why an outcome is what it is (the `reason` field). RETRY_SCHEDULED: failure (the attempt
+ * failed), circuit_open, endpoint_busy, rate_limited (no attempt was made), held (it waits behind
+ * an earlier delivery of its entity). FAILED: the others. Consumers must accept values added later.
+ */
+export type OutcomeReason =
+  | 'failure'
+  | 'circuit_open'
+  | 'endpoint_busy'
+  | 'rate_limited'
+  | 'held'
+  | 'exhausted'
+  | 'too_large'
+  | 'refused'
+  | 'gone'
+  | 'invalid_url'
+  | 'invalid_header'
+  | 'final_status'
+  | 'deleted'
+  | 'disabled'
+  | 'order_line_full';
+
 /** One record on the results topic (schemas/webhook-result.avsc). */
 export interface WebhookResult {
   deliveryId: string;
@@ -17,7 +39,7 @@ export interface WebhookResult {
   error: { code: string; message: string } | null;
   /** Epoch milliseconds. */
   timestamp: number;
-  reason: string | null;
+  reason: OutcomeReason | null;
   nextAttemptAt: number | null;
   responseSnippet: string | null;
 }
@@ -34,7 +56,7 @@ export interface ResultDetails {
   outcome?: AttemptOutcome | null;
   durationMs?: number;
   snippet?: string | null;
-  reason?: string | null;
+  reason?: OutcomeReason | null;
   nextAttemptAt?: number | null;
 }
 

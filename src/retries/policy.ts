@@ -1,4 +1,5 @@
 import type { AttemptOutcome } from '../delivery/outcome.js';
+import type { OutcomeReason } from '../outcomes/result.js';
 
 export interface RetryPolicyOptions {
   /** Delay before each retry, in order (RETRY_SCHEDULE). Default 5s,1m,5m,30m,2h,6h,12h,24h. */
@@ -14,7 +15,7 @@ export interface RetryPolicyOptions {
 /** What to do after an attempt. */
 export type Decision =
   | { kind: 'delivered' }
-  | { kind: 'final'; reason: string }
+  | { kind: 'final'; reason: OutcomeReason }
   | { kind: 'retry'; delayMs: number }
   | { kind: 'exhausted' };
 
@@ -38,7 +39,7 @@ export function decide(o: AttemptOutcome, retry: number, policy: RetryPolicyOpti
   return { kind: 'retry', delayMs: Math.max(jittered, retryAfter) };
 }
 
-function finalReason(o: AttemptOutcome): string {
+function finalReason(o: AttemptOutcome): OutcomeReason {
   if (o.code === 'TARGET_REFUSED') return 'refused';
   if (o.gone) return 'gone';
   if (o.code === 'INVALID_URL') return 'invalid_url';

@@ -32,6 +32,11 @@ export interface RetryRecord {
    * whole event is.
    */
   omitted?: 'too_large';
+  /**
+   * Set when the webhook orders by entity: the digest of the event's Kafka key. Such a record is
+   * attempted only while it is first in its entity's line (src/ordering).
+   */
+  entity?: string;
 }
 
 
@@ -60,7 +65,8 @@ export function decodeRetry(value: Buffer | null): RetryRecord {
     r.webhookId.length > 0 &&
     isCount(r.attempt, 1) &&
     isCount(r.retry, 0) &&
-    [r.dueAt, r.firstAttemptAt, r.eventTimestampMs].every(Number.isFinite);
+    [r.dueAt, r.firstAttemptAt, r.eventTimestampMs].every(Number.isFinite) &&
+    (r.entity === undefined || (typeof r.entity === 'string' && r.entity.length > 0 && r.entity.length <= 64));
   if (!ok) throw new BlueWebhooksError('INVALID_RETRY_RECORD', 'not a version 1 retry record');
   let event: BlueEvent;
   try {

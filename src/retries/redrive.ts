@@ -68,7 +68,9 @@ export async function redrive(kafka: Kafka, config: Config, o: RedriveOptions): 
               report.withoutEvent++;
               continue;
             }
-            out.push({ key: r.webhookId, value: encodeRetry({ ...r, retry: 0, dueAt: Date.now() }) });
+            // Its entity's turn ended when it failed: a re-driven delivery does not queue again.
+            const { entity: _, ...unordered } = r;
+            out.push({ key: r.webhookId, value: encodeRetry({ ...unordered, retry: 0, dueAt: Date.now() }) });
           }
           if (out.length > 0 && !o.dryRun) {
             await producer.send({ topic: target, acks: -1, messages: out });

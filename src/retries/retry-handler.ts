@@ -1,6 +1,5 @@
 import type { KafkaMessage } from 'kafkajs';
-import { eventPayload } from '../delivery/payload.js';
-import type { DeliveryRunner } from '../dispatch/runner.js';
+import { type DeliveryRunner, inputFromRecord } from '../dispatch/runner.js';
 import type { DeadLetters, RecordOrigin } from '../kafka/dead-letters.js';
 import { finishWhenDurable } from '../kafka/offset-tracker.js';
 import type { BatchContext, BatchHandler } from '../kafka/tracked-consumer.js';
@@ -93,16 +92,10 @@ export class RetryHandler implements BatchHandler {
   private async attempt(r: RetryRecord): Promise<void> {
     const target = await this.d.retry(() => this.d.table.current(r.webhookId), 'reading the current subscription');
     const ref = { deliveryId: r.deliveryId, webhookId: r.webhookId, event: r.event };
-    if (!target) return this.d.runner.end(ref, r.attempt, 'deleted');
-    if (!target.sub.enabled) return this.d.runner.end(ref, r.attempt, 'disabled');
-    const event = { ...r.event, occurredAtMs: Date.parse(r.event.occurredAt) };
-    const delivery = { deliveryId: r.deliveryId, event, payload: eventPayload(event), target, eventTimestampMs: r.eventTimestampMs, source: r.source };
-    await this.d.runner.run({
-      delivery,
-      attempt: r.attempt,
-      retry: r.retry,
-      firstAttemptAt: r.firstAttemptAt,
-    });
+    const entity = r.entity ?? null;
+    if (!target) return this.d.runner.end(ref, r.attempt, 'deleted', entity);
+    if (!target.sub.enabled) return this.d.runner.end(ref, r.attempt, 'disabled', entity);
+    await this.d.runner.run(inputFromRecord(r, target));
   }
 
   private parse(m: KafkaMessage): { record: RetryRecord } | { error: string } {

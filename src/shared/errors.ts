@@ -26,6 +26,8 @@ export type ErrorCode =
   | 'REQUEST_FAILED'
   | 'CIRCUIT_OPEN'
   | 'ENDPOINT_SATURATED'
+  | 'RATE_LIMITED'
+  | 'ORDER_LINE_FULL'
   // Infrastructure: waiting and retrying is the answer.
   | 'REDIS_UNAVAILABLE'
   | 'KAFKA_UNAVAILABLE'

@@ -18,7 +18,14 @@ export interface Subscription {
   readonly createdAt: string;
   readonly updatedAt: string;
   readonly filters: Json | null;
+  /** Most deliveries per second to this webhook, across all replicas; null for no limit. */
+  readonly rateLimitPerSecond: number | null;
+  /** "entity": deliveries of one entity (the event's Kafka key) go one at a time, in order. */
+  readonly ordering: Ordering;
 }
+
+/** Delivery order a webhook asks for (README, "Ordering"). */
+export type Ordering = 'none' | 'entity';
 
 /** A subscription ready for the hot path: filter compiled, payload part serialised once. */
 export interface ActiveSubscription {
@@ -50,6 +57,8 @@ export const SUBSCRIPTION_LIMITS = Object.freeze({
   /** Characters of each id, project id and event name. */
   maxIdLength: 256,
   maxUrlLength: 4096,
+  /** rateLimitPerSecond. */
+  maxRatePerSecond: 100_000,
 });
 
 function invalid(msg: string): never {
@@ -131,6 +140,12 @@ export function validateSubscription(v: unknown, key: string | null): Subscripti
   if (events.length * projectIds.length > SUBSCRIPTION_LIMITS.maxIndexPairs) {
     invalid(`metadata has ${events.length * projectIds.length} (project, event) pairs; at most ${SUBSCRIPTION_LIMITS.maxIndexPairs}`);
   }
+  const rate = o.rateLimitPerSecond ?? null;
+  if (rate !== null && !(Number.isSafeInteger(rate) && (rate as number) >= 1 && (rate as number) <= SUBSCRIPTION_LIMITS.maxRatePerSecond)) {
+    invalid(`rateLimitPerSecond must be an integer from 1 to ${SUBSCRIPTION_LIMITS.maxRatePerSecond}, or null`);
+  }
+  const ordering = o.ordering ?? 'none';
+  if (ordering !== 'none' && ordering !== 'entity') invalid('ordering must be "none", "entity" or null');
   return {
     id,
     uid: str(o, 'uid'),
@@ -146,6 +161,8 @@ export function validateSubscription(v: unknown, key: string | null): Subscripti
     createdAt: isoTime(o, 'createdAt'),
     updatedAt: isoTime(o, 'updatedAt'),
     filters: filters as Json | null,
+    rateLimitPerSecond: rate as number | null,
+    ordering,
   };
 }
 

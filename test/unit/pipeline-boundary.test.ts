@@ -26,7 +26,7 @@ function pipelineWith(opts: { matches?: () => boolean; run?: () => Promise<void>
     registry: {} as Registry,
     table: { candidates: async (keys: { projectId: string; eventType: string }[]) => new Map(keys.map((k) => [candidateKey(k.projectId, k.eventType), [target]])) } as unknown as SubscriptionTable,
     ensureFresh: async () => {},
-    runner: { run: opts.run ?? (async () => {}) } as unknown as DeliveryRunner,
+    runner: { run: opts.run ?? (async () => {}), waitForRoom: () => undefined } as unknown as DeliveryRunner,
     deadLetters: {
       write: async (m: KafkaMessage, _from: unknown, reason: string, detail: string) => {
         letters.push({ offset: m.offset, reason, detail });
