@@ -261,7 +261,7 @@ export class DeliveryRunner {
         const record = next.deferred
           ? this.recordOf(x, { attempt: x.attempt, retry: x.retry, dueAt, report })
           : this.recordOf(x, { attempt: x.attempt + 1, retry: x.retry + 1, dueAt, report });
-        const scheduled = await this.scheduleRetry(key, record, decision.delayMs, x.via);
+        const scheduled = await this.scheduleRetry(key, record, decision.delayMs);
         if (scheduled === 'held') {
           metrics.ordered.inc({ step: 'held' });
           state = 'RETRY_SCHEDULED';
@@ -297,12 +297,7 @@ export class DeliveryRunner {
    * Writes the retry record. For an ordered delivery it first takes the first place in its
    * entity's line ('held' when an earlier one is there: then it has no retry record of its own).
    */
-  private async scheduleRetry(
-    key: OrderKey | null,
-    record: RetryRecord,
-    delayMs: number,
-    via: RunInput['via'],
-  ): Promise<'scheduled' | 'held' | 'too_large' | 'order_line_full'> {
+  private async scheduleRetry(key: OrderKey | null, record: RetryRecord, delayMs: number): Promise<'scheduled' | 'held' | 'too_large' | 'order_line_full'> {
     const write = () =>
       this.d.scheduler.schedule(record, delayMs).then(
         () => 'scheduled' as const,
@@ -321,7 +316,9 @@ export class DeliveryRunner {
     }
     const written = await write();
     if (written === 'scheduled') await this.d.retry(() => this.d.order.markDriven(key, record.deliveryId), 'marking a driver written');
-    else await this.release(key, record.deliveryId, via === 'retry' ? record.deliveryId : null); // it ends here: FAILED too_large
+    // It ends here (FAILED too_large). The next one is left undriven until its retry record is
+    // written just after: should this process die in between, the next look at the line repairs it.
+    else await this.release(key, record.deliveryId, null);
     return written;
   }
 

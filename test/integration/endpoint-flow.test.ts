@@ -121,7 +121,8 @@ test('a burst to an endpoint answering in 200 ms is delivered at about concurren
 test('a webhook limited to 20/s gets 20/s ±10% from three replicas, and nothing is lost', async (t) => {
   const s = await createScenario(t);
   const rx = await endpoint(t);
-  await putSubscription(s, sampleSubscription({ id: 'limited', url: rx.url, rateLimitPerSecond: 20, metadata: { events: ['TODO_CREATED'], projectIds: ['proj_rl'] } }));
+  const limited = sampleSubscription({ id: 'limited', url: rx.url, rateLimitPerSecond: 20, metadata: { events: ['TODO_CREATED'], projectIds: ['proj_rl'] } });
+  await putSubscription(s, limited, 'avro'); // the field goes through the registry too
   const env = { RETRY_SCHEDULE: '1s,2s,5s,10s,20s,30s' };
   const replicas = [];
   for (let i = 0; i < 3; i++) replicas.push(await startDispatcher(s, env));

@@ -60,6 +60,22 @@ test('subscriptions are validated, and the key must match the id', () => {
   assert.throws(() => validateSubscription(s, 'other-key'), /differs from the record key/);
 });
 
+test('rateLimitPerSecond and ordering: optional, null or absent means none, anything else odd is refused', () => {
+  const { rateLimitPerSecond: _r, ordering: _o, ...older } = sampleSubscription();
+  const plain = validateSubscription(older, older.id);
+  assert.equal(plain.rateLimitPerSecond, null, 'a record written before the fields existed has no limit');
+  assert.equal(plain.ordering, 'none');
+  assert.equal(validateSubscription({ ...older, rateLimitPerSecond: null, ordering: null }, older.id).ordering, 'none');
+  const set = validateSubscription({ ...older, rateLimitPerSecond: 20, ordering: 'entity' }, older.id);
+  assert.deepEqual([set.rateLimitPerSecond, set.ordering], [20, 'entity']);
+  for (const rate of [0, -1, 1.5, '20', 1e9, Number.NaN, true, [20], { n: 20 }]) {
+    assert.throws(() => validateSubscription({ ...older, rateLimitPerSecond: rate }, older.id), /rateLimitPerSecond must be an integer from 1 to 100000/, String(rate));
+  }
+  for (const ordering of ['ENTITY', 'entity ', 'key', '', 1, true, {}]) {
+    assert.throws(() => validateSubscription({ ...older, ordering }, older.id), /ordering must be/, String(ordering));
+  }
+});
+
 test('the spliced body is exactly Blue payload JSON, and never has the secret', () => {
   const e = sampleEvent();
   const s = sampleSubscription({ secret: 'do-not-leak' });
