@@ -117,6 +117,8 @@ export class App {
       redis: this.redis,
       prefix: config.redis.keyPrefix,
       ...config.health,
+      onDisableRecommended: (webhookId, consecutiveFailures) =>
+        statuses.publish(webhookId, { webhookId, status: 'UNHEALTHY', reason: 'disable_recommended', consecutiveFailures, httpStatus: null, timestamp: Date.now() }),
       metrics: this.metrics,
       log: log.child({ component: 'health' }),
     });

@@ -109,6 +109,8 @@ export interface Config {
     readonly minRequests: number;
     /** CB_PROBE_INTERVAL_MS: while open, one probe is let through this often. Default 30000. */
     readonly probeIntervalMs: number;
+    /** DISABLE_AFTER: UNHEALTHY this long gives one status event with reason disable_recommended. Default 5d. */
+    readonly disableAfterMs: number;
   };
   readonly isolation: {
     /** ENDPOINT_MAX_CONCURRENCY: deliveries under way to one origin. Default 16. */
@@ -183,6 +185,7 @@ export const DEFAULTS = Object.freeze({
   CB_WINDOW_MS: '60000',
   CB_MIN_REQUESTS: '20',
   CB_PROBE_INTERVAL_MS: '30000',
+  DISABLE_AFTER: '5d',
   ENDPOINT_MAX_CONCURRENCY: '16',
   ENDPOINT_MAX_QUEUE: '256',
   ENDPOINT_MAX_WAIT_MS: '5000',
@@ -301,6 +304,7 @@ export function loadConfig(env: Env = process.env): Config {
       windowMs: ms('CB_WINDOW_MS', 1000, 86_400_000),
       minRequests: int('CB_MIN_REQUESTS', 1, 1_000_000),
       probeIntervalMs: ms('CB_PROBE_INTERVAL_MS', 100, 86_400_000),
+      disableAfterMs: read('DISABLE_AFTER', parseDisableAfter, 0),
     },
     isolation: {
       maxConcurrency: int('ENDPOINT_MAX_CONCURRENCY', 1, 10_000),
@@ -359,6 +363,13 @@ export function loadConfig(env: Env = process.env): Config {
 
 // setTimeout fires at once for a longer delay.
 const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** A duration ("5d", "12h", or plain milliseconds) of at least one second. */
+function parseDisableAfter(raw: string): number {
+  const v = /^\d+$/.test(raw.trim()) ? Number(raw) : parseDurationMs(raw);
+  if (v < 1000 || v > 365 * 86_400_000) throw new Error(`expected a duration from 1s to 365d, got ${v} ms`);
+  return v;
+}
 
 function parseSchedule(raw: string): number[] {
   if (raw.trim() === 'none') return [];

@@ -73,10 +73,15 @@ export class Deliverer {
       'webhook-id': d.deliveryId,
       'webhook-timestamp': String(timestampSec),
     };
-    const secret = d.target.sub.secret;
+    const { secret, previousSecret } = d.target.sub;
     if (secret) {
       h['x-blue-signature'] = blueSignature(secret, body);
-      h['webhook-signature'] = standardSignature(secret, d.deliveryId, timestampSec, body);
+      let signatures = standardSignature(secret, d.deliveryId, timestampSec, body);
+      // During a rotation both secrets sign, the current one first (Standard Webhooks lists several).
+      if (previousSecret && Date.now() < d.target.previousSecretUntil) {
+        signatures += ` ${standardSignature(previousSecret, d.deliveryId, timestampSec, body)}`;
+      }
+      h['webhook-signature'] = signatures;
     }
     return h;
   }

@@ -5,12 +5,24 @@ export function blueSignature(secret: string, body: string | Buffer): string {
   return createHmac('sha256', secret).update(body).digest('hex');
 }
 
+/** Prefix of a Standard Webhooks secret: "whsec_" then the key in base64. */
+export const STANDARD_SECRET_PREFIX = 'whsec_';
+
+/**
+ * The key a Standard Webhooks signature uses: for a "whsec_<base64>" secret, the decoded bytes,
+ * as the official libraries read it (`new Webhook(secret)`); for any other secret, its UTF-8
+ * bytes (what receivers of earlier versions verify with, in the libraries' raw-key mode).
+ */
+export function standardKey(secret: string): Buffer {
+  return secret.startsWith(STANDARD_SECRET_PREFIX) ? Buffer.from(secret.slice(STANDARD_SECRET_PREFIX.length), 'base64') : Buffer.from(secret, 'utf8');
+}
+
 /**
  * Standard Webhooks signature: "v1," + base64 HMAC-SHA256 of "id.timestamp.body", keyed with
- * the secret's UTF-8 bytes. `timestampSec` is whole seconds since the epoch.
+ * `standardKey(secret)`. `timestampSec` is whole seconds since the epoch.
  */
 export function standardSignature(secret: string, id: string, timestampSec: number, body: string | Buffer): string {
-  const mac = createHmac('sha256', Buffer.from(secret, 'utf8'));
+  const mac = createHmac('sha256', standardKey(secret));
   mac.update(`${id}.${timestampSec}.`);
   mac.update(body);
   return `v1,${mac.digest('base64')}`;

@@ -113,6 +113,8 @@ export function sampleSubscription(o: Partial<Subscription> = {}): Subscription 
     name: 'Testing webhook',
     url: 'http://127.0.0.1:8080/hook',
     secret: 'whsec-demo-secret',
+    previousSecret: null,
+    previousSecretExpiresAt: null,
     status: 'HEALTHY',
     enabled: true,
     metadata: { events: ['TODO_CREATED', 'TODO_MOVED', 'COMMENT_CREATED'], projectIds: ['clakt90vu000bvt64hhffqleq'] },

@@ -19,6 +19,10 @@ export interface CircuitBreakerOptions {
   probeIntervalMs: number;
   /** How often this replica refreshes its view of open circuits. Default 1000 ms. */
   refreshMs?: number;
+  /** DISABLE_AFTER: open this long, a circuit is reported once through `onDisableRecommended`. */
+  disableAfterMs: number;
+  /** Publishes the disable_recommended status event; called by exactly one replica per open period. */
+  onDisableRecommended: (webhookId: string, consecutiveFailures: number) => Promise<void>;
   metrics: Metrics;
   log: Logger;
 }
@@ -51,10 +55,12 @@ if state == 'open' then
     state, transition, wstart, wtotal, wfail = 'closed', 'closed', now, 0, 0
     redis.call('SREM', p .. 'cb:open', id)
     redis.call('DEL', p .. 'cb:probe:' .. id)
+    redis.call('HDEL', key, 'openedAt', 'recommended')
   end
 elseif not ok and (consec >= threshold or (wtotal >= minReq and wfail / wtotal > rate)) then
   state, transition = 'open', 'opened'
   redis.call('SADD', p .. 'cb:open', id)
+  redis.call('HSET', key, 'openedAt', now)
 end
 redis.call('HSET', key, 'state', state, 'consec', consec, 'wstart', wstart, 'wtotal', wtotal, 'wfail', wfail)
 redis.call('PEXPIRE', key, 30 * 86400000)
@@ -82,10 +88,22 @@ if redis.call('SET', p .. 'cb:probe:' .. id, '1', 'NX', 'PX', interval) then ret
 return 'open'
 `;
 
+// Open for disableAfter: claims the one disable_recommended report of this open period (the
+// replica that gets 1 publishes it); returns the consecutive failures, or -1.
+const RECOMMEND = `
+local p, id, now, disableAfter = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local key = p .. 'cb:' .. id
+local s = redis.call('HMGET', key, 'state', 'openedAt', 'recommended', 'consec')
+if s[1] ~= 'open' or not s[2] or s[3] or now - tonumber(s[2]) < disableAfter then return -1 end
+redis.call('HSET', key, 'recommended', now)
+return tonumber(s[4] or '0')
+`;
+
 type BreakerRedis = Redis & {
   cbRecord(...args: (string | number)[]): Promise<[string, number]>;
   cbAdmit(...args: (string | number)[]): Promise<Admission>;
   cbCount(...args: (string | number)[]): Promise<null>;
+  cbRecommend(...args: (string | number)[]): Promise<number>;
 };
 
 /**
@@ -105,6 +123,7 @@ export class CircuitBreaker {
   private readonly suspect = new Set<string>();
   /** Successes counted here and not yet in Redis. */
   private successes = new Map<string, number>();
+  private lastRecommendCheck = 0;
 
   constructor(private readonly o: CircuitBreakerOptions) {
     this.redis = o.redis as BreakerRedis;
@@ -112,6 +131,7 @@ export class CircuitBreaker {
       o.redis.defineCommand('cbRecord', { numberOfKeys: 0, lua: RECORD });
       o.redis.defineCommand('cbAdmit', { numberOfKeys: 0, lua: ADMIT });
       o.redis.defineCommand('cbCount', { numberOfKeys: 0, lua: COUNT });
+      o.redis.defineCommand('cbRecommend', { numberOfKeys: 0, lua: RECOMMEND });
     }
   }
 
@@ -188,6 +208,29 @@ export class CircuitBreaker {
       this.o.metrics.unhealthyEndpoints.set(this.open.size);
     } catch (err) {
       this.o.log.warn('could not refresh circuit states', { error: errorMessage(err) });
+      return;
+    }
+    // Long-open circuits are looked at less often than the open set: a tenth of DISABLE_AFTER, 1 s to 1 min.
+    if (now - this.lastRecommendCheck < Math.min(60_000, Math.max(1000, this.o.disableAfterMs / 10))) return;
+    this.lastRecommendCheck = now;
+    for (const id of this.open) void this.recommendDisable(id, now);
+  }
+
+  /**
+   * Blue's core owns the subscription record and decides; this service never edits the compacted
+   * topic. It only says, once per open period, that the endpoint has been UNHEALTHY for DISABLE_AFTER.
+   */
+  private async recommendDisable(webhookId: string, now: number): Promise<void> {
+    try {
+      const consecutiveFailures = await this.redis.cbRecommend(this.o.prefix, webhookId, now, this.o.disableAfterMs);
+      if (consecutiveFailures < 0) return;
+      await this.o.onDisableRecommended(webhookId, consecutiveFailures).catch(async (err: unknown) => {
+        await this.redis.hdel(`${this.o.prefix}cb:${webhookId}`, 'recommended'); // claimed, not published: next check
+        throw err;
+      });
+      this.o.log.warn('endpoint UNHEALTHY for DISABLE_AFTER; disable recommended', { webhookId });
+    } catch (err) {
+      this.o.log.warn('could not report a disable recommendation', { webhookId, error: errorMessage(err) });
     }
   }
 }

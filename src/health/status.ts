@@ -2,7 +2,7 @@
 export interface WebhookStatusEvent {
   webhookId: string;
   status: 'HEALTHY' | 'UNHEALTHY';
-  reason: 'circuit_opened' | 'circuit_closed' | 'gone';
+  reason: 'circuit_opened' | 'circuit_closed' | 'gone' | 'disable_recommended';
   consecutiveFailures: number;
   httpStatus: number | null;
   timestamp: number;

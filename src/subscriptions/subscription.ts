@@ -10,6 +10,10 @@ export interface Subscription {
   readonly name: string;
   readonly url: string;
   readonly secret: string | null;
+  /** The secret before the last rotation: signatures with it are sent too, until previousSecretExpiresAt. */
+  readonly previousSecret: string | null;
+  /** ISO-8601; null with no previous secret. */
+  readonly previousSecretExpiresAt: string | null;
   readonly status: string;
   readonly enabled: boolean;
   readonly metadata: { readonly events: readonly string[]; readonly projectIds: readonly string[] };
@@ -40,6 +44,8 @@ export interface ActiveSubscription {
   readonly webhookJson: string;
   /** The URL, parsed once; null when it cannot be parsed (the attempt then fails as INVALID_URL). */
   readonly url: URL | null;
+  /** Epoch ms until which the previous secret also signs; 0 when it does not. */
+  readonly previousSecretUntil: number;
 }
 
 /**
@@ -57,6 +63,8 @@ export const SUBSCRIPTION_LIMITS = Object.freeze({
   /** Characters of each id, project id and event name. */
   maxIdLength: 256,
   maxUrlLength: 4096,
+  /** Characters of secret and previousSecret. */
+  maxSecretLength: 1024,
   /** rateLimitPerSecond. */
   maxRatePerSecond: 100_000,
 });
@@ -80,6 +88,22 @@ function strList(o: Record<string, unknown>, key: string): string[] {
   }
   if (v.length > SUBSCRIPTION_LIMITS.maxListLength) invalid(`metadata.${key} has more than ${SUBSCRIPTION_LIMITS.maxListLength} entries`);
   return [...new Set(v as string[])];
+}
+
+const STANDARD_SECRET = /^whsec_(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+/**
+ * A secret field: a string, or null/absent. An empty string (Blue's example echoes "") means
+ * none. A "whsec_" secret must be base64 after the prefix, since that is the key receivers decode.
+ * Messages never quote the value.
+ */
+function optionalSecret(o: Record<string, unknown>, key: string): string | null {
+  const v = o[key] ?? null;
+  if (v !== null && typeof v !== 'string') invalid(`${key} must be a string or null`);
+  if (v === null || v.length === 0) return null;
+  if (v.length > SUBSCRIPTION_LIMITS.maxSecretLength) invalid(`${key} is longer than ${SUBSCRIPTION_LIMITS.maxSecretLength} characters`);
+  if (v.startsWith('whsec_') && (v.length === 6 || !STANDARD_SECRET.test(v))) invalid(`${key} starts with whsec_ but the rest is not base64`);
+  return v;
 }
 
 function isoTime(o: Record<string, unknown>, key: string): string {
@@ -119,8 +143,12 @@ export function validateSubscription(v: unknown, key: string | null): Subscripti
   if (key !== null && key !== id) invalid(`id "${id}" differs from the record key "${key}"`);
   const url = str(o, 'url', SUBSCRIPTION_LIMITS.maxUrlLength);
   validateUrl(url);
-  const secret = o.secret;
-  if (secret !== null && secret !== undefined && typeof secret !== 'string') invalid('secret must be a string or null');
+  const secret = optionalSecret(o, 'secret');
+  const previousSecret = optionalSecret(o, 'previousSecret');
+  const expires = o.previousSecretExpiresAt ?? null;
+  if (expires !== null && (typeof expires !== 'string' || Number.isNaN(Date.parse(expires)))) {
+    invalid('previousSecretExpiresAt must be an ISO-8601 time or null');
+  }
   if (typeof o.enabled !== 'boolean') invalid('enabled must be true or false');
   const meta = o.metadata;
   if (!isJsonObject(meta as Json)) invalid('missing required field metadata');
@@ -151,8 +179,9 @@ export function validateSubscription(v: unknown, key: string | null): Subscripti
     uid: str(o, 'uid'),
     name: str(o, 'name'),
     url,
-    // An empty secret (Blue's example echoes "") means "no secret": nothing to sign with.
-    secret: typeof secret === 'string' && secret.length > 0 ? secret : null,
+    secret,
+    previousSecret,
+    previousSecretExpiresAt: previousSecret === null ? null : (expires as string | null),
     status,
     enabled: o.enabled,
     metadata: { events, projectIds },
@@ -228,5 +257,6 @@ export function activate(sub: Subscription): ActiveSubscription {
     problem,
     webhookJson: JSON.stringify(publicView(sub)),
     url: URL.canParse(sub.url) ? new URL(sub.url) : null,
+    previousSecretUntil: sub.previousSecret !== null && sub.previousSecretExpiresAt !== null ? Date.parse(sub.previousSecretExpiresAt) : 0,
   };
 }

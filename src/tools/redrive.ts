@@ -1,14 +1,20 @@
-// Re-drives dead-lettered deliveries (see src/retries/redrive.ts).
+// Re-drives dead letters: deliveries (src/retries/redrive.ts) or, with --events, events
+// (src/replay/redrive-events.ts).
 //
 //   npm run redrive -- --webhook <id> [--from <ISO time>] [--to <ISO time>] [--dry-run]
+//   npm run redrive -- --events [--reason <x-dlq-reason>] [--from <ISO time>] [--to <ISO time>] [--dry-run]
 //   node dist/tools/redrive.js ...          (in the production image)
 //
-// --from/--to select by the time the delivery was dead-lettered. Config comes from the same
-// environment variables as the dispatcher (KAFKA_BROKERS, DELIVERY_DLQ_TOPIC, RETRY_TOPIC_PREFIX,
-// RETRY_SCHEDULE). It prints {"scanned", "matched", "redriven", "unreadable"} as JSON.
+// --from/--to select by the time the record was dead-lettered. Deliveries go back on the first
+// retry topic, due now; events go back on the events topic, as new events. Config comes from the
+// same environment variables as the dispatcher. It prints a JSON report on stdout.
 import { parseArgs } from 'node:util';
+import { Partitioners } from 'kafkajs';
 import { loadConfig } from '../config/config.js';
 import { createKafka } from '../kafka/client.js';
+import { KafkaWriter } from '../kafka/writer.js';
+import { Metrics } from '../metrics/metrics.js';
+import { redriveEvents } from '../replay/redrive-events.js';
 import { redrive } from '../retries/redrive.js';
 import { errorMessage } from '../shared/errors.js';
 import { createLogger } from '../shared/logger.js';
@@ -24,24 +30,35 @@ async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
       webhook: { type: 'string' },
+      events: { type: 'boolean', default: false },
+      reason: { type: 'string' },
       from: { type: 'string' },
       to: { type: 'string' },
       'dry-run': { type: 'boolean', default: false },
     },
   });
-  if (!values.webhook && !values.from && !values.to) {
-    throw new Error('say what to re-drive: --webhook <id>, and/or --from/--to <ISO time>');
+  if (values.events && values.webhook !== undefined) throw new Error('--events re-drives events, not one webhook\'s deliveries: leave out --webhook');
+  if (!values.events && values.reason !== undefined) throw new Error('--reason applies to --events');
+  if (!values.events && !values.webhook && !values.from && !values.to) {
+    throw new Error('say what to re-drive: --webhook <id>, and/or --from/--to <ISO time>, or --events');
   }
+  const fromMs = parseTime('from', values.from);
+  const toMs = parseTime('to', values.to);
   const config = loadConfig(process.env);
   const log = createLogger({ level: 'warn' });
   const kafka = createKafka({ brokers: config.kafka.brokers, clientId: 'blue-webhooks-redrive', log });
-  const report = await redrive(kafka, config, {
-    webhookId: values.webhook,
-    fromMs: parseTime('from', values.from),
-    toMs: parseTime('to', values.to),
-    dryRun: values['dry-run'],
-  });
-  process.stdout.write(`${JSON.stringify({ ...report, dryRun: values['dry-run'] })}\n`);
+  const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner, allowAutoTopicCreation: false });
+  const writer = new KafkaWriter({ producer, metrics: new Metrics({ defaultMetrics: false }), log, isStopping: () => false, maxRequestBytes: config.kafka.maxMessageBytes });
+  await producer.connect();
+  try {
+    const dryRun = values['dry-run'];
+    const report = values.events
+      ? await redriveEvents(kafka, writer, config, { reason: values.reason, fromMs, toMs, dryRun })
+      : await redrive(kafka, writer, config, { webhookId: values.webhook, fromMs, toMs, dryRun });
+    process.stdout.write(`${JSON.stringify({ ...report, dryRun })}\n`);
+  } finally {
+    await producer.disconnect().catch(() => {});
+  }
 }
 
 main().catch((err) => {

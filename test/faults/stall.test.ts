@@ -7,6 +7,7 @@ import { test } from 'node:test';
 import { sampleEvent, sampleSubscription } from '../../src/demo/sample-data.js';
 import { collectTopic, committedToEnd, createScenario, parseMetrics, produceEvents, putSubscription, startDispatcher } from '../helpers/dispatcher.js';
 import { serve, startReceiver } from '../helpers/receiver.js';
+import { runScript } from '../helpers/run-script.js';
 import { waitFor } from '../helpers/wait.js';
 
 test('a delivery stuck past STALL_TIMEOUT_MS is visible, logged, dead-lettered as STALLED, and the partition commits past it', async (t) => {
@@ -53,4 +54,47 @@ test('a delivery stuck past STALL_TIMEOUT_MS is visible, logged, dead-lettered a
     what: 'consumer_lag back to 0',
     timeoutMs: 15_000,
   });
+});
+
+test('an event dead-lettered as STALLED under too short a STALL_TIMEOUT_MS is re-driven after the config change, and delivered', async (t) => {
+  const s = await createScenario(t, { partitions: 1 });
+  let hanging = true;
+  const received: string[] = [];
+  const { url } = await serve(t, (req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      if (hanging) return; // the endpoint is slow today: it never answers
+      received.push(JSON.parse(Buffer.concat(chunks).toString('utf8')).currentValue.id);
+      res.writeHead(200).end();
+    });
+  });
+  await putSubscription(s, sampleSubscription({ id: 'wh_slow', url: `${url}/slow` }));
+  const dlq = await collectTopic(s, s.topics.dlq, (value, headers) => ({ value, headers }));
+  const timeouts = { DELIVERY_TIMEOUT_MS: '120s', DELIVERY_HEADERS_TIMEOUT_MS: '120s', DELIVERY_BODY_TIMEOUT_MS: '120s' };
+  const first = await startDispatcher(s, { STALL_TIMEOUT_MS: '2s', ...timeouts });
+  await produceEvents(s, [sampleEvent({ eventId: 'evt_slow', id: 'todo_slow' })]);
+  await waitFor(() => dlq.length === 1, { what: 'the event dead-lettered as STALLED', timeoutMs: 20_000 });
+  assert.equal(dlq[0]!.headers['x-dlq-reason'], 'STALLED');
+  await committedToEnd(s, s.group, s.topics.events); // so the next replica does not read it again itself
+  first.proc.kill('SIGKILL');
+  await first.exited;
+
+  // The fix: a longer STALL_TIMEOUT_MS, and an endpoint that answers again.
+  hanging = false;
+  await startDispatcher(s, timeouts);
+  const env = { ...process.env, ...s.env };
+  const other = await runScript('src/tools/redrive.ts', ['--events', '--reason', 'INTERNAL_ERROR'], env);
+  assert.deepEqual(JSON.parse(other.output), { scanned: 1, matched: 0, redriven: 0, withoutValue: 0, dryRun: false }, other.output);
+  const dry = await runScript('src/tools/redrive.ts', ['--events', '--reason', 'STALLED', '--dry-run'], env);
+  assert.deepEqual(JSON.parse(dry.output), { scanned: 1, matched: 1, redriven: 0, withoutValue: 0, dryRun: true }, dry.output);
+  const run = await runScript('src/tools/redrive.ts', ['--events', '--reason', 'STALLED'], env);
+  assert.equal(run.code, 0, run.output);
+  assert.deepEqual(JSON.parse(run.output), { scanned: 1, matched: 1, redriven: 1, withoutValue: 0, dryRun: false });
+  await waitFor(() => received.includes('todo_slow'), { what: 'the re-driven event delivered' });
+  await committedToEnd(s, s.group, s.topics.events);
+  assert.deepEqual(received, ['todo_slow'], 'delivered once');
+  const wrong = await runScript('src/tools/redrive.ts', ['--events', '--webhook', 'wh_slow'], env);
+  assert.equal(wrong.code, 1);
+  assert.match(wrong.output, /leave out --webhook/);
 });

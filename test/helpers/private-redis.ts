@@ -36,7 +36,8 @@ export async function privateRedis(t: TestContext) {
     },
     async kill() {
       const p = proc;
-      if (!p || p.exitCode !== null) return;
+      // A process killed by a signal has a signalCode and no exitCode; waiting for its exit again would never end.
+      if (!p || p.exitCode !== null || p.signalCode !== null) return;
       const exited = new Promise((res) => p.once('exit', res));
       p.kill('SIGKILL');
       await exited;

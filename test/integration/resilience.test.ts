@@ -76,6 +76,36 @@ test('the circuit opens after the threshold, lets only probes through, closes on
   ]);
 });
 
+test('UNHEALTHY for DISABLE_AFTER: one disable_recommended status event from two replicas; the service edits no subscription', async (t) => {
+  const s = await createScenario(t);
+  const rx = await startReceiver(t, (_d, res) => res.writeHead(500).end());
+  await putSubscription(s, sampleSubscription({ id: 'wh_dead', url: `${rx.url}/hook` }));
+  const statuses = await collectTopic(s, s.topics.status, (v) => s.registry.decode(v!) as Promise<WebhookStatusEvent>);
+  const env = { CB_FAILURE_THRESHOLD: '3', DISABLE_AFTER: '2s', RETRY_SCHEDULE: Array(30).fill('500ms').join(',') };
+  await startDispatcher(s, env);
+  await startDispatcher(s, env);
+  await produceEvents(s, Array.from({ length: 5 }, (_, i) => sampleEvent({ eventId: `dead_${i}` })));
+  await waitFor(() => statuses.some((x) => x.reason === 'disable_recommended'), { what: 'the disable_recommended status event', timeoutMs: 20_000 });
+  const opened = statuses.find((x) => x.reason === 'circuit_opened')!;
+  const recommended = statuses.find((x) => x.reason === 'disable_recommended')!;
+  t.diagnostic(`recommended ${recommended.timestamp - opened.timestamp} ms after the circuit opened (DISABLE_AFTER 2 s)`);
+  assert.ok(recommended.timestamp - opened.timestamp >= 2000, 'not before DISABLE_AFTER');
+  // Both replicas look every second; a few more seconds must not bring a second one.
+  const seen = statuses.length;
+  await waitFor(() => Date.now() - recommended.timestamp > 3000, { what: 'three more seconds', timeoutMs: 10_000 });
+  assert.deepEqual(
+    statuses.map((x) => [x.webhookId, x.status, x.reason]),
+    [
+      ['wh_dead', 'UNHEALTHY', 'circuit_opened'],
+      ['wh_dead', 'UNHEALTHY', 'disable_recommended'],
+    ],
+    `${statuses.length - seen} more status events`,
+  );
+  const records = await collectTopic(s, s.topics.subscriptions, (v) => v);
+  await waitFor(() => records.length >= 1, { what: 'the subscription record' });
+  assert.equal(records.length, 1, 'only the record the test wrote: Blue decides, the service never writes the compacted topic');
+});
+
 test('a response of several hundred MB neither bloats memory nor outlives the attempt deadline', async (t) => {
   const s = await createScenario(t);
   const HUGE = 400 * 1024 * 1024;

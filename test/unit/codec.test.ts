@@ -94,3 +94,29 @@ test('delivery ids are stable per (event, webhook) and differ otherwise', () => 
   assert.notEqual(deliveryId('evt_1w', 'h_1'), deliveryId('evt_1', 'wh_1'));
   assert.match(deliveryId('a', 'b'), /^msg_[A-Za-z0-9_-]{27}$/);
 });
+
+test('secrets: whsec_ must be base64 after the prefix; previousSecret and its expiry are optional; messages never quote a secret', () => {
+  const s = sampleSubscription();
+  assert.equal(validateSubscription({ ...s, secret: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw' }, s.id).secret, 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw');
+  assert.equal(validateSubscription({ ...s, secret: 'any other string' }, s.id).secret, 'any other string', 'other secrets keep their rule');
+  const rotated = validateSubscription({ ...s, previousSecret: 'old-secret', previousSecretExpiresAt: '2026-12-01T00:00:00Z' }, s.id);
+  assert.deepEqual([rotated.previousSecret, rotated.previousSecretExpiresAt], ['old-secret', '2026-12-01T00:00:00Z']);
+  assert.equal(validateSubscription({ ...s, previousSecret: '', previousSecretExpiresAt: '2026-12-01T00:00:00Z' }, s.id).previousSecretExpiresAt, null, 'no previous secret, no expiry');
+  const bad: [Record<string, unknown>, RegExp][] = [
+    [{ secret: 'whsec_not*base64!' }, /secret starts with whsec_ but the rest is not base64/],
+    [{ secret: 'whsec_' }, /not base64/],
+    [{ secret: 'whsec_abc' }, /not base64/],
+    [{ previousSecret: 'whsec_%%%%' }, /previousSecret starts with whsec_/],
+    [{ previousSecret: 42 }, /previousSecret must be a string or null/],
+    [{ secret: 'x'.repeat(1025) }, /secret is longer than 1024/],
+    [{ previousSecret: 'old', previousSecretExpiresAt: 'tomorrow' }, /previousSecretExpiresAt must be an ISO-8601 time/],
+    [{ previousSecret: 'old', previousSecretExpiresAt: 1 }, /previousSecretExpiresAt/],
+  ];
+  for (const [fields, message] of bad) {
+    assert.throws(
+      () => validateSubscription({ ...s, ...fields }, s.id),
+      (err: Error) => message.test(err.message) && !/not\*base64|%%%%/.test(err.message),
+      JSON.stringify(fields).slice(0, 60),
+    );
+  }
+});

@@ -1,6 +1,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Webhook } from 'standardwebhooks';
+import { sampleEvent, sampleSubscription } from '../../src/demo/sample-data.js';
+import { Deliverer } from '../../src/delivery/deliverer.js';
+import type { HttpClient } from '../../src/delivery/http-client.js';
+import { eventPayload } from '../../src/delivery/payload.js';
+import { activate, validateSubscription } from '../../src/subscriptions/subscription.js';
 import {
   blueSignature,
   safeEqual,
@@ -33,6 +38,24 @@ test('the standardwebhooks package verifies our signature (key = UTF-8 bytes of 
   assert.throws(() => new Webhook(Buffer.from('other', 'utf8'), { format: 'raw' }).verify(BODY, headers));
 });
 
+// The Standard Webhooks specification's own vector (also what the standardwebhooks package
+// signs): a whsec_ secret is a base64 key. X-Blue-Signature keys with the secret as stored:
+//   printf '%s' '{"test": 2432232314}' | openssl dgst -sha256 -hmac 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw'
+const WHSEC = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
+const SPEC_BODY = '{"test": 2432232314}';
+
+test('a whsec_ secret signs webhook-signature with its decoded key (the specification vector), X-Blue-Signature with the string', () => {
+  assert.equal(standardSignature(WHSEC, 'msg_p5jXN8AQM9LWM0D4loKWxJek', 1614265330, SPEC_BODY), 'v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=');
+  assert.equal(blueSignature(WHSEC, SPEC_BODY), '80ec8a89ce3cd22133a1066caecb4d04fea7467657c8514d717ec42c38a5c94c');
+});
+
+test('the standardwebhooks package verifies a whsec_ secret the usual way: new Webhook(secret)', () => {
+  const ts = Math.floor(Date.now() / 1000);
+  const headers = { 'webhook-id': 'msg_x', 'webhook-timestamp': String(ts), 'webhook-signature': standardSignature(WHSEC, 'msg_x', ts, BODY) };
+  assert.doesNotThrow(() => new Webhook(WHSEC).verify(BODY, headers));
+  assert.throws(() => new Webhook('whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA').verify(BODY, headers));
+});
+
 test('verifiers accept the right signature and refuse tampering, stale timestamps and other secrets', () => {
   assert.ok(verifyBlueSignature(SECRET, BODY, BLUE_HEX));
   assert.ok(!verifyBlueSignature(SECRET, `${BODY} `, BLUE_HEX));
@@ -49,4 +72,28 @@ test('safeEqual compares strings of any length without throwing', () => {
   assert.ok(!safeEqual('abc', 'abd'));
   assert.ok(!safeEqual('abc', 'abcd'));
   assert.ok(!safeEqual('', 'a'));
+});
+
+test('during a rotation webhook-signature carries both signatures, current first; after it, only the current one', () => {
+  const deliverer = new Deliverer({} as HttpClient, 'blue-webhooks-test');
+  const current = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
+  const previous = 'whsec_c2VjcmV0LWJlZm9yZS10aGUtcm90YXRpb24=';
+  const delivery = (expiresAt: string | null) => {
+    const sub = validateSubscription({ ...sampleSubscription(), secret: current, previousSecret: previous, previousSecretExpiresAt: expiresAt }, null);
+    const event = { ...sampleEvent(), occurredAtMs: Date.now() };
+    return { deliveryId: 'msg_rot', event, payload: eventPayload(event), target: activate(sub), eventTimestampMs: Date.now(), entity: null };
+  };
+  const body = Buffer.from(BODY);
+  const during = deliverer.headers(delivery(new Date(Date.now() + 60_000).toISOString()), body, 1);
+  const signatures = during['webhook-signature']!.split(' ');
+  assert.equal(signatures.length, 2);
+  assert.equal(signatures[0], standardSignature(current, 'msg_rot', Number(during['webhook-timestamp']), body), 'the current one first');
+  const headers = { 'webhook-id': 'msg_rot', 'webhook-timestamp': during['webhook-timestamp']!, 'webhook-signature': during['webhook-signature']! };
+  for (const secret of [current, previous]) assert.doesNotThrow(() => new Webhook(secret).verify(BODY, headers), 'either secret verifies');
+  assert.equal(during['x-blue-signature'], blueSignature(current, body), 'X-Blue-Signature: the current secret only');
+  for (const expiresAt of [new Date(Date.now() - 1000).toISOString(), null]) {
+    const after = deliverer.headers(delivery(expiresAt), body, 1);
+    assert.equal(after['webhook-signature']!.split(' ').length, 1, `expiry ${expiresAt}: only the current one`);
+    assert.throws(() => new Webhook(previous).verify(BODY, { ...headers, 'webhook-timestamp': after['webhook-timestamp']!, 'webhook-signature': after['webhook-signature']! }));
+  }
 });

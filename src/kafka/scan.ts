@@ -1,0 +1,65 @@
+import { randomBytes } from 'node:crypto';
+import type { Kafka, KafkaMessage } from 'kafkajs';
+
+export interface ScanOptions {
+  kafka: Kafka;
+  topic: string;
+  /** Names the throwaway consumer group, for people reading the broker's group list. */
+  purpose: string;
+  /** Where each partition starts: a timestamp (ms) looked up on the broker, or the beginning. Default the beginning. */
+  fromMs?: number;
+  /** Where each partition ends (exclusive): the first offset at this timestamp, or the end as it is at the start of the scan. */
+  toMs?: number;
+  /** The messages of one partition in its range, in order; batches of a partition never overlap. */
+  each: (messages: KafkaMessage[], partition: number) => Promise<void>;
+}
+
+/**
+ * Reads a topic over a range of offsets, every partition, once, and returns when all of them are
+ * done. The range is fixed when the scan starts, so records written meanwhile are left for a later
+ * scan. Nothing is committed: the group is throwaway, and the scan can be run again.
+ */
+export async function scanRange(o: ScanOptions): Promise<void> {
+  const admin = o.kafka.admin();
+  const consumer = o.kafka.consumer({ groupId: `blue-webhooks.${o.purpose}.${randomBytes(6).toString('hex')}`, maxWaitTimeInMs: 200, maxBytes: 16 * 1024 * 1024 });
+  await Promise.all([admin.connect(), consumer.connect()]);
+  try {
+    const starts = o.fromMs === undefined ? await admin.fetchTopicOffsets(o.topic) : await admin.fetchTopicOffsetsByTimestamp(o.topic, o.fromMs);
+    const ends =
+      o.toMs === undefined
+        ? new Map((await admin.fetchTopicOffsets(o.topic)).map((p) => [p.partition, Number(p.high)]))
+        : new Map((await admin.fetchTopicOffsetsByTimestamp(o.topic, o.toMs)).map((p) => [p.partition, Number(p.offset)]));
+    const startOf = (p: (typeof starts)[number]) => Number('low' in p ? p.low : p.offset);
+    const remaining = new Set(starts.filter((p) => startOf(p) < ends.get(p.partition)!).map((p) => p.partition));
+    if (remaining.size === 0) return;
+    await new Promise<void>((resolve, reject) => {
+      consumer
+        .subscribe({ topic: o.topic })
+        .then(() =>
+          consumer.run({
+            autoCommit: false,
+            eachBatch: async ({ batch }) => {
+              try {
+                if (!remaining.has(batch.partition)) return;
+                const end = ends.get(batch.partition)!;
+                const inRange = batch.messages.filter((m) => Number(m.offset) < end);
+                if (inRange.length > 0) await o.each(inRange, batch.partition);
+                if (inRange.length < batch.messages.length || Number(batch.lastOffset()) + 1 >= end) remaining.delete(batch.partition);
+                if (remaining.size === 0) resolve();
+              } catch (err) {
+                reject(err);
+              }
+            },
+          }),
+        )
+        .then(() => {
+          // A new group starts at the end; each partition is moved to the start of its range.
+          for (const p of starts) if (remaining.has(p.partition)) consumer.seek({ topic: o.topic, partition: p.partition, offset: String(startOf(p)) });
+        })
+        .catch(reject);
+    });
+  } finally {
+    await consumer.disconnect().catch(() => {});
+    await admin.disconnect().catch(() => {});
+  }
+}

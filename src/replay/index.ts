@@ -1,0 +1,2 @@
+export { type EventsRedriveOptions, type EventsRedriveReport, redriveEvents } from './redrive-events.js';
+export { type ReplayOptions, type ReplayReport, replay } from './replay.js';

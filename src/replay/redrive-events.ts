@@ -1,0 +1,57 @@
+// Re-drives dead-lettered events: reads the events DLQ up to its current end, picks the records
+// that match (by x-dlq-reason and by when they were dead-lettered), and puts the original key,
+// value and headers back on the events topic. The dispatcher then reads them like any new event:
+// matched against the subscriptions as they are now, delivered with the same delivery ids (they
+// derive from the event id). Use it once the cause is fixed: a config change, a subscription
+// created, a bug fixed, an endpoint that stalls no more. Running it twice re-drives twice.
+import type { Kafka } from 'kafkajs';
+import type { Config } from '../config/config.js';
+import { scanRange } from '../kafka/scan.js';
+import type { KafkaWriter } from '../kafka/writer.js';
+
+export interface EventsRedriveOptions {
+  /** Only records dead-lettered for this reason (x-dlq-reason: INTERNAL_ERROR, STALLED, ...). */
+  reason?: string;
+  /** Epoch ms: by the time the record was dead-lettered. */
+  fromMs?: number;
+  toMs?: number;
+  dryRun?: boolean;
+}
+
+export interface EventsRedriveReport {
+  scanned: number;
+  matched: number;
+  redriven: number;
+  /** Matched, but kept without their value (too large): replay them with `replay --event` instead. */
+  withoutValue: number;
+}
+
+export async function redriveEvents(kafka: Kafka, writer: KafkaWriter, config: Config, o: EventsRedriveOptions): Promise<EventsRedriveReport> {
+  const report: EventsRedriveReport = { scanned: 0, matched: 0, redriven: 0, withoutValue: 0 };
+  await scanRange({
+    kafka,
+    topic: config.topics.dlq,
+    purpose: 'redrive-events',
+    each: async (messages) => {
+      const writes: Promise<void>[] = [];
+      for (const m of messages) {
+        report.scanned++;
+        const at = Number(m.timestamp);
+        if ((o.fromMs !== undefined && at < o.fromMs) || (o.toMs !== undefined && at > o.toMs)) continue;
+        const headers = m.headers ?? {};
+        if (o.reason !== undefined && String(headers['x-dlq-reason'] ?? '') !== o.reason) continue;
+        report.matched++;
+        if (headers['x-dlq-value-omitted'] !== undefined) {
+          report.withoutValue++;
+          continue;
+        }
+        if (o.dryRun) continue;
+        const original = Object.fromEntries(Object.entries(headers).filter(([k]) => !k.startsWith('x-dlq-'))) as Record<string, Buffer>;
+        writes.push(writer.write(config.topics.events, { key: m.key, value: m.value, headers: original }));
+      }
+      await Promise.all(writes);
+      report.redriven += writes.length;
+    },
+  });
+  return report;
+}

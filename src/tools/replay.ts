@@ -1,0 +1,96 @@
+// Replays events to webhooks (see src/replay/replay.ts).
+//
+//   npm run replay -- --webhook <id> --from <ISO time> --to <ISO time> [--dry-run]
+//   npm run replay -- --event <id> [--from <ISO time>] [--to <ISO time>] [--dry-run]
+//   node dist/tools/replay.js ...          (in the production image)
+//
+// --webhook: every event of [from, to) that this webhook's subscription matches now.
+// --event: that one event, to every webhook it matches now; --from/--to narrow the search (by
+// default the whole topic is read). A dispatcher must be running to deliver what is queued.
+// Config comes from the same environment variables as the dispatcher. It prints
+// {"scanned", "decoded", "matched", "queued", "tooLarge", "dryRun", "seconds"} as JSON on stdout,
+// and progress on stderr.
+import { parseArgs } from 'node:util';
+import { Redis } from 'ioredis';
+import { Partitioners } from 'kafkajs';
+import { Registry } from '../codec/registry.js';
+import { loadConfig } from '../config/config.js';
+import { createKafka } from '../kafka/client.js';
+import { KafkaWriter } from '../kafka/writer.js';
+import { Metrics } from '../metrics/metrics.js';
+import { replay } from '../replay/replay.js';
+import { RetryTiers } from '../retries/record.js';
+import { errorMessage } from '../shared/errors.js';
+import { createLogger } from '../shared/logger.js';
+import { SubscriptionStore } from '../subscriptions/store.js';
+import type { ActiveSubscription } from '../subscriptions/subscription.js';
+import { SubscriptionTable } from '../subscriptions/table.js';
+
+function parseTime(name: string, v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const t = Date.parse(v);
+  if (Number.isNaN(t)) throw new Error(`--${name}: expected an ISO-8601 time, got "${v}"`);
+  return t;
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      webhook: { type: 'string' },
+      event: { type: 'string' },
+      from: { type: 'string' },
+      to: { type: 'string' },
+      'dry-run': { type: 'boolean', default: false },
+    },
+  });
+  const fromMs = parseTime('from', values.from);
+  const toMs = parseTime('to', values.to);
+  if (values.webhook === undefined && values.event === undefined) throw new Error('say what to replay: --webhook <id> --from <ISO> --to <ISO>, or --event <id>');
+  if (values.webhook !== undefined && (fromMs === undefined || toMs === undefined)) throw new Error('--webhook needs --from and --to');
+  if (fromMs !== undefined && toMs !== undefined && fromMs >= toMs) throw new Error('--from must be before --to');
+  const config = loadConfig(process.env);
+  const tiers = new RetryTiers(config.retries.topicPrefix, config.retries.scheduleMs);
+  if (tiers.delaysMs.length === 0) throw new Error('RETRY_SCHEDULE is none: there is no retry topic to queue to');
+  const log = createLogger({ level: 'warn' });
+  const metrics = new Metrics({ defaultMetrics: false });
+  const kafka = createKafka({ brokers: config.kafka.brokers, clientId: 'blue-webhooks-replay', log });
+  const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner, allowAutoTopicCreation: false });
+  const redis = new Redis(config.redis.url, { maxRetriesPerRequest: 3 });
+  const table = new SubscriptionTable(new SubscriptionStore(redis, config.redis.keyPrefix), config.subscriptions, metrics);
+  let webhook: Promise<ActiveSubscription | null> | null = null;
+  const started = Date.now();
+  await producer.connect();
+  try {
+    const report = await replay({
+      kafka,
+      writer: new KafkaWriter({ producer, metrics, log, isStopping: () => false, maxRequestBytes: config.kafka.maxMessageBytes }),
+      registry: new Registry(config.schemaRegistryUrl),
+      eventsTopic: config.topics.events,
+      retryTopic: tiers.topicOf(tiers.delaysMs[0]!),
+      fromMs: fromMs ?? 0,
+      toMs: toMs ?? Date.now(),
+      eventId: values.event,
+      dryRun: values['dry-run'],
+      candidates: async (event) => {
+        if (values.webhook === undefined) {
+          return (await table.candidates([{ projectId: event.project.id, eventType: event.event }])).values().next().value ?? [];
+        }
+        webhook ??= table.current(values.webhook).then((sub) => {
+          if (sub === null) throw new Error(`no webhook ${values.webhook} in the subscription table`);
+          return sub;
+        });
+        return [(await webhook)!];
+      },
+      progress: (r) => process.stderr.write(`replay: ${JSON.stringify(r)}\n`),
+    });
+    process.stdout.write(`${JSON.stringify({ ...report, dryRun: values['dry-run'], seconds: (Date.now() - started) / 1000 })}\n`);
+  } finally {
+    await producer.disconnect().catch(() => {});
+    redis.disconnect();
+  }
+}
+
+main().catch((err) => {
+  process.stderr.write(`replay: ${errorMessage(err)}\n`);
+  process.exit(1);
+});
