@@ -17,14 +17,9 @@ import { Metrics } from '../metrics/metrics.js';
 import { redriveEvents } from '../replay/redrive-events.js';
 import { redrive } from '../retries/redrive.js';
 import { errorMessage } from '../shared/errors.js';
+import { parseTimeArg } from './args.js';
 import { createLogger } from '../shared/logger.js';
 
-function parseTime(name: string, v: string | undefined): number | undefined {
-  if (v === undefined) return undefined;
-  const t = Date.parse(v);
-  if (Number.isNaN(t)) throw new Error(`--${name}: expected an ISO-8601 time, got "${v}"`);
-  return t;
-}
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -42,8 +37,8 @@ async function main(): Promise<void> {
   if (!values.events && !values.webhook && !values.from && !values.to) {
     throw new Error('say what to re-drive: --webhook <id>, and/or --from/--to <ISO time>, or --events');
   }
-  const fromMs = parseTime('from', values.from);
-  const toMs = parseTime('to', values.to);
+  const fromMs = parseTimeArg('from', values.from);
+  const toMs = parseTimeArg('to', values.to);
   const config = loadConfig(process.env);
   const log = createLogger({ level: 'warn' });
   const kafka = createKafka({ brokers: config.kafka.brokers, clientId: 'blue-webhooks-redrive', log });

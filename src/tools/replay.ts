@@ -21,17 +21,12 @@ import { Metrics } from '../metrics/metrics.js';
 import { replay } from '../replay/replay.js';
 import { RetryTiers } from '../retries/record.js';
 import { errorMessage } from '../shared/errors.js';
+import { parseTimeArg } from './args.js';
 import { createLogger } from '../shared/logger.js';
 import { SubscriptionStore } from '../subscriptions/store.js';
 import type { ActiveSubscription } from '../subscriptions/subscription.js';
 import { SubscriptionTable } from '../subscriptions/table.js';
 
-function parseTime(name: string, v: string | undefined): number | undefined {
-  if (v === undefined) return undefined;
-  const t = Date.parse(v);
-  if (Number.isNaN(t)) throw new Error(`--${name}: expected an ISO-8601 time, got "${v}"`);
-  return t;
-}
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -43,8 +38,8 @@ async function main(): Promise<void> {
       'dry-run': { type: 'boolean', default: false },
     },
   });
-  const fromMs = parseTime('from', values.from);
-  const toMs = parseTime('to', values.to);
+  const fromMs = parseTimeArg('from', values.from);
+  const toMs = parseTimeArg('to', values.to);
   if (values.webhook === undefined && values.event === undefined) throw new Error('say what to replay: --webhook <id> --from <ISO> --to <ISO>, or --event <id>');
   if (values.webhook !== undefined && (fromMs === undefined || toMs === undefined)) throw new Error('--webhook needs --from and --to');
   if (fromMs !== undefined && toMs !== undefined && fromMs >= toMs) throw new Error('--from must be before --to');
