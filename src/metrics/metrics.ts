@@ -152,6 +152,12 @@ export class Metrics {
     help: 'Deliveries sent to the retry path because their endpoint did not keep up (its queue full and its expected wait over ENDPOINT_MAX_WAIT_MS).',
     registers: [this.registry],
   });
+  readonly ready = new Gauge({
+    name: `${PREFIX}ready`,
+    help: 'Readiness (what /readyz answers), per check: 1 passing, 0 failing. Set at each scrape.',
+    labelNames: ['check'] as const,
+    registers: [this.registry],
+  });
   readonly backpressureWait = new Counter({
     name: `${PREFIX}backpressure_wait_seconds_total`,
     help: "Time the events consumer spent waiting for room in a busy endpoint's queue (or an entity's), instead of diverting deliveries.",

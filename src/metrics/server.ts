@@ -49,22 +49,16 @@ async function handle(req: http.IncomingMessage, res: http.ServerResponse, opts:
     return;
   }
   if (path === '/metrics') {
+    // Readiness as a metric too, so that an alert can say which replica is not ready and why.
+    const failing = await failingChecks(opts.readiness);
+    opts.metrics.ready.reset();
+    for (const check of Object.keys(opts.readiness)) opts.metrics.ready.set({ check }, check in failing ? 0 : 1);
     const body = await opts.metrics.registry.metrics();
     res.writeHead(200, { 'content-type': opts.metrics.registry.contentType }).end(body);
   } else if (path === '/healthz') {
     res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"alive"}');
   } else if (path === '/readyz') {
-    const failing: Record<string, string> = {};
-    await Promise.all(
-      Object.entries(opts.readiness).map(async ([name, check]) => {
-        try {
-          const problem = await check();
-          if (problem) failing[name] = problem;
-        } catch (err) {
-          failing[name] = (err as Error).message;
-        }
-      }),
-    );
+    const failing = await failingChecks(opts.readiness);
     const ready = Object.keys(failing).length === 0;
     res
       .writeHead(ready ? 200 : 503, { 'content-type': 'application/json' })
@@ -72,4 +66,20 @@ async function handle(req: http.IncomingMessage, res: http.ServerResponse, opts:
   } else {
     res.writeHead(404).end();
   }
+}
+
+/** The readiness checks that fail, with what is wrong. */
+async function failingChecks(readiness: Record<string, HealthCheck>): Promise<Record<string, string>> {
+  const failing: Record<string, string> = {};
+  await Promise.all(
+    Object.entries(readiness).map(async ([name, check]) => {
+      try {
+        const problem = await check();
+        if (problem) failing[name] = problem;
+      } catch (err) {
+        failing[name] = (err as Error).message;
+      }
+    }),
+  );
+  return failing;
 }

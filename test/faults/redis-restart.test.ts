@@ -24,6 +24,7 @@ test('a Redis restart (all data lost) stalls deliveries, fails readiness, then e
     const r = await d.readyz();
     return r.status === 503 && r.body.includes('redis');
   }, { what: 'readiness to fail naming redis' });
+  assert.equal(parseMetrics(await d.metrics()).get('blue_webhooks_ready{check="redis"}'), 0, 'and the metric says which check');
   await produceEvents(s, Array.from({ length: 50 }, (_, i) => sampleEvent({ eventId: `during_${i}` })));
   await waitFor(async () => (parseMetrics(await d.metrics()).get('blue_webhooks_infrastructure_retries_total{code="REDIS_UNAVAILABLE"}') ?? 0) > 0, {
     what: 'the dispatcher to be waiting on Redis',
