@@ -99,12 +99,13 @@ function nextMessage<T>(child: ChildProcess, cmd?: string): Promise<T> {
     const onMsg = (m: { cmd?: string }) => {
       if (cmd && m.cmd !== cmd) return;
       child.off('message', onMsg);
-      child.off('exit', onExit);
+      child.off('close', onClose);
       resolve(m as T);
     };
-    const onExit = (code: number) => reject(new Error(`child exited (${code}) before sending ${cmd ?? 'a message'}`));
+    // 'close', not 'exit': a child's last messages can still be on their way when 'exit' fires.
+    const onClose = (code: number) => reject(new Error(`child exited (${code}) before sending ${cmd ?? 'a message'}`));
     child.on('message', onMsg);
-    child.once('exit', onExit);
+    child.once('close', onClose);
   });
 }
 

@@ -1,9 +1,11 @@
 import { App } from './app.js';
 import { ConfigError, loadConfig } from './config/config.js';
 import { errorMessage } from './shared/errors.js';
+import { silenceKafkajsTimerWarning } from './shared/process-warnings.js';
 import { createLogger } from './shared/logger.js';
 
 async function main(): Promise<void> {
+  silenceKafkajsTimerWarning();
   let config: ReturnType<typeof loadConfig>;
   try {
     config = loadConfig(process.env);

@@ -2,12 +2,15 @@
 // a receiver that verifies both signatures and prints each delivery, and a producer of sample Blue
 // events for a sample subscription. Ctrl-C stops it all. DEMO_EVENTS=N stops after N deliveries.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Kafka, logLevel, Partitioners } from 'kafkajs';
+import { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
+import { type Consumer, Kafka, logLevel, Partitioners } from 'kafkajs';
 import { verifyBlueSignature, verifyStandardSignature } from '../delivery/signing.js';
+import type { WebhookResult } from '../outcomes/result.js';
 import { sampleEvent, sampleSubscription } from './sample-data.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -19,16 +22,35 @@ function say(msg: string): void {
   process.stdout.write(`[demo] ${msg}\n`);
 }
 
+/** Starts the stack (idempotent) and reads the endpoints it wrote, rather than parsing its output. */
 function stackUp(): Record<string, string> {
-  const r = spawnSync(process.execPath, [path.join(root, 'stack/stack.mjs'), 'up'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  const r = spawnSync(process.execPath, [path.join(root, 'stack/stack.mjs'), 'up'], { stdio: ['ignore', 'ignore', 'inherit'] });
   if (r.status !== 0) throw new Error('the local stack did not start');
+  const file = path.join(path.resolve(process.env.STACK_DIR ?? path.join(root, '.stack')), 'run', 'endpoints.env');
   return Object.fromEntries(
-    r.stdout
-      .trim()
+    fs
+      .readFileSync(file, 'utf8')
       .split('\n')
       .filter((l) => /^[A-Z_]+=/.test(l))
       .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
   );
+}
+
+/** Prints, for each outcome on the results topic, one short line: what the service recorded. */
+async function followOutcomes(kafka: Kafka, registryUrl: string): Promise<Consumer> {
+  const registry = new SchemaRegistry({ host: registryUrl });
+  const consumer = kafka.consumer({ groupId: `blue-demo.results.${process.pid}.${Date.now()}`, maxWaitTimeInMs: 100 });
+  await consumer.connect();
+  await consumer.subscribe({ topic: 'blue.webhook-results' });
+  const joined = new Promise<void>((resolve) => consumer.on(consumer.events.GROUP_JOIN, () => resolve()));
+  await consumer.run({
+    eachMessage: async ({ message }) => {
+      const r = (await registry.decode(message.value!)) as WebhookResult;
+      say(`  outcome on blue.webhook-results: ${r.outcome}${r.reason ? ` (${r.reason})` : ''}, HTTP ${r.httpStatus ?? '-'}, ${r.durationMs} ms, for ${r.deliveryId}`);
+    },
+  });
+  await joined;
+  return consumer;
 }
 
 async function startReceiver(onDelivery: (ok: boolean) => void): Promise<string> {
@@ -92,8 +114,22 @@ async function main(): Promise<void> {
   const { clusterId } = await admin.describeCluster();
   const prefix = process.env.REDIS_KEY_PREFIX || `bw:demo:${clusterId}:`;
   dispatcher = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'src/main.ts')], {
-    env: { ...process.env, ...env, REDIS_KEY_PREFIX: prefix, DELIVERY_ALLOWLIST: '127.0.0.1/32', METRICS_HOST: '127.0.0.1', LOG_LEVEL: 'warn' },
-    stdio: 'inherit',
+    env: { ...process.env, ...env, REDIS_KEY_PREFIX: prefix, DELIVERY_ALLOWLIST: '127.0.0.1/32', METRICS_HOST: '127.0.0.1', LOG_LEVEL: 'info' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  // Its JSON log: the port it really listens on from "starting"; warnings and errors shown as they are.
+  const metricsPort = new Promise<number>((resolve) => {
+    let buffered = '';
+    dispatcher!.stdout!.on('data', (chunk: Buffer) => {
+      buffered += chunk.toString('utf8');
+      const lines = buffered.split('\n');
+      buffered = lines.pop()!;
+      for (const line of lines) {
+        const entry = JSON.parse(line) as { level?: string; msg?: string; metricsPort?: number };
+        if (entry.msg === 'starting') resolve(entry.metricsPort!);
+        if (entry.level === 'warn' || entry.level === 'error') process.stdout.write(`${line}\n`);
+      }
+    });
   });
   dispatcher.on('exit', (code) => {
     if (!finishing) {
@@ -109,12 +145,13 @@ async function main(): Promise<void> {
     await new Promise((r) => setTimeout(r, 200));
   }
   await admin.disconnect();
+  const outcomes = await followOutcomes(kafka, env.SCHEMA_REGISTRY_URL!);
 
   const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
   await producer.connect();
   const sub = sampleSubscription({ id: 'demo-webhook', name: 'Demo webhook', url, secret: SECRET, metadata: { events: TYPES, projectIds: ['clakt90vu000bvt64hhffqleq'] } });
   await producer.send({ topic: 'blue.webhooks', messages: [{ key: sub.id, value: JSON.stringify(sub) }] });
-  say(`subscription "${sub.name}" registered for ${TYPES.join(', ')}; metrics on http://127.0.0.1:9464/metrics`);
+  say(`subscription "${sub.name}" registered for ${TYPES.join(', ')}; metrics on http://127.0.0.1:${await metricsPort}/metrics`);
 
   for (let i = 1; !finishing; i++) {
     const e = sampleEvent({ type: TYPES[i % TYPES.length], title: `Sample todo #${i}` });
@@ -123,6 +160,7 @@ async function main(): Promise<void> {
     await new Promise((r) => setTimeout(r, 2000));
   }
   await producer.disconnect();
+  await outcomes.disconnect();
 }
 
 main().catch((err) => {

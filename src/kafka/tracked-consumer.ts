@@ -89,6 +89,7 @@ export class TrackedConsumer {
 
   constructor(private readonly o: TrackedConsumerOptions) {
     const { groupId, topics } = o;
+    o.metrics.stalls.inc({ consumer: o.name }, 0); // at 0 from the start, so that increase() sees the first stall
     this.supervised = new SupervisedConsumer({
       kafka: o.kafka,
       name: o.name,

@@ -1,6 +1,11 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { ErrorCode } from '../shared/errors.js';
 
 const PREFIX = 'blue_webhooks_';
+/** The codes infrastructure_retries_total counts (the retriable infrastructure ErrorCodes). */
+const INFRASTRUCTURE_CODES = ['REDIS_UNAVAILABLE', 'KAFKA_UNAVAILABLE', 'REGISTRY_UNAVAILABLE'] as const satisfies readonly ErrorCode[];
+/** The reasons events are dead-lettered for (README, "DLQ records"). */
+const EVENT_DLQ_REASONS = ['DECODE_FAILED', 'UNKNOWN_SCHEMA', 'INVALID_JSON', 'INVALID_EVENT', 'INTERNAL_ERROR', 'STALLED'] as const satisfies readonly ErrorCode[];
 // Event types are an open set; cap the distinct label values so a flood of odd types cannot
 // blow up the series count. Later types are reported as "other".
 const MAX_EVENT_TYPE_LABELS = 200;
@@ -189,6 +194,10 @@ export class Metrics {
 
   constructor(opts: { defaultMetrics?: boolean } = {}) {
     if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: PREFIX });
+    // Series that exist at 0 from the start: increase() and rate() (and the alerts built on them)
+    // see the first occurrence, which a series born at 1 would hide.
+    for (const code of INFRASTRUCTURE_CODES) this.infraRetries.inc({ code }, 0);
+    for (const reason of EVENT_DLQ_REASONS) this.eventsDeadLettered.inc({ reason }, 0);
   }
 
   private readonly deliveryCounters = new Map<string, { inc(): void }>();

@@ -17,11 +17,13 @@ import { Metrics } from '../metrics/metrics.js';
 import { redriveEvents } from '../replay/redrive-events.js';
 import { redrive } from '../retries/redrive.js';
 import { errorMessage } from '../shared/errors.js';
+import { silenceKafkajsTimerWarning } from '../shared/process-warnings.js';
 import { parseTimeArg } from './args.js';
 import { createLogger } from '../shared/logger.js';
 
 
 async function main(): Promise<void> {
+  silenceKafkajsTimerWarning();
   const { values } = parseArgs({
     options: {
       webhook: { type: 'string' },

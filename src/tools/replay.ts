@@ -21,6 +21,7 @@ import { Metrics } from '../metrics/metrics.js';
 import { replay } from '../replay/replay.js';
 import { RetryTiers } from '../retries/record.js';
 import { errorMessage } from '../shared/errors.js';
+import { silenceKafkajsTimerWarning } from '../shared/process-warnings.js';
 import { parseTimeArg } from './args.js';
 import { createLogger } from '../shared/logger.js';
 import { SubscriptionStore } from '../subscriptions/store.js';
@@ -29,6 +30,7 @@ import { SubscriptionTable } from '../subscriptions/table.js';
 
 
 async function main(): Promise<void> {
+  silenceKafkajsTimerWarning();
   const { values } = parseArgs({
     options: {
       webhook: { type: 'string' },

@@ -16,4 +16,10 @@ test('npm run demo delivers sample events with valid signatures, then stops clea
   const received = output.split('\n').filter((l) => l.includes('[demo] received'));
   assert.ok(received.length >= 2, output);
   for (const l of received) assert.match(l, /X-Blue-Signature valid, webhook-signature valid/);
+  // Around the deliveries: the outcome read back from the results topic, and the port it really listens on.
+  assert.match(output, /outcome on blue\.webhook-results: DELIVERED, HTTP 200, \d+ ms, for msg_/);
+  const port = Number(/metrics on http:\/\/127\.0\.0\.1:(\d+)\/metrics/.exec(output)?.[1]);
+  assert.ok(port > 0, 'the metrics URL names the port chosen (METRICS_PORT=0 here)');
+  // A healthy start prints no error-level line.
+  assert.doesNotMatch(output, /"level":"error"/);
 });
