@@ -20,6 +20,7 @@ import { TrackedConsumer } from './kafka/tracked-consumer.js';
 import { KafkaWriter } from './kafka/writer.js';
 import { Metrics } from './metrics/metrics.js';
 import { EntityOrder } from './ordering/entity-order.js';
+import { Tracing } from './tracing/tracing.js';
 import { type MetricsServer, startMetricsServer } from './metrics/server.js';
 import { AvroPublisher } from './outcomes/publisher.js';
 import type { WebhookResult } from './outcomes/result.js';
@@ -56,6 +57,7 @@ export class App {
   private readonly tiers: RetryTiers;
   private readonly consumers: TrackedConsumer[];
   private readonly publishers: AvroPublisher<object>[];
+  private readonly tracing: Tracing;
   private server: MetricsServer | null = null;
   private stopping = false;
   private kafkaHealth: { ok: boolean; error: string } = { ok: false, error: 'not checked yet' };
@@ -125,6 +127,7 @@ export class App {
     this.tiers = new RetryTiers(config.retries.topicPrefix, config.retries.scheduleMs);
     this.limiter = new Semaphore(config.delivery.maxInFlight);
     const retry = <T>(fn: () => Promise<T>, what: string) => this.retry(fn, what);
+    this.tracing = new Tracing({ ...config.tracing, instanceId: config.instanceId });
     const runner = new DeliveryRunner({
       deliverer: new Deliverer(this.http, config.delivery.userAgent),
       breaker: this.breaker,
@@ -138,6 +141,7 @@ export class App {
       policy: config.retries,
       metrics: this.metrics,
       retry,
+      tracing: this.tracing,
     });
     const consumerOptions = {
       kafka: this.kafka,
@@ -170,6 +174,7 @@ export class App {
         metrics: this.metrics,
         log: log.child({ component: 'events' }),
         retry,
+        tracing: this.tracing,
       }),
     });
     this.consumers = [events];
@@ -235,6 +240,7 @@ export class App {
     await this.retry(() => ensureTopics(this.admin, topics, this.config, this.log), 'creating topics');
     for (const p of this.publishers) await this.retry(() => p.start(), 'registering schemas');
     await this.retry(() => this.breaker.start(), 'reading circuit states');
+    await this.tracing.init();
     await this.syncer.start();
     for (const c of this.consumers) await c.start();
     this.log.info('dispatcher running');
@@ -265,6 +271,7 @@ export class App {
     await this.admin.disconnect().catch(() => {});
     await this.healthAdmin.disconnect().catch(() => {});
     await this.http.close().catch(() => {});
+    await this.tracing.shutdown().catch(() => {});
     this.redis.disconnect();
     await this.server?.close();
     this.log.info('stopped', { unfinished: left });

@@ -124,6 +124,12 @@ export interface Config {
     /** ORDERING_MAX_HELD: deliveries one entity's line may hold in Redis for an ordered webhook. Default 10000. */
     readonly maxHeld: number;
   };
+  readonly tracing: {
+    /** OTEL_EXPORTER_OTLP_ENDPOINT: OTLP/HTTP collector base URL; empty (default) for no tracing. */
+    readonly endpoint: string;
+    /** OTEL_SERVICE_NAME. Default "blue-webhooks". */
+    readonly serviceName: string;
+  };
   readonly metrics: {
     /** METRICS_PORT: /metrics, /healthz and /readyz. Default 9464. */
     readonly port: number;
@@ -190,6 +196,8 @@ export const DEFAULTS = Object.freeze({
   ENDPOINT_MAX_QUEUE: '256',
   ENDPOINT_MAX_WAIT_MS: '5000',
   ORDERING_MAX_HELD: '10000',
+  OTEL_EXPORTER_OTLP_ENDPOINT: '',
+  OTEL_SERVICE_NAME: 'blue-webhooks',
   METRICS_PORT: '9464',
   METRICS_HOST: '0.0.0.0',
   SHUTDOWN_GRACE_MS: '20000',
@@ -313,6 +321,10 @@ export function loadConfig(env: Env = process.env): Config {
     },
     ordering: {
       maxHeld: int('ORDERING_MAX_HELD', 1, 10_000_000),
+    },
+    tracing: {
+      endpoint: read('OTEL_EXPORTER_OTLP_ENDPOINT', (s) => (s === '' ? '' : parseUrl(s, ['http:', 'https:'])), ''),
+      serviceName: raw('OTEL_SERVICE_NAME'),
     },
     metrics: {
       port: int('METRICS_PORT', 0, 65_535),

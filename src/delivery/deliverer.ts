@@ -1,3 +1,4 @@
+import type { Context } from '@opentelemetry/api';
 import type { BlueEvent, EventSource } from '../codec/event.js';
 import type { ActiveSubscription } from '../subscriptions/subscription.js';
 import type { HttpClient } from './http-client.js';
@@ -18,6 +19,10 @@ export interface Delivery {
   readonly source?: EventSource;
   /** Digest of the event's Kafka key, for a webhook that orders by entity (else null). */
   readonly entity: string | null;
+  /** The trace this delivery belongs to (tracing on, first attempts); its spans are children. */
+  readonly trace?: Context;
+  /** The W3C traceparent of this attempt's span, sent on to the endpoint. */
+  readonly traceparent?: string;
 }
 
 export interface AttemptReport {
@@ -73,6 +78,7 @@ export class Deliverer {
       'webhook-id': d.deliveryId,
       'webhook-timestamp': String(timestampSec),
     };
+    if (d.traceparent) h.traceparent = d.traceparent;
     const { secret, previousSecret } = d.target.sub;
     if (secret) {
       h['x-blue-signature'] = blueSignature(secret, body);

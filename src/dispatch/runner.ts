@@ -13,6 +13,7 @@ import { decodeRetry, encodeRetry, type RetryRecord } from '../retries/record.js
 import type { RetryScheduler } from '../retries/scheduler.js';
 import { type ErrorCode, errorCode } from '../shared/errors.js';
 import type { ActiveSubscription } from '../subscriptions/subscription.js';
+import { SpanKind, type Tracing } from '../tracing/tracing.js';
 
 export interface DeliveryRunnerDeps {
   deliverer: Deliverer;
@@ -30,6 +31,7 @@ export interface DeliveryRunnerDeps {
   metrics: Metrics;
   /** Runs an infrastructure call until it succeeds. */
   retry: <T>(fn: () => Promise<T>, what: string) => Promise<T>;
+  tracing: Tracing;
 }
 
 /** One attempt of one delivery, with where it stands on the schedule. */
@@ -209,14 +211,18 @@ export class DeliveryRunner {
       this.d.metrics.endpointRejections.inc();
       return this.skip(x, key, skipped('ENDPOINT_SATURATED', 'endpoint does not keep up: its queue is full and its expected wait too long'), 'endpoint_busy');
     }
+    const span = x.delivery.trace ? this.startAttempt(x) : null;
+    if (span) x = { ...x, delivery: { ...x.delivery, trace: this.d.tracing.within(x.delivery.trace!, span), traceparent: this.d.tracing.traceparent(span) } };
     let report: AttemptReport;
     let throttled = false;
     const held = performance.now();
     try {
       report = await this.d.deliverer.attempt(x.delivery, x.attempt);
       throttled = report.outcome.httpStatus === 429;
+      span?.setAttributes({ 'http.response.status_code': report.outcome.httpStatus ?? 0, 'blue.outcome.code': report.outcome.code ?? '' });
     } finally {
       this.d.gate.release(endpoint, performance.now() - held, throttled);
+      span?.end();
     }
     if (throttled) this.d.metrics.endpointThrottled.inc();
     // Only the endpoint's own failures count against its health (not a refused target or a 4xx).
@@ -347,8 +353,21 @@ export class DeliveryRunner {
     await this.publish(x, 'FAILED', { attempt: x.attempt, reason: 'order_line_full' });
   }
 
+  private startAttempt(x: RunInput) {
+    return this.d.tracing.start('attempt', x.delivery.trace!, SpanKind.CLIENT, {
+      'blue.webhook.id': x.delivery.target.sub.id,
+      'blue.delivery.id': x.delivery.deliveryId,
+      'blue.attempt': x.attempt,
+    });
+  }
+
   private async publish(x: RunInput, state: OutcomeState, details: ResultDetails): Promise<void> {
-    await this.d.results.publish(x.delivery.target.sub.id, resultOf(refOf(x.delivery), state, details));
+    const span = x.delivery.trace ? this.d.tracing.start('outcome', x.delivery.trace, SpanKind.PRODUCER, { 'blue.outcome': state }) : null;
+    try {
+      await this.d.results.publish(x.delivery.target.sub.id, resultOf(refOf(x.delivery), state, details));
+    } finally {
+      span?.end();
+    }
     this.d.metrics.countDelivery(state, x.delivery.event.event);
   }
 

@@ -11,6 +11,7 @@ import { entityOf } from '../ordering/entity-order.js';
 import { type ErrorCode, errorCode, errorMessage, isShuttingDown, type Stage } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import type { Semaphore } from '../shared/semaphore.js';
+import { SpanKind, type Tracing } from '../tracing/tracing.js';
 import { FilterBudgetExceeded, type FilterContext } from '../subscriptions/filter.js';
 import type { ActiveSubscription } from '../subscriptions/subscription.js';
 import { type CandidateKey, candidateKey, type SubscriptionTable } from '../subscriptions/table.js';
@@ -29,6 +30,7 @@ export interface EventPipelineDeps {
   log: Logger;
   /** Runs an infrastructure call until it succeeds (see retryWhileRetriable). */
   retry: <T>(fn: () => Promise<T>, what: string) => Promise<T>;
+  tracing: Tracing;
 }
 
 type Decoded = { m: KafkaMessage; event: BlueEvent } | { m: KafkaMessage; error: unknown };
@@ -84,6 +86,7 @@ export class EventPipeline implements BatchHandler {
   }
 
   async handleBatch({ topic, partition, messages, tracker, heartbeat, resolveOffset }: BatchContext): Promise<void> {
+    const { tracing } = this.d;
     const fresh: KafkaMessage[] = [];
     for (const m of messages) {
       if (tracker.has(Number(m.offset))) resolveOffset(m.offset);
@@ -124,13 +127,19 @@ export class EventPipeline implements BatchHandler {
       }
       const { event } = x;
       entry.label = event.id;
+      // consume → match → (per delivery) attempt → outcome, under the record's traceparent if it has one.
+      const consume = tracing.enabled ? this.startConsume(x.m, topic, partition, event.id) : null;
+      const match = consume && tracing.start('match', consume.context, SpanKind.INTERNAL);
       let prepared: { targets: ActiveSubscription[]; payload: EventPayload };
       try {
         prepared = this.prepare(event, candidates.get(candidateKey(event.project.id, event.event)) ?? []);
       } catch (err) {
+        consume?.span.end();
         // Nothing was started for this event: it is dead-lettered whole.
         finishWhenDurable(entry, this.internalError(event.id, (err as { stage: Stage }).stage, err, deadLetter));
         continue;
+      } finally {
+        match?.end();
       }
       const { targets, payload } = prepared;
       entry.expect(targets.length);
@@ -149,11 +158,25 @@ export class EventPipeline implements BatchHandler {
         const room = this.d.runner.waitForRoom(target, entity);
         if (room) await this.backpressure(room, heartbeat);
         if (!this.d.limiter.tryAcquire()) await this.d.limiter.acquire(heartbeat);
-        const delivery = { deliveryId: deliveryId(event.id, target.sub.id), event, payload, target, eventTimestampMs, source, entity };
+        const delivery = { deliveryId: deliveryId(event.id, target.sub.id), event, payload, target, eventTimestampMs, source, entity, trace: consume?.context };
         const run = this.d.runner.run({ delivery, attempt: 1, retry: 0, firstAttemptAt: now, via: 'event' });
         finishWhenDurable(entry, run.finally(() => this.d.limiter.release()), onFailure);
       }
+      consume?.span.end();
     }
+  }
+
+  private startConsume(m: KafkaMessage, topic: string, partition: number, eventId: string) {
+    const { tracing } = this.d;
+    const parent = tracing.fromKafkaHeaders(m.headers);
+    const span = tracing.start('consume', parent, SpanKind.CONSUMER, {
+      'messaging.system': 'kafka',
+      'messaging.destination.name': topic,
+      'messaging.destination.partition.id': String(partition),
+      'messaging.kafka.offset': Number(m.offset),
+      'blue.event.id': eventId,
+    })!;
+    return { span, context: tracing.within(parent, span) };
   }
 
   /** This partition waits for a busy endpoint (or entity) to have room: bounded, counted, and heartbeating. */

@@ -16,6 +16,7 @@ import { Semaphore } from '../../src/shared/semaphore.js';
 import { activate } from '../../src/subscriptions/subscription.js';
 import type { SubscriptionTable } from '../../src/subscriptions/table.js';
 import { candidateKey } from '../../src/subscriptions/table.js';
+import { Tracing } from '../../src/tracing/tracing.js';
 
 function pipelineWith(opts: { matches?: () => boolean; run?: () => Promise<void> }) {
   const letters: { offset: string; reason: string; detail: string }[] = [];
@@ -36,6 +37,7 @@ function pipelineWith(opts: { matches?: () => boolean; run?: () => Promise<void>
     metrics,
     log: createLogger({ write: () => {} }),
     retry: (fn) => fn(),
+    tracing: new Tracing({ endpoint: '', serviceName: 'test', instanceId: 'test' }),
   });
   const tracker = new PartitionTracker();
   const messages = [0, 1, 2].map((i) => ({ offset: String(i), timestamp: String(Date.now()), key: null, value: Buffer.from(JSON.stringify(sampleEvent({ eventId: `e${i}` }))), headers: {}, attributes: 0 }) as unknown as KafkaMessage);

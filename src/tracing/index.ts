@@ -1,0 +1,1 @@
+export { SpanKind, Tracing, type TracingOptions } from './tracing.js';

@@ -1,0 +1,72 @@
+// Traces: a traceparent in an event's Kafka headers continues through consume → match → attempt →
+// outcome, reaches the webhook as its traceparent header, and the spans reach an OTLP collector.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { sampleEvent, sampleSubscription } from '../../src/demo/sample-data.js';
+import { createScenario, putSubscription, startDispatcher } from '../helpers/dispatcher.js';
+import { serve, startReceiver } from '../helpers/receiver.js';
+import { waitFor } from '../helpers/wait.js';
+
+interface OtlpSpan {
+  traceId: string;
+  spanId: string;
+  parentSpanId?: string;
+  name: string;
+}
+
+/** OTLP/JSON ids are hex; some serializers send base64: either way, hex. */
+const hex = (id: string | undefined) => (id === undefined || /^[0-9a-f]*$/.test(id) ? id : Buffer.from(id, 'base64').toString('hex'));
+
+test('a traceparent from Kafka continues into the webhook request, with consume → match → attempt → outcome spans at the collector', async (t) => {
+  const s = await createScenario(t);
+  const spans: OtlpSpan[] = [];
+  const { url: collector } = await serve(t, (req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      if (req.url === '/v1/traces') {
+        const body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+        for (const rs of body.resourceSpans ?? []) {
+          for (const ss of rs.scopeSpans ?? []) for (const sp of ss.spans ?? []) spans.push({ ...sp, traceId: hex(sp.traceId)!, spanId: hex(sp.spanId)!, parentSpanId: hex(sp.parentSpanId) });
+        }
+      }
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+    });
+  });
+  const rx = await startReceiver(t);
+  await putSubscription(s, sampleSubscription({ id: 'wh_traced', url: `${rx.url}/hook` }));
+  await startDispatcher(s, { OTEL_EXPORTER_OTLP_ENDPOINT: collector });
+  const traceId = '4bf92f3577b34da6a3ce929d0e0e4736';
+  const parentId = '00f067aa0ba902b7';
+  const event = sampleEvent({ eventId: 'evt_traced' });
+  await s.producer.send({
+    topic: s.topics.events,
+    messages: [{ key: 'todo_traced', value: JSON.stringify(event), headers: { traceparent: `00-${traceId}-${parentId}-01` } }],
+  });
+  const delivery = await waitFor(() => rx.deliveries[0], { what: 'the delivery' });
+  const sent = /^00-([0-9a-f]{32})-([0-9a-f]{16})-01$/.exec(String(delivery.headers.traceparent));
+  assert.ok(sent, `a traceparent header on the webhook request: ${delivery.headers.traceparent}`);
+  assert.equal(sent[1], traceId, 'the same trace');
+
+  const byName = (name: string) => spans.find((sp) => sp.name === name && sp.traceId === traceId);
+  await waitFor(() => ['consume', 'match', 'attempt', 'outcome'].every(byName), { what: 'the four spans at the collector', timeoutMs: 30_000 });
+  const [consume, match, attempt, outcome] = ['consume', 'match', 'attempt', 'outcome'].map((n) => byName(n)!);
+  assert.equal(consume!.parentSpanId, parentId, 'consume continues the producer span');
+  assert.equal(match!.parentSpanId, consume!.spanId);
+  assert.equal(attempt!.parentSpanId, consume!.spanId);
+  assert.equal(outcome!.parentSpanId, attempt!.spanId);
+  assert.equal(sent[2], attempt!.spanId, 'the webhook request carries the attempt span');
+});
+
+test('without OTEL_EXPORTER_OTLP_ENDPOINT there is no provider: no traceparent is sent on', async (t) => {
+  const s = await createScenario(t);
+  const rx = await startReceiver(t);
+  await putSubscription(s, sampleSubscription({ id: 'wh_plain', url: `${rx.url}/hook` }));
+  await startDispatcher(s);
+  await s.producer.send({
+    topic: s.topics.events,
+    messages: [{ key: 'todo_x', value: JSON.stringify(sampleEvent({ eventId: 'evt_plain' })), headers: { traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' } }],
+  });
+  const delivery = await waitFor(() => rx.deliveries[0], { what: 'the delivery' });
+  assert.equal(delivery.headers.traceparent, undefined);
+});
