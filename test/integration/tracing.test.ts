@@ -56,6 +56,19 @@ test('a traceparent from Kafka continues into the webhook request, with consume 
   assert.equal(attempt!.parentSpanId, consume!.spanId);
   assert.equal(outcome!.parentSpanId, attempt!.spanId);
   assert.equal(sent[2], attempt!.spanId, 'the webhook request carries the attempt span');
+
+  // Hostile traceparents (huge, binary, wrong version, all-zero ids) are ignored: a new trace starts.
+  const hostile = ['x'.repeat(100_000), Buffer.from([0xff, 0x00, 0x0a, 0x0d]), `ff-${traceId}-${parentId}-01`, `00-${'0'.repeat(32)}-${'0'.repeat(16)}-01`, `00-${traceId}-${parentId}-01-extra\r\n`];
+  await s.producer.send({
+    topic: s.topics.events,
+    messages: hostile.map((traceparent, i) => ({ key: `todo_h${i}`, value: JSON.stringify(sampleEvent({ eventId: `evt_hostile_${i}` })), headers: { traceparent } })),
+  });
+  await waitFor(() => rx.deliveries.length === 1 + hostile.length, { what: 'the events with hostile traceparents delivered' });
+  for (const d of rx.deliveries.slice(1)) {
+    const fresh = /^00-([0-9a-f]{32})-[0-9a-f]{16}-0[01]$/.exec(String(d.headers.traceparent));
+    assert.ok(fresh, `a valid traceparent: ${String(d.headers.traceparent).slice(0, 80)}`);
+    assert.notEqual(fresh[1], traceId);
+  }
 });
 
 test('without OTEL_EXPORTER_OTLP_ENDPOINT there is no provider: no traceparent is sent on', async (t) => {

@@ -39,6 +39,9 @@ test('every bad variable is named, with what it expects, in one error', () => {
     EVENTS_TOPIC: 'bad topic!',
     LOG_LEVEL: 'loud',
     DELIVERY_ALLOWLIST: 'ok.example,bad/host/x',
+    DISABLE_AFTER: '500ms',
+    ORDERING_MAX_HELD: '0',
+    OTEL_EXPORTER_OTLP_ENDPOINT: 'ftp://collector',
   };
   let err: unknown;
   try {
@@ -51,6 +54,11 @@ test('every bad variable is named, with what it expects, in one error', () => {
     assert.ok(err.problems.some((p) => p.startsWith(`${name}:`)), `${name} is named`);
   }
   assert.match(err.message, /METRICS_PORT: expected an integer from 0 to 65535, got 99999/);
+  assert.match(err.message, /DISABLE_AFTER: expected a duration from 1s to 365d, got 500 ms/);
+  for (const disableAfter of ['five days', '-1d', '1e9d']) {
+    assert.throws(() => loadConfig({ DISABLE_AFTER: disableAfter }), /DISABLE_AFTER:/, disableAfter);
+  }
+  assert.equal(loadConfig({ DISABLE_AFTER: '12h' }).health.disableAfterMs, 43_200_000);
 });
 
 test('cross-field checks name the variables involved', () => {

@@ -139,7 +139,9 @@ describe('header values and record sizes', () => {
   test('retry records are checked field by field, event included', () => {
     const good: RetryRecord = { v: 1, deliveryId: 'd', webhookId: 'w', attempt: 2, retry: 1, dueAt: 1, firstAttemptAt: 1, eventTimestampMs: 1, event: sampleEvent() };
     assert.equal(decodeRetry(encodeRetry(good)).deliveryId, 'd');
-    for (const bad of [{ ...good, attempt: 'x' }, { ...good, dueAt: null }, { ...good, event: { ...good.event, event: 'A\nB' } }, { ...good, webhookId: '' }]) {
+    assert.equal(decodeRetry(encodeRetry({ ...good, entity: 'A'.repeat(22) })).entity, 'A'.repeat(22));
+    const hostileEntities = [42, '', 'x'.repeat(65), { nested: 'x' }, ['a'], null];
+    for (const bad of [{ ...good, attempt: 'x' }, { ...good, dueAt: null }, { ...good, event: { ...good.event, event: 'A\nB' } }, { ...good, webhookId: '' }, ...hostileEntities.map((entity) => ({ ...good, entity }))]) {
       assert.throws(() => decodeRetry(Buffer.from(JSON.stringify(bad))), (err: Error & { code?: string }) => err.code === 'INVALID_RETRY_RECORD');
     }
   });
