@@ -145,6 +145,7 @@ export class EventPipeline implements BatchHandler {
       entry.expect(targets.length);
       if (targets.length === 0) {
         this.d.metrics.eventsUnmatched.inc();
+        consume?.span.end();
         continue;
       }
       const eventTimestampMs = Number(x.m.timestamp) || Date.now();
