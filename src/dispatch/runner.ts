@@ -48,8 +48,8 @@ export interface RunInput {
 }
 
 /** An attempt that was not made, so that the schedule treats it like a retriable failure. */
-function skipped(code: ErrorCode, message: string): AttemptReport {
-  return { outcome: { delivered: false, retriable: true, httpStatus: null, code, message, retryAfterMs: null, gone: false }, durationMs: 0, snippet: null, attempt: 0 };
+function skipped(attempt: number, code: ErrorCode, message: string): AttemptReport {
+  return { outcome: { delivered: false, retriable: true, httpStatus: null, code, message, retryAfterMs: null, gone: false }, durationMs: 0, snippet: null, attempt };
 }
 
 /** What follows an attempt: the retry policy's decision, or a deferral that costs no retry. */
@@ -189,14 +189,14 @@ export class DeliveryRunner {
       );
     }
     if (admission === 'open') {
-      return this.skip(x, key, skipped('CIRCUIT_OPEN', 'endpoint is UNHEALTHY; waiting for a probe to succeed'), 'circuit_open');
+      return this.skip(x, key, skipped(x.attempt, 'CIRCUIT_OPEN', 'endpoint is UNHEALTHY; waiting for a probe to succeed'), 'circuit_open');
     }
     const rate = x.delivery.target.sub.rateLimitPerSecond;
     if (rate !== null) {
       const slot = await this.d.retry(() => this.d.rateLimiter.reserve(webhookId, rate), 'reserving a rate-limit slot');
       if ('deferMs' in slot) {
         this.d.metrics.rateLimited.inc({ result: 'deferred' });
-        const report = skipped('RATE_LIMITED', `over rateLimitPerSecond (${rate}); next slot in ${slot.deferMs} ms`);
+        const report = skipped(x.attempt, 'RATE_LIMITED', `over rateLimitPerSecond (${rate}); next slot in ${slot.deferMs} ms`);
         return this.after(x, key, report, { decision: { kind: 'retry', delayMs: slot.deferMs }, reason: 'rate_limited', deferred: true });
       }
       if (slot.waitMs > 0) {
@@ -209,7 +209,7 @@ export class DeliveryRunner {
     const entry = typeof pending === 'string' ? pending : await pending;
     if (entry === 'saturated') {
       this.d.metrics.endpointRejections.inc();
-      return this.skip(x, key, skipped('ENDPOINT_SATURATED', 'endpoint does not keep up: its queue is full and its expected wait too long'), 'endpoint_busy');
+      return this.skip(x, key, skipped(x.attempt, 'ENDPOINT_SATURATED', 'endpoint does not keep up: its queue is full and its expected wait too long'), 'endpoint_busy');
     }
     const span = x.delivery.trace ? this.startAttempt(x) : null;
     if (span) x = { ...x, delivery: { ...x.delivery, trace: this.d.tracing.within(x.delivery.trace!, span), traceparent: this.d.tracing.traceparent(span) } };
@@ -244,7 +244,7 @@ export class DeliveryRunner {
 
   /** An attempt not made (circuit open, endpoint busy): the schedule treats it as a retriable failure. */
   private skip(x: RunInput, key: OrderKey | null, report: AttemptReport, reason: OutcomeReason): Promise<OutcomeState> {
-    return this.after(x, key, { ...report, attempt: x.attempt }, { decision: decide(report.outcome, x.retry, this.d.policy), reason, deferred: false });
+    return this.after(x, key, report, { decision: decide(report.outcome, x.retry, this.d.policy), reason, deferred: false });
   }
 
   private async after(x: RunInput, key: OrderKey | null, report: AttemptReport, next: Next): Promise<OutcomeState> {

@@ -5,4 +5,4 @@ export { SupervisedConsumer, type SupervisedConsumerOptions } from './supervised
 export { KafkaWriter, type KafkaWriterOptions } from './writer.js';
 export { DeadLetters, type DeadLettersOptions, type RecordOrigin } from './dead-letters.js';
 export { finishWhenDurable, OffsetEntry, PartitionTracker } from './offset-tracker.js';
-export { type ScanOptions, scanRange } from './scan.js';
+export { copyDeadLetters, type DeadLetterCopyOptions, type ScanOptions, scanRange } from './scan.js';

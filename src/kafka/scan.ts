@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import type { Kafka, KafkaMessage } from 'kafkajs';
+import type { Kafka, KafkaMessage, Message } from 'kafkajs';
+import type { KafkaWriter } from './writer.js';
 
 export interface ScanOptions {
   kafka: Kafka;
@@ -62,4 +63,42 @@ export async function scanRange(o: ScanOptions): Promise<void> {
     await consumer.disconnect().catch(() => {});
     await admin.disconnect().catch(() => {});
   }
+}
+
+export interface DeadLetterCopyOptions {
+  kafka: Kafka;
+  writer: KafkaWriter;
+  /** The dead-letter topic, read up to its end as it is when the copy starts. */
+  topic: string;
+  purpose: string;
+  /** Epoch ms: only records dead-lettered (written) in [fromMs, toMs]. */
+  fromMs?: number;
+  toMs?: number;
+  /** Ask `copy` about every record (so it can count), write nothing. */
+  dryRun?: boolean;
+  /** What to write back for one dead letter in the time range; null to leave it. */
+  copy: (m: KafkaMessage) => { topic: string; message: Message } | null;
+}
+
+/** The common part of every re-drive: scan a dead-letter topic, copy the chosen records back. */
+export async function copyDeadLetters(o: DeadLetterCopyOptions): Promise<{ scanned: number; copied: number }> {
+  const counts = { scanned: 0, copied: 0 };
+  await scanRange({
+    kafka: o.kafka,
+    topic: o.topic,
+    purpose: o.purpose,
+    each: async (messages) => {
+      const writes: Promise<void>[] = [];
+      for (const m of messages) {
+        counts.scanned++;
+        const at = Number(m.timestamp);
+        if ((o.fromMs !== undefined && at < o.fromMs) || (o.toMs !== undefined && at > o.toMs)) continue;
+        const out = o.copy(m);
+        if (out && !o.dryRun) writes.push(o.writer.write(out.topic, out.message));
+      }
+      await Promise.all(writes);
+      counts.copied += writes.length;
+    },
+  });
+  return counts;
 }

@@ -6,7 +6,7 @@
 // created, a bug fixed, an endpoint that stalls no more. Running it twice re-drives twice.
 import type { Kafka } from 'kafkajs';
 import type { Config } from '../config/config.js';
-import { scanRange } from '../kafka/scan.js';
+import { copyDeadLetters } from '../kafka/scan.js';
 import type { KafkaWriter } from '../kafka/writer.js';
 
 export interface EventsRedriveOptions {
@@ -27,31 +27,26 @@ export interface EventsRedriveReport {
 }
 
 export async function redriveEvents(kafka: Kafka, writer: KafkaWriter, config: Config, o: EventsRedriveOptions): Promise<EventsRedriveReport> {
-  const report: EventsRedriveReport = { scanned: 0, matched: 0, redriven: 0, withoutValue: 0 };
-  await scanRange({
+  const counts = { matched: 0, withoutValue: 0 };
+  const { scanned, copied } = await copyDeadLetters({
     kafka,
+    writer,
     topic: config.topics.dlq,
     purpose: 'redrive-events',
-    each: async (messages) => {
-      const writes: Promise<void>[] = [];
-      for (const m of messages) {
-        report.scanned++;
-        const at = Number(m.timestamp);
-        if ((o.fromMs !== undefined && at < o.fromMs) || (o.toMs !== undefined && at > o.toMs)) continue;
-        const headers = m.headers ?? {};
-        if (o.reason !== undefined && String(headers['x-dlq-reason'] ?? '') !== o.reason) continue;
-        report.matched++;
-        if (headers['x-dlq-value-omitted'] !== undefined) {
-          report.withoutValue++;
-          continue;
-        }
-        if (o.dryRun) continue;
-        const original = Object.fromEntries(Object.entries(headers).filter(([k]) => !k.startsWith('x-dlq-'))) as Record<string, Buffer>;
-        writes.push(writer.write(config.topics.events, { key: m.key, value: m.value, headers: original }));
+    fromMs: o.fromMs,
+    toMs: o.toMs,
+    dryRun: o.dryRun,
+    copy: (m) => {
+      const headers = m.headers ?? {};
+      if (o.reason !== undefined && String(headers['x-dlq-reason'] ?? '') !== o.reason) return null;
+      counts.matched++;
+      if (headers['x-dlq-value-omitted'] !== undefined) {
+        counts.withoutValue++;
+        return null;
       }
-      await Promise.all(writes);
-      report.redriven += writes.length;
+      const original = Object.fromEntries(Object.entries(headers).filter(([k]) => !k.startsWith('x-dlq-'))) as Record<string, Buffer>;
+      return { topic: config.topics.events, message: { key: m.key, value: m.value, headers: original } };
     },
   });
-  return report;
+  return { scanned, ...counts, redriven: copied };
 }

@@ -4,7 +4,7 @@
 // Running it twice re-drives twice; receivers de-duplicate on webhook-id. CLI: src/tools/redrive.ts.
 import type { Kafka } from 'kafkajs';
 import type { Config } from '../config/config.js';
-import { scanRange } from '../kafka/scan.js';
+import { copyDeadLetters } from '../kafka/scan.js';
 import type { KafkaWriter } from '../kafka/writer.js';
 import { decodeRetry, encodeRetry, RetryTiers } from './record.js';
 
@@ -28,39 +28,34 @@ export async function redrive(kafka: Kafka, writer: KafkaWriter, config: Config,
   const tiers = new RetryTiers(config.retries.topicPrefix, config.retries.scheduleMs);
   if (tiers.delaysMs.length === 0) throw new Error('RETRY_SCHEDULE is none: there is no retry topic to re-drive to');
   const target = tiers.topicOf(tiers.delaysMs[0]!);
-  const report: RedriveReport = { scanned: 0, matched: 0, redriven: 0, unreadable: 0, withoutEvent: 0 };
+  const counts = { matched: 0, unreadable: 0, withoutEvent: 0 };
   // Up to the end as it is now, so records written meanwhile are left for a later run.
-  await scanRange({
+  const { scanned, copied } = await copyDeadLetters({
     kafka,
+    writer,
     topic: config.retries.dlqTopic,
     purpose: 'redrive',
-    each: async (messages) => {
-      const writes: Promise<void>[] = [];
-      for (const m of messages) {
-        report.scanned++;
-        const at = Number(m.timestamp);
-        if ((o.fromMs !== undefined && at < o.fromMs) || (o.toMs !== undefined && at > o.toMs)) continue;
-        let r: ReturnType<typeof decodeRetry>;
-        try {
-          r = decodeRetry(m.value);
-        } catch {
-          report.unreadable++;
-          continue;
-        }
-        if (o.webhookId !== undefined && r.webhookId !== o.webhookId) continue;
-        report.matched++;
-        if (r.omitted) {
-          report.withoutEvent++;
-          continue;
-        }
-        if (o.dryRun) continue;
-        // Its entity's turn ended when it failed: a re-driven delivery does not queue again.
-        const { entity: _, ...unordered } = r;
-        writes.push(writer.write(target, { key: r.webhookId, value: encodeRetry({ ...unordered, retry: 0, dueAt: Date.now() }) }));
+    fromMs: o.fromMs,
+    toMs: o.toMs,
+    dryRun: o.dryRun,
+    copy: (m) => {
+      let r: ReturnType<typeof decodeRetry>;
+      try {
+        r = decodeRetry(m.value);
+      } catch {
+        counts.unreadable++;
+        return null;
       }
-      await Promise.all(writes);
-      report.redriven += writes.length;
+      if (o.webhookId !== undefined && r.webhookId !== o.webhookId) return null;
+      counts.matched++;
+      if (r.omitted) {
+        counts.withoutEvent++;
+        return null;
+      }
+      // Its entity's turn ended when it failed: a re-driven delivery does not queue again.
+      const { entity: _, ...unordered } = r;
+      return { topic: target, message: { key: r.webhookId, value: encodeRetry({ ...unordered, retry: 0, dueAt: Date.now() }) } };
     },
   });
-  return report;
+  return { scanned, ...counts, redriven: copied };
 }
