@@ -33,7 +33,13 @@ test('a Redis restart (all data lost) stalls deliveries, fails readiness, then e
     const m = parseMetrics(await d.metrics());
     const waits = ['REDIS_UNAVAILABLE', 'TABLE_NOT_READY'].map((code) => m.get(`blue_webhooks_infrastructure_retries_total{code="${code}"}`) ?? 0);
     return waits[0]! + waits[1]! > 0;
-  }, { what: 'the dispatcher to be waiting on Redis' });
+  }, { what: 'the dispatcher to be waiting on Redis' }).catch(async (err) => {
+    const m = [...parseMetrics(await d.metrics())].filter(([k]) => /infrastructure|consumed|deliveries_total|crash|dead_lettered_total\{|cache/.test(k));
+    console.log('DIAG metrics', JSON.stringify(m));
+    console.log('DIAG logs', JSON.stringify(d.logs.filter((l) => l.level !== 'info').slice(-15)));
+    console.log('DIAG received', rx.deliveries.length);
+    throw err;
+  });
   assert.equal(d.proc.exitCode, null, 'still running');
 
   await redis.start(); // empty: the table is gone
