@@ -63,7 +63,8 @@ process.on('message', async (job: Job) => {
   const seconds = (now() - start) / 1000;
   latencies.sort((a, b) => a - b);
   const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))] ?? 0;
-  process.send!({ requestsPerSec: job.count / seconds, p50: pct(50), p99: pct(99), max: latencies.at(-1) ?? 0 });
+  // Sent before exiting: an IPC message still being written is lost at exit.
+  await new Promise<void>((sent) => process.send!({ requestsPerSec: job.count / seconds, p50: pct(50), p99: pct(99), max: latencies.at(-1) ?? 0 }, () => sent()));
   await agent.close();
   process.exit(0);
 });

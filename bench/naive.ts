@@ -44,7 +44,8 @@ async function main(): Promise<void> {
     });
   });
   const seconds = (performance.now() - first) / 1000;
-  process.send!({ events, deliveries, deliveriesPerSec: deliveries / seconds });
+  // Sent before disconnecting and exiting: an IPC message still being written is lost at exit.
+  await new Promise<void>((sent) => process.send!({ events, deliveries, deliveriesPerSec: deliveries / seconds }, () => sent()));
   await consumer.disconnect();
   redis.disconnect();
 }
