@@ -23,6 +23,8 @@ async function main(): Promise<void> {
   await new Promise<void>((resolve) => {
     void consumer.run({
       eachMessage: async ({ message }) => {
+        // Past its share, it sends nothing more: a stray unsigned delivery would land in the next run.
+        if (events >= expect) return;
         if (first === 0) first = performance.now();
         const event = JSON.parse(message.value!.toString());
         const ids = await redis.smembers(table.indexKey(event.project.id, event.event));
