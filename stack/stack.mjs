@@ -21,6 +21,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { stripVTControlCharacters } from 'node:util';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 // STACK_DIR moves the whole ignored folder (jars, data, logs); tests use it to fetch into a scratch folder.
@@ -191,10 +192,16 @@ function fetchJars() {
   const mvn = (args, cwd = stackDir) => {
     const r = spawnSync('mvn', ['-B', '-q', '-Dstyle.color=never', ...args], {
       cwd,
-      // Maven's output goes to stderr: stdout carries only the KEY=value endpoints that callers parse.
-      stdio: ['ignore', 2, 'inherit'],
+      stdio: ['ignore', 'pipe', 'pipe'],
+      encoding: 'utf8',
+      maxBuffer: 64 * 1024 * 1024,
     });
-    if (r.status !== 0) throw new StackError(`mvn failed (exit ${r.status}) while fetching the stack's jars`);
+    // Maven's output goes to stderr: stdout carries only the KEY=value endpoints that callers parse.
+    // Maven 3.8 writes bare colour resets (ESC[0m) even in batch mode with colour off, so escape
+    // sequences are taken out, and a quiet run that printed nothing else prints nothing.
+    const output = stripVTControlCharacters(`${r.stdout ?? ''}${r.stderr ?? ''}`);
+    if (output.trim()) process.stderr.write(output.endsWith('\n') ? output : `${output}\n`);
+    if (r.status !== 0) throw new StackError(`mvn failed (exit ${r.status ?? r.signal}) while fetching the stack's jars`);
   };
   if (!kafkaReady) mvn(['-f', path.join(root, 'stack', 'pom.xml'), `-Dstack.dir=${stackDir}`, 'package']);
   if (!apicurioReady) {

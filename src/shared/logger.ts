@@ -1,7 +1,7 @@
-/** Structured JSON logs on stdout, one object a line. */
-export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+/** Structured JSON logs on stdout, one object a line, written by pino. */
+import { type Logger as PinoLogger, pino } from 'pino';
 
-const LEVELS: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 
 // A field whose name contains one of these (case, '-' and '_' aside) is replaced before it is
 // written, however deep it sits: secret, previousSecret, clientSecret, password, accessToken,
@@ -57,20 +57,51 @@ export function redact(value: unknown, depth = 0): unknown {
   return out;
 }
 
+// Why no pino `redact.paths`: a path names one place ('webhook.secret', '*.secret'), one level of
+// wildcard at most, while a secret can arrive at any depth (an error's cause, a config echoed in a
+// nested field). So every entry is walked by name instead, in pino's `formatters.log`, which sees
+// the fields before they are serialised. The bindings of a child logger go through the same walk.
 export function createLogger(opts: LoggerOptions = {}): Logger {
-  const min = LEVELS[opts.level ?? 'info'];
-  const write = opts.write ?? ((line: string) => process.stdout.write(line));
-  const bindings = opts.bindings ?? {};
-  const emit = (level: LogLevel, msg: string, fields?: Record<string, unknown>) => {
-    if (LEVELS[level] < min) return;
-    const entry = redact({ time: new Date().toISOString(), level, msg, ...bindings, ...fields });
-    write(`${JSON.stringify(entry)}\n`);
-  };
+  const destination = opts.write
+    ? { write: opts.write }
+    : // Asynchronous writes, flushed synchronously on process exit. No minimum chunk: a buffered
+      // line would wait for the next ones, and a stall's log line must not wait for anything.
+      // Past 64 MiB waiting for a stuck stdout, lines are dropped rather than the heap grown.
+      pino.destination({ dest: 1, sync: false, maxLength: 64 * 1024 * 1024 });
+  const root = pino(
+    {
+      level: opts.level ?? 'info',
+      base: null,
+      timestamp: pino.stdTimeFunctions.isoTime,
+      // An Error is already a plain { name, message, code } by then: pino's own `err` serializer
+      // would add the stack, which the logs never carried.
+      serializers: { err: (value: unknown) => value },
+      formatters: {
+        level: (label) => ({ level: label }),
+        log: (fields) => redact(fields) as Record<string, unknown>,
+      },
+    },
+    destination,
+  );
+  return wrap(opts.bindings ? root.child(safeBindings(opts.bindings)) : root);
+}
+
+function wrap(inner: PinoLogger): Logger {
+  const method =
+    (level: LogLevel) =>
+    (msg: string, fields?: Record<string, unknown>): void => {
+      if (!inner.isLevelEnabled(level)) return;
+      inner[level](fields ?? {}, redactText(msg));
+    };
   return {
-    debug: (m, f) => emit('debug', m, f),
-    info: (m, f) => emit('info', m, f),
-    warn: (m, f) => emit('warn', m, f),
-    error: (m, f) => emit('error', m, f),
-    child: (b) => createLogger({ ...opts, bindings: { ...bindings, ...b } }),
+    debug: method('debug'),
+    info: method('info'),
+    warn: method('warn'),
+    error: method('error'),
+    child: (bindings) => wrap(inner.child(safeBindings(bindings))),
   };
+}
+
+function safeBindings(bindings: Record<string, unknown>): Record<string, unknown> {
+  return redact(bindings) as Record<string, unknown>;
 }

@@ -158,6 +158,20 @@ describe('log redaction', () => {
     const out = lines.join('');
     for (const s of ['DEEP-SECRET', 'EIGHT-DEEP', 'T1', 'K1', 'K2', 'A1', 'C1', 'P1', 'C2']) assert.ok(!out.includes(`"${s}"`), `${s} is not logged`);
   });
+  test('one JSON object a line: time, level, msg, the bindings (redacted too) and the fields', () => {
+    const lines: string[] = [];
+    const log = createLogger({ write: (l) => lines.push(l), level: 'info', bindings: { service: 's', clientSecret: 'B1' } });
+    log.debug('hidden');
+    log.child({ partition: 3, auth: { accessToken: 'B2' } }).warn('retry at http://u:p@h/x', { attempt: 2, error: new Error('boom') });
+    assert.equal(lines.length, 1);
+    assert.ok(lines[0]?.endsWith('\n'));
+    const entry = JSON.parse(lines[0] ?? '');
+    assert.match(entry.time, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+    assert.deepEqual(
+      { ...entry, time: 'T' },
+      { level: 'warn', time: 'T', msg: 'retry at http://[redacted]@h/x', service: 's', clientSecret: '[redacted]', partition: 3, auth: { accessToken: '[redacted]' }, attempt: 2, error: { name: 'Error', message: 'boom' } },
+    );
+  });
   test('URL user info and query strings, in any string', () => {
     const r = redact({ url: 'https://user:pa55@hooks.example.com/x?token=abc', msg: 'failed to reach http://u:p@h/y?sig=1 now' }) as Record<string, string>;
     assert.equal(r.url, 'https://[redacted]@hooks.example.com/x?[redacted]');
