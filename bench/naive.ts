@@ -29,7 +29,7 @@ async function main(): Promise<void> {
         const event = JSON.parse(message.value!.toString());
         const ids = await redis.smembers(table.indexKey(event.project.id, event.event));
         for (const id of ids) {
-          const sub = JSON.parse((await redis.hget(`${table.prefix}sub:${id}`, 'json'))!);
+          const sub = JSON.parse((await redis.hget(table.jsonKey(event.project.id), id))!);
           if (!sub.enabled || sub.companyId !== event.company.id) continue;
           const { secret, filters, companyId, ...webhook } = sub;
           const body = JSON.stringify({ event: event.event, webhook, currentValue: event.currentValue, previousValue: event.previousValue, company: event.company, project: event.project, user: event.user });

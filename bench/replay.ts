@@ -11,6 +11,7 @@ import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import { Kafka, logLevel, Partitioners } from 'kafkajs';
 import { sampleEvent, sampleSubscription } from '../src/demo/sample-data.js';
+import { SubscriptionStore } from '../src/subscriptions/store.js';
 
 const root = path.resolve(import.meta.dirname, '..');
 const { values: flags } = parseArgs({ options: { events: { type: 'string', default: '100000' } } });
@@ -76,9 +77,10 @@ try {
   // The dispatcher's webhook goes nowhere (port 9) and retries in an hour: it is here to build the
   // table, which replay reads. Polled in Redis (the store's own "table complete" marker and the row).
   const redis = new Redis(env.REDIS_URL!);
+  const store = new SubscriptionStore(redis, env.REDIS_KEY_PREFIX!);
   for (const deadline = Date.now() + 60_000; ; ) {
-    const [ready, row] = await Promise.all([redis.exists(`${env.REDIS_KEY_PREFIX}t2:subs:ready`), redis.keys(`${env.REDIS_KEY_PREFIX}t2:*wh_replay*`)]);
-    if (ready === 1 && row.length > 0) break;
+    const [ready, row] = await Promise.all([store.isMarkedReady(), store.get('wh_replay')]);
+    if (ready && row !== null) break;
     if (Date.now() > deadline) throw new Error('the subscription table was not built within 60 s');
     await new Promise((r) => setTimeout(r, 50));
   }

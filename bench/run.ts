@@ -484,6 +484,7 @@ async function main(): Promise<void> {
       await waitJoined(admin, group, replicas);
       const procs = machineProcesses(ds, rx);
       const cpuBefore = cpuOf(procs);
+      const eachBefore = ds.map((d) => cpuSeconds(d.proc.pid!));
       const produceRate = await produceAll(producer, runShape, count, id);
       const expected = count * shape.fanout;
       let peak = 0;
@@ -492,6 +493,7 @@ async function main(): Promise<void> {
       });
       const peakRss = Math.max(peak, ...ds.map((d) => d.peakRssMb()));
       const cpuAfter = cpuOf(procs);
+      const eachCpu = ds.map((d, i) => +(cpuSeconds(d.proc.pid!) - eachBefore[i]!).toFixed(2));
       let retried = 0;
       let saturated = 0;
       for (const x of ds) {
@@ -509,7 +511,7 @@ async function main(): Promise<void> {
       log(
         `  CPU seconds during the run: ${Object.entries(cpu)
           .map(([k, v]) => `${k} ${v}`)
-          .join(', ')}`,
+          .join(', ')}${replicas > 1 ? ` (each dispatcher: ${eachCpu.join(', ')})` : ''}`,
       );
       return {
         run: {
@@ -525,6 +527,7 @@ async function main(): Promise<void> {
           peakRssMb: peakRss,
           signaturesSampled: s.sampled,
           cpuSeconds: cpu,
+          dispatcherCpuSecondsEach: eachCpu,
           retriesScheduled: retried,
           endpointSaturated: saturated,
         },
@@ -563,7 +566,8 @@ async function main(): Promise<void> {
       [fo1, SIZE.events],
       [fo10, SIZE.fanout10Events],
     ] as const) {
-      for (const replicas of [1, 2]) {
+      // Fan-out 1 also with 3 replicas: the same load on 1, 2 and 3 processes, and the CPU of each.
+      for (const replicas of shape.fanout === 1 ? [1, 2, 3] : [1, 2]) {
         const profile =
           flags.profile && shape.fanout === 1 && replicas === 1 ? path.join(root, 'bench/results/profile') : undefined;
         const { run, eventsTopic } = await runDispatcher(shape, count, replicas, '', profile);
@@ -784,11 +788,14 @@ function printTable(r: Record<string, unknown>, runs: Record<string, unknown>[])
   };
   rows.push(['(a) consume limit', `${a.eventsPerSec.toFixed(0)} events/s`]);
   rows.push(['(b) HTTP limit', `${b.requestsPerSec.toFixed(0)} requests/s`]);
-  for (const x of runs)
+  for (const x of runs) {
+    const cpu = (x.cpuSeconds as Record<string, number>).dispatcher!;
+    const each = x.dispatcherCpuSecondsEach as number[];
     rows.push([
       `(c) ${x.name}`,
-      `${(x.deliveriesPerSec as number).toFixed(0)} deliveries/s, peak RSS ${(x.peakRssMb as number).toFixed(0)} MB`,
+      `${(x.deliveriesPerSec as number).toFixed(0)} deliveries/s, peak RSS ${(x.peakRssMb as number).toFixed(0)} MB, dispatcher CPU ${((cpu / (x.deliveries as number)) * 1e6).toFixed(0)} µs/delivery${each.length > 1 ? ` (CPU s each: ${each.join(', ')})` : ''}`,
     ]);
+  }
   rows.push(['(d) naive dispatcher', `${d.deliveriesPerSec.toFixed(0)} deliveries/s`]);
   for (const [k, v] of Object.entries(lat)) {
     rows.push([

@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import { Redis } from 'ioredis';
 import type { Admin, Kafka, Producer } from 'kafkajs';
 import { Partitioners } from 'kafkajs';
 import { Registry } from './codec/registry.js';
@@ -30,9 +29,10 @@ import { RetryScheduler } from './retries/scheduler.js';
 import { errorMessage } from './shared/errors.js';
 import { kafkaError } from './shared/kafka-errors.js';
 import type { Logger } from './shared/logger.js';
+import { createRedisClient, type RedisClient, redisError } from './shared/redis.js';
 import { retryWhileRetriable } from './shared/retry.js';
 import { Semaphore } from './shared/semaphore.js';
-import { redisError, SubscriptionStore } from './subscriptions/store.js';
+import { SubscriptionStore } from './subscriptions/store.js';
 import { SubscriptionSyncer } from './subscriptions/syncer.js';
 import { SubscriptionTable } from './subscriptions/table.js';
 
@@ -49,7 +49,7 @@ export class App {
   private readonly healthAdmin: Admin;
   private checkingKafka = false;
   private readonly producer: Producer;
-  private readonly redis: Redis;
+  private readonly redis: RedisClient;
   private readonly http: HttpClient;
   private readonly limiter: Semaphore;
   private readonly syncer: SubscriptionSyncer;
@@ -76,7 +76,7 @@ export class App {
       allowAutoTopicCreation: false,
       retry: { retries: 5, initialRetryTime: 100, maxRetryTime: 2000 },
     });
-    this.redis = new Redis(config.redis.url, {
+    this.redis = createRedisClient(config.redis, {
       // Fail commands fast while disconnected; callers wait and retry, and readiness says why.
       maxRetriesPerRequest: 1,
       enableOfflineQueue: true,

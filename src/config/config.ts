@@ -51,6 +51,8 @@ export interface Config {
   readonly redis: {
     /** REDIS_URL. Default "redis://127.0.0.1:6379". */
     readonly url: string;
+    /** REDIS_CLUSTER_NODES: seeds of a Redis Cluster (host:port, comma-separated); empty for one node. */
+    readonly clusterNodes: readonly string[];
     /** REDIS_KEY_PREFIX: every key the service writes starts with it. Default "bw:". */
     readonly keyPrefix: string;
   };
@@ -166,6 +168,7 @@ export const DEFAULTS = Object.freeze({
   DLQ_TOPIC: 'blue.events.dlq',
   SCHEMA_REGISTRY_URL: 'http://127.0.0.1:8081/apis/ccompat/v7',
   REDIS_URL: 'redis://127.0.0.1:6379',
+  REDIS_CLUSTER_NODES: '',
   REDIS_KEY_PREFIX: 'bw:',
   SUBSCRIPTION_CACHE_MAX_ENTRIES: '10000',
   SUBSCRIPTION_CACHE_TTL_MS: '60000',
@@ -279,7 +282,16 @@ export function loadConfig(env: Env = process.env): Config {
     schemaRegistryUrl: read('SCHEMA_REGISTRY_URL', (s) => parseUrl(s, ['http:', 'https:']), ''),
     redis: {
       url: read('REDIS_URL', (s) => parseUrl(s, ['redis:', 'rediss:']), ''),
-      keyPrefix: raw('REDIS_KEY_PREFIX'),
+      clusterNodes: read('REDIS_CLUSTER_NODES', (s) => (s.trim() ? parseBrokers(s) : []), []),
+      keyPrefix: read(
+        'REDIS_KEY_PREFIX',
+        (s) => {
+          // A brace would make the prefix a hash tag: on a cluster, every key in one slot.
+          if (/[{}]/.test(s)) throw new Error(`expected no '{' or '}' (they would pin every key to one Redis Cluster slot), got "${s}"`);
+          return s;
+        },
+        DEFAULTS.REDIS_KEY_PREFIX,
+      ),
     },
     subscriptions: {
       cacheMaxEntries: int('SUBSCRIPTION_CACHE_MAX_ENTRIES', 0, 10_000_000),

@@ -1,5 +1,5 @@
-import type { Redis } from 'ioredis';
-import { redisError } from '../subscriptions/store.js';
+import type { RedisClient } from '../shared/redis.js';
+import { redisError } from '../shared/redis.js';
 
 /** A delivery may go after `waitMs`, or (`deferMs`) the limit is too far ahead to wait for. */
 export type RateDecision = { waitMs: number } | { deferMs: number };
@@ -21,7 +21,7 @@ redis.call('SET', KEYS[1], tostring(tat + interval), 'PX', math.ceil(wait + inte
 return {1, math.ceil(wait)}
 `;
 
-type RateRedis = Redis & { rateReserve(key: string, intervalMs: number, maxWaitMs: number): Promise<[number, number]> };
+type RateRedis = RedisClient & { rateReserve(key: string, intervalMs: number, maxWaitMs: number): Promise<[number, number]> };
 
 /**
  * Per-webhook rate limits (rateLimitPerSecond), held across all replicas in Redis: at most one
@@ -32,7 +32,7 @@ export class RateLimiter {
   private readonly redis: RateRedis;
 
   constructor(
-    redis: Redis,
+    redis: RedisClient,
     private readonly prefix: string,
     /** Longest wait for a slot before the delivery is deferred (ENDPOINT_MAX_WAIT_MS). */
     private readonly maxWaitMs: number,

@@ -1,11 +1,10 @@
-import type { Redis } from 'ioredis';
 import type { Metrics } from '../metrics/metrics.js';
 import { errorMessage } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
-import { redisError } from '../subscriptions/store.js';
+import { ALL_BUCKETS, bucketOf, bucketPrefix, type RedisClient, redisError } from '../shared/redis.js';
 
 export interface CircuitBreakerOptions {
-  redis: Redis;
+  redis: RedisClient;
   prefix: string;
   /** Consecutive failures that open the circuit. Default 5. */
   failureThreshold: number;
@@ -35,6 +34,10 @@ export interface Transition {
   consecutiveFailures: number;
 }
 
+// Each script gets the circuit's hash as KEYS[1] and the prefix of its bucket (src/shared/redis.ts)
+// as ARGV[1]: the keys it derives from that prefix (the probe lock, the bucket's set of open
+// circuits) share the hash's slot, so the scripts run on a Redis Cluster.
+
 // One attempt's result, atomically: counts consecutive failures and a fixed window, and opens or
 // closes the circuit. Only the call that changes the state reports a transition, so exactly one
 // replica publishes each status change.
@@ -42,7 +45,7 @@ const RECORD = `
 local p, id, ok, now = ARGV[1], ARGV[2], ARGV[3] == '1', tonumber(ARGV[4])
 local threshold, rate, window, minReq = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
 local earlier = tonumber(ARGV[9])
-local key = p .. 'cb:' .. id
+local key = KEYS[1]
 local s = redis.call('HMGET', key, 'state', 'consec', 'wstart', 'wtotal', 'wfail')
 local state, consec = s[1] or 'closed', tonumber(s[2] or '0')
 local wstart, wtotal, wfail = tonumber(s[3] or now), tonumber(s[4] or '0'), tonumber(s[5] or '0')
@@ -70,7 +73,7 @@ return {transition, consec}
 // Successes counted in process since the last flush: they only add to the window's total.
 const COUNT = `
 local p, id, n, now, window = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
-local key = p .. 'cb:' .. id
+local key = KEYS[1]
 local wstart = tonumber(redis.call('HGET', key, 'wstart') or now)
 if now - wstart >= window then
   redis.call('HSET', key, 'wstart', now, 'wtotal', n, 'wfail', 0)
@@ -83,7 +86,7 @@ redis.call('PEXPIRE', key, 30 * 86400000)
 // Lets one probe through per interval while open, whichever replica asks first.
 const ADMIT = `
 local p, id, interval = ARGV[1], ARGV[2], ARGV[3]
-if redis.call('HGET', p .. 'cb:' .. id, 'state') ~= 'open' then return 'closed' end
+if redis.call('HGET', KEYS[1], 'state') ~= 'open' then return 'closed' end
 if redis.call('SET', p .. 'cb:probe:' .. id, '1', 'NX', 'PX', interval) then return 'probe' end
 return 'open'
 `;
@@ -92,18 +95,18 @@ return 'open'
 // replica that gets 1 publishes it); returns the consecutive failures, or -1.
 const RECOMMEND = `
 local p, id, now, disableAfter = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
-local key = p .. 'cb:' .. id
+local key = KEYS[1]
 local s = redis.call('HMGET', key, 'state', 'openedAt', 'recommended', 'consec')
 if s[1] ~= 'open' or not s[2] or s[3] or now - tonumber(s[2]) < disableAfter then return -1 end
 redis.call('HSET', key, 'recommended', now)
 return tonumber(s[4] or '0')
 `;
 
-type BreakerRedis = Redis & {
-  cbRecord(...args: (string | number)[]): Promise<[string, number]>;
-  cbAdmit(...args: (string | number)[]): Promise<Admission>;
-  cbCount(...args: (string | number)[]): Promise<null>;
-  cbRecommend(...args: (string | number)[]): Promise<number>;
+type BreakerRedis = RedisClient & {
+  cbRecord(key: string, ...args: (string | number)[]): Promise<[string, number]>;
+  cbAdmit(key: string, ...args: (string | number)[]): Promise<Admission>;
+  cbCount(key: string, ...args: (string | number)[]): Promise<null>;
+  cbRecommend(key: string, ...args: (string | number)[]): Promise<number>;
 };
 
 /**
@@ -128,11 +131,17 @@ export class CircuitBreaker {
   constructor(private readonly o: CircuitBreakerOptions) {
     this.redis = o.redis as BreakerRedis;
     if (!('cbRecord' in o.redis)) {
-      o.redis.defineCommand('cbRecord', { numberOfKeys: 0, lua: RECORD });
-      o.redis.defineCommand('cbAdmit', { numberOfKeys: 0, lua: ADMIT });
-      o.redis.defineCommand('cbCount', { numberOfKeys: 0, lua: COUNT });
-      o.redis.defineCommand('cbRecommend', { numberOfKeys: 0, lua: RECOMMEND });
+      o.redis.defineCommand('cbRecord', { numberOfKeys: 1, lua: RECORD });
+      o.redis.defineCommand('cbAdmit', { numberOfKeys: 1, lua: ADMIT });
+      o.redis.defineCommand('cbCount', { numberOfKeys: 1, lua: COUNT });
+      o.redis.defineCommand('cbRecommend', { numberOfKeys: 1, lua: RECOMMEND });
     }
+  }
+
+  /** A circuit's hash, then its bucket's prefix (whose 'cb:open' set and probe locks share the hash's slot), then its id. */
+  private circuit(webhookId: string): [key: string, bucketPrefix: string, webhookId: string] {
+    const prefix = bucketPrefix(this.o.prefix, bucketOf(webhookId));
+    return [`${prefix}cb:${webhookId}`, prefix, webhookId];
   }
 
   async start(): Promise<void> {
@@ -157,7 +166,7 @@ export class CircuitBreaker {
 
   private async admitOpen(webhookId: string): Promise<Admission> {
     try {
-      const a = await this.redis.cbAdmit(this.o.prefix, webhookId, this.o.probeIntervalMs);
+      const a = await this.redis.cbAdmit(...this.circuit(webhookId), this.o.probeIntervalMs);
       if (a === 'closed') this.open.delete(webhookId);
       return a;
     } catch (err) {
@@ -180,7 +189,7 @@ export class CircuitBreaker {
     this.successes.delete(webhookId);
     let reply: [string, number];
     try {
-      reply = await this.redis.cbRecord(o.prefix, webhookId, ok ? '1' : '0', Date.now(), o.failureThreshold, o.failureRate, o.windowMs, o.minRequests, earlier);
+      reply = await this.redis.cbRecord(...this.circuit(webhookId), ok ? '1' : '0', Date.now(), o.failureThreshold, o.failureRate, o.windowMs, o.minRequests, earlier);
     } catch (err) {
       this.successes.set(webhookId, (this.successes.get(webhookId) ?? 0) + earlier);
       throw redisError('circuit record', err);
@@ -199,12 +208,13 @@ export class CircuitBreaker {
     this.successes = new Map();
     const now = Date.now();
     for (const [id, n] of counted) {
-      this.redis.cbCount(this.o.prefix, id, n, now, this.o.windowMs).catch(() => {
+      this.redis.cbCount(...this.circuit(id), n, now, this.o.windowMs).catch(() => {
         // Lost counts only make the failure rate look worse for one window; not worth a retry loop.
       });
     }
     try {
-      this.open = new Set(await this.redis.smembers(`${this.o.prefix}cb:open`));
+      const open = await Promise.all(ALL_BUCKETS.map((bucket) => this.redis.smembers(`${bucketPrefix(this.o.prefix, bucket)}cb:open`)));
+      this.open = new Set(open.flat());
       this.o.metrics.unhealthyEndpoints.set(this.open.size);
     } catch (err) {
       this.o.log.warn('could not refresh circuit states', { error: errorMessage(err) });
@@ -222,10 +232,10 @@ export class CircuitBreaker {
    */
   private async recommendDisable(webhookId: string, now: number): Promise<void> {
     try {
-      const consecutiveFailures = await this.redis.cbRecommend(this.o.prefix, webhookId, now, this.o.disableAfterMs);
+      const consecutiveFailures = await this.redis.cbRecommend(...this.circuit(webhookId), now, this.o.disableAfterMs);
       if (consecutiveFailures < 0) return;
       await this.o.onDisableRecommended(webhookId, consecutiveFailures).catch(async (err: unknown) => {
-        await this.redis.hdel(`${this.o.prefix}cb:${webhookId}`, 'recommended'); // claimed, not published: next check
+        await this.redis.hdel(this.circuit(webhookId)[0], 'recommended'); // claimed, not published: next check
         throw err;
       });
       this.o.log.warn('endpoint UNHEALTHY for DISABLE_AFTER; disable recommended', { webhookId });

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import type { Redis } from 'ioredis';
-import { redisError } from '../subscriptions/store.js';
+import type { RedisClient } from '../shared/redis.js';
+import { redisError } from '../shared/redis.js';
 
 /** One webhook's deliveries of one entity (the event's Kafka key). */
 export interface OrderKey {
@@ -106,7 +106,7 @@ if redis.call('LINDEX', KEYS[1], 0) == ARGV[1] then redis.call('HSET', KEYS[2], 
  */
 export type Turn = { role: 'head' } | { role: 'drives'; record: string } | { role: 'stale' };
 
-type OrderRedis = Redis & {
+type OrderRedis = RedisClient & {
   orderEnter(q: string, r: string, mode: 'admit' | 'hold', id: string, rec: string, max: number): Promise<[OrderStatus, string | null]>;
   orderTurn(q: string, r: string, id: string): Promise<['head' | 'drives' | 'stale', string | null]>;
   orderRelease(q: string, r: string, id: string, driver: string): Promise<string | null>;
@@ -136,7 +136,7 @@ export class EntityOrder {
   private readonly redis: OrderRedis;
 
   constructor(
-    redis: Redis,
+    redis: RedisClient,
     private readonly prefix: string,
     /** Deliveries one line may hold (ORDERING_MAX_HELD). */
     private readonly maxHeld: number,

@@ -11,7 +11,6 @@
 // {"scanned", "decoded", "matched", "queued", "tooLarge", "dryRun", "seconds"} as JSON on stdout,
 // and progress on stderr.
 import { parseArgs } from 'node:util';
-import { Redis } from 'ioredis';
 import { Partitioners } from 'kafkajs';
 import { Registry } from '../codec/registry.js';
 import { loadConfig } from '../config/config.js';
@@ -24,6 +23,7 @@ import { errorMessage } from '../shared/errors.js';
 import { silenceKafkajsTimerWarning } from '../shared/process-warnings.js';
 import { parseTimeArg } from './args.js';
 import { createLogger } from '../shared/logger.js';
+import { createRedisClient } from '../shared/redis.js';
 import { SubscriptionStore } from '../subscriptions/store.js';
 import type { ActiveSubscription } from '../subscriptions/subscription.js';
 import { SubscriptionTable } from '../subscriptions/table.js';
@@ -52,7 +52,7 @@ async function main(): Promise<void> {
   const metrics = new Metrics({ defaultMetrics: false });
   const kafka = createKafka({ brokers: config.kafka.brokers, clientId: 'blue-webhooks-replay', log });
   const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner, allowAutoTopicCreation: false });
-  const redis = new Redis(config.redis.url, { maxRetriesPerRequest: 3 });
+  const redis = createRedisClient(config.redis, { maxRetriesPerRequest: 3 });
   const table = new SubscriptionTable(new SubscriptionStore(redis, config.redis.keyPrefix), config.subscriptions, metrics);
   let webhook: Promise<ActiveSubscription | null> | null = null;
   const started = Date.now();

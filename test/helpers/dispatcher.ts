@@ -98,6 +98,8 @@ export async function createScenario(t: TestContext, opts: ScenarioOptions = {})
       DELIVERY_ALLOWLIST: '127.0.0.1/32,::1/128,localhost',
       LOG_LEVEL: 'info',
       KAFKA_SESSION_TIMEOUT_MS: '6000',
+      // Set by `npm run test:cluster`: the same scenarios on a Redis Cluster.
+      ...(process.env.REDIS_CLUSTER_NODES ? { REDIS_CLUSTER_NODES: process.env.REDIS_CLUSTER_NODES } : {}),
     },
   };
 }

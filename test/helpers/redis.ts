@@ -1,20 +1,45 @@
 import { randomBytes } from 'node:crypto';
 import type { TestContext } from 'node:test';
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import { defer } from './defer.js';
 import { stackEnv } from './env.js';
 
-/** A Redis client and a key prefix of the test's own; its keys are deleted when the test ends. */
-export function testRedis(t: TestContext): { redis: Redis; prefix: string } {
-  const prefix = `test:${randomBytes(6).toString('hex')}:`;
-  const redis = new Redis(stackEnv().REDIS_URL, { lazyConnect: false, maxRetriesPerRequest: 3 });
-  defer(t, async () => {
+/**
+ * A client for where the service's keys live in this run: the Redis Cluster named by
+ * REDIS_CLUSTER_NODES when `npm run test:cluster` set it, else the stack's Redis.
+ */
+export function serviceRedis(): Redis | Cluster {
+  const seeds = process.env.REDIS_CLUSTER_NODES;
+  if (!seeds) return new Redis(stackEnv().REDIS_URL, { maxRetriesPerRequest: 3 });
+  return new Cluster(
+    seeds.split(',').map((node) => ({ host: node.split(':')[0]!, port: Number(node.split(':')[1]) })),
+    { maxRedirections: 16, retryDelayOnFailover: 200, redisOptions: { maxRetriesPerRequest: 3 } },
+  );
+}
+
+/** Deletes every key starting with `prefix` (on every master of a cluster); the count deleted. */
+export async function deleteKeys(redis: Redis | Cluster, prefix: string): Promise<number> {
+  let deleted = 0;
+  // A cluster client knows its masters only once it has loaded the slot map.
+  if (redis instanceof Cluster && redis.status !== 'ready') await new Promise((resolve) => redis.once('ready', resolve));
+  for (const node of redis instanceof Cluster ? redis.nodes('master') : [redis]) {
     let cursor = '0';
     do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 500);
-      if (keys.length) await redis.del(...keys);
+      const [next, keys] = await node.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 500);
+      // One DEL per key: on a cluster, keys of one call must share a slot.
+      for (const key of keys) deleted += await node.del(key);
       cursor = next;
     } while (cursor !== '0');
+  }
+  return deleted;
+}
+
+/** A Redis client and a key prefix of the test's own; its keys are deleted when the test ends. */
+export function testRedis(t: TestContext): { redis: Redis | Cluster; prefix: string } {
+  const prefix = `test:${randomBytes(6).toString('hex')}:`;
+  const redis = serviceRedis();
+  defer(t, async () => {
+    await deleteKeys(redis, prefix);
     redis.disconnect();
   });
   return { redis, prefix };

@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { sampleSubscription } from '../../src/demo/sample-data.js';
+import { bucketOf } from '../../src/shared/redis.js';
 import { SubscriptionStore, type TableChange } from '../../src/subscriptions/store.js';
 import { testRedis } from '../helpers/redis.js';
 
@@ -47,6 +48,38 @@ test('lookups refuse to answer while the table is not marked complete', async (t
   await assert.rejects(store.lookup([{ projectId: 'P', eventType: 'E' }]), (e: { code: string }) => e.code === 'TABLE_NOT_READY');
   await assert.rejects(store.get('wh'), (e: { code: string; retriable: boolean }) => e.code === 'TABLE_NOT_READY' && e.retriable);
   await store.beginBuild('t1');
-  await redis.del(`${store.prefix}subs:building:t1`); // what a flush during the build does
+  await redis.del(store.bucketKey(17, 'building:t1')); // what a flush of one master during the build does
   assert.equal(await store.markReady('t1'), false, 'a build that lost its writes is not marked complete');
+});
+
+test('a change applied halfway (home written, a bucket step lost) is finished by the next pass over the same record', async (t) => {
+  const { redis, prefix } = testRedis(t);
+  const store = new SubscriptionStore(redis, prefix);
+  await store.beginBuild('tok');
+  assert.ok(await store.markReady('tok'));
+  // Two projects in different buckets: moving the webhook from one to the other touches both.
+  const from = 'proj_a';
+  const to = Array.from({ length: 100 }, (_, i) => `proj_${i}`).find((p) => bucketOf(p) !== bucketOf(from))!;
+  const put = (projectId: string, offset: number) => [
+    {
+      change: { kind: 'put', id: 'wh', sub: sampleSubscription({ id: 'wh', updatedAt: new Date(offset).toISOString(), metadata: { events: ['E'], projectIds: [projectId] } }) } as TableChange,
+      pos: { partition: 0, offset, updatedAtMs: offset },
+    },
+  ];
+  const ids = async (projectId: string) => (await store.lookup([{ projectId, eventType: 'E' }]))[0]!.map((json) => JSON.parse(json).id);
+  await store.applyAll(put(from, 1));
+  assert.deepEqual(await ids(from), ['wh']);
+
+  // The replica dies between the two steps: here, every bucket step of this pass fails.
+  const bucketStep = (redis as unknown as { subsApplyBucket: unknown }).subsApplyBucket;
+  Object.assign(redis, { subsApplyBucket: () => Promise.reject(new Error('connection lost')) });
+  await assert.rejects(store.applyAll(put(to, 2)), (err: { code: string }) => err.code === 'REDIS_UNAVAILABLE');
+  Object.assign(redis, { subsApplyBucket: bucketStep });
+  assert.deepEqual(await ids(from), ['wh'], 'halfway: the old bucket still names it');
+
+  // The same record again (a retry, or another replica's pass): the bucket steps are redone.
+  const [again] = await store.applyAll(put(to, 2));
+  assert.equal(again!.applied, false, 'not applied twice at its home');
+  assert.deepEqual(await ids(from), [], 'the old project no longer matches');
+  assert.deepEqual(await ids(to), ['wh'], 'the new one does');
 });

@@ -2,12 +2,12 @@
 // Redis flush is repaired from the compacted topic.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { Redis } from 'ioredis';
 import { sampleEvent, sampleSubscription } from '../../src/demo/sample-data.js';
+import { SubscriptionStore } from '../../src/subscriptions/store.js';
 import { defer } from '../helpers/defer.js';
-import { stackEnv } from '../helpers/env.js';
 import { createScenario, parseMetrics, produceEvents, putSubscription, startDispatcher } from '../helpers/dispatcher.js';
 import { startReceiver } from '../helpers/receiver.js';
+import { deleteKeys, serviceRedis } from '../helpers/redis.js';
 import { waitFor } from '../helpers/wait.js';
 
 test('create, update, stale update and delete each take effect for the events produced after them', async (t) => {
@@ -62,16 +62,15 @@ test('a flushed table is rebuilt from the topic and deliveries go on', async (t)
   await waitFor(() => rx.deliveries.length === 2, { what: 'deliveries before the flush' });
 
   // Flush this test's keys (the machine's Redis is shared, so not FLUSHALL).
-  const redis = new Redis(stackEnv().REDIS_URL);
+  const redis = serviceRedis();
   defer(t, () => redis.quit());
-  const keys = await redis.keys(`${s.redisPrefix}*`);
-  assert.ok(keys.length > 0);
-  await redis.del(...keys);
+  assert.ok((await deleteKeys(redis, s.redisPrefix)) > 0);
   await produceEvents(s, [sampleEvent({ eventId: 'after' })]);
   await waitFor(() => rx.deliveries.length === 4, { what: 'deliveries after the flush' });
   await waitFor(() => d.logs.some((l) => String(l.msg).includes('rebuilding')), { what: 'the rebuild log line' });
-  await waitFor(async () => (await redis.exists(`${s.redisPrefix}t2:subs:ready`)) === 1, { what: 'the table marked complete again' });
-  assert.equal(await redis.scard(`${s.redisPrefix}t2:subs:live`), 2, 'both subscriptions are back');
+  const store = new SubscriptionStore(redis, s.redisPrefix);
+  await waitFor(() => store.isMarkedReady(), { what: 'the table marked complete again' });
+  assert.equal(await store.liveCount(), 2, 'both subscriptions are back');
   // A new subscription after the rebuild is picked up as usual.
   await putSubscription(s, sampleSubscription({ id: 'wh_3', url: `${rx.url}/three` }));
   await produceEvents(s, [sampleEvent({ eventId: 'later' })]);

@@ -1,0 +1,74 @@
+// The one Redis client of a process, single node or Redis Cluster, and what every Redis user
+// shares: how an id picks its slot group, and the error a failed call becomes.
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
+import { BlueWebhooksError, errorMessage } from './errors.js';
+
+/** Either client; every call the service makes exists on both. */
+export type RedisClient = Redis | Cluster;
+
+export interface RedisSettings {
+  /** REDIS_URL: the server, or with `clusterNodes` where credentials and TLS come from. */
+  readonly url: string;
+  /** REDIS_CLUSTER_NODES: seeds of a Redis Cluster; empty for a single node. */
+  readonly clusterNodes: readonly string[];
+}
+
+// Why buckets. Redis Cluster runs a script only when every key it touches sits in one hash slot,
+// and the service's scripts touch several keys (a subscription and its index sets; a circuit and
+// the set of open circuits). Putting everything under one hash tag would run, but on one master
+// only. A tag per id would spread keys but leave nowhere to keep what many ids share (which
+// circuits are open; whether the table is complete). So ids are hashed into a fixed number of
+// buckets, one hash tag each (`{0}` … `{63}`): what a script needs lives in one bucket, and the
+// buckets land on slots spread over the masters. 64 buckets are enough to spread over a few
+// dozen masters, and few enough that reading one key of every bucket stays cheap.
+export const REDIS_BUCKETS = 64;
+
+/** The bucket of an id: FNV-1a of its UTF-16 code units, modulo REDIS_BUCKETS. Stable across versions. */
+export function bucketOf(id: string): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < id.length; i++) {
+    hash ^= id.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193);
+  }
+  return (hash >>> 0) % REDIS_BUCKETS;
+}
+
+/** Where the keys of one bucket start: the prefix, then the bucket's hash tag. */
+export function bucketPrefix(keyPrefix: string, bucket: number): string {
+  return `${keyPrefix}{${bucket}}:`;
+}
+
+/** Every bucket number, for what reads or marks all of them. */
+export const ALL_BUCKETS: readonly number[] = Array.from({ length: REDIS_BUCKETS }, (_, bucket) => bucket);
+
+/** The process's Redis client: a Cluster client when cluster seeds are given, else a single node. */
+export function createRedisClient(settings: RedisSettings, options: RedisOptions): RedisClient {
+  if (settings.clusterNodes.length === 0) return new Redis(settings.url, options);
+  const url = new URL(settings.url);
+  const nodeOptions: RedisOptions = {
+    ...options,
+    username: decodeURIComponent(url.username) || undefined,
+    password: decodeURIComponent(url.password) || undefined,
+    ...(url.protocol === 'rediss:' ? { tls: {} } : {}),
+  };
+  return new Cluster(
+    settings.clusterNodes.map((node) => {
+      const at = node.lastIndexOf(':');
+      return { host: node.slice(0, at).replace(/^\[|\]$/g, ''), port: Number(node.slice(at + 1)) };
+    }),
+    {
+      redisOptions: nodeOptions,
+      enableAutoPipelining: options.enableAutoPipelining ?? false,
+      enableOfflineQueue: options.enableOfflineQueue ?? true,
+      clusterRetryStrategy: options.retryStrategy ? (times) => options.retryStrategy!(times) ?? null : undefined,
+      // A failover moves slots: follow MOVED/ASK and refresh the slot map rather than fail at once.
+      maxRedirections: 16,
+      retryDelayOnFailover: 200,
+      retryDelayOnClusterDown: 200,
+    },
+  );
+}
+
+export function redisError(what: string, err: unknown): BlueWebhooksError {
+  return new BlueWebhooksError('REDIS_UNAVAILABLE', `redis: ${what}: ${errorMessage(err)}`, { retriable: true, cause: err });
+}
