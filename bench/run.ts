@@ -169,8 +169,16 @@ function procStatusMb(pid: number, field: 'VmHWM' | 'VmRSS'): number {
   return m ? Number(m[1]) / 1024 : 0;
 }
 
+/** The Node flags a build runs with: those of its `npm start` ("node FLAGS dist/main.js"), as the image does. */
+function startFlags(cwd: string): string[] {
+  const start = (JSON.parse(fs.readFileSync(path.join(cwd, 'package.json'), 'utf8')) as { scripts: { start: string } }).scripts.start;
+  const flags = /^node\s+(.*?)\s*dist\/main\.js$/.exec(start)?.[1];
+  return flags ? flags.split(/\s+/) : [];
+}
+
 async function startDispatcher(env: Record<string, string>, profileDir?: string, cwd = root): Promise<Dispatcher> {
-  const args = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, 'dist/main.js'] : ['dist/main.js'];
+  const profiling = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
+  const args = [...startFlags(cwd), ...profiling, 'dist/main.js'];
   const proc = spawn(process.execPath, args, {
     cwd,
     env: { PATH: process.env.PATH ?? '', ...env },

@@ -73,3 +73,11 @@ test('the Deployment probes /healthz and /readyz, runs as non-root, and outlives
   assert.equal(trigger.consumerGroup, configMap.CONSUMER_GROUP);
   assert.equal(trigger.topic, configMap.EVENTS_TOPIC);
 });
+
+test('the image starts the service as `npm start` does, with the same Node flags (the bench runs those too)', () => {
+  const dockerfile = fs.readFileSync(path.join(root, 'Dockerfile'), 'utf8');
+  const cmd = JSON.parse(/^CMD (\[.*\])$/m.exec(dockerfile)?.[1] ?? 'null') as string[] | null;
+  const start = (JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as { scripts: { start: string } }).scripts.start;
+  assert.deepEqual(cmd, start.split(/\s+/));
+  assert.ok(cmd.some((arg) => arg.startsWith('--max-semi-space-size=')), 'the young generation is sized (see README, Performance)');
+});
