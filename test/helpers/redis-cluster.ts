@@ -114,16 +114,7 @@ export async function startRedisCluster(): Promise<RedisClusterHandle> {
 }
 
 async function ping(port: number): Promise<boolean> {
-  const probe = new Redis(port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-  probe.on('error', () => {});
-  try {
-    await probe.connect();
-    return (await probe.ping()) === 'PONG';
-  } catch {
-    return false;
-  } finally {
-    probe.disconnect();
-  }
+  return (await nodeCall(port, 'PING')) === 'PONG';
 }
 
 async function clusterOk(port: number): Promise<boolean> {

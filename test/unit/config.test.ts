@@ -72,3 +72,12 @@ test('cross-field checks name the variables involved', () => {
 test('every default parses', () => {
   assert.doesNotThrow(() => loadConfig({ ...DEFAULTS }));
 });
+
+test('Redis Cluster seeds are host:port pairs; none means one node; a key prefix may not be a hash tag', () => {
+  assert.deepEqual(loadConfig({}).redis.clusterNodes, []);
+  assert.deepEqual(loadConfig({ REDIS_CLUSTER_NODES: ' 10.0.0.1:7000, [::1]:7001 ' }).redis.clusterNodes, ['10.0.0.1:7000', '[::1]:7001']);
+  for (const bad of [{ REDIS_CLUSTER_NODES: 'redis-0' }, { REDIS_CLUSTER_NODES: 'a:1,b' }, { REDIS_KEY_PREFIX: 'bw:{x}:' }, { REDIS_KEY_PREFIX: 'a}' }]) {
+    assert.throws(() => loadConfig(bad), (err: Error) => err instanceof ConfigError && err.message.includes(Object.keys(bad)[0]!), JSON.stringify(bad));
+  }
+  assert.equal(loadConfig({}).redis.keyPrefix, 'bw:');
+});
