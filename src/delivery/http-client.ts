@@ -1,4 +1,5 @@
-import { Agent } from 'undici';
+import type { IncomingHttpHeaders } from 'node:http';
+import { Agent, type Dispatcher } from 'undici';
 import { BlueWebhooksError } from '../shared/errors.js';
 import type { AttemptResult } from './outcome.js';
 import type { TargetGuard } from './target-guard.js';
@@ -31,31 +32,34 @@ export type HttpPostResult = AttemptResult & { snippet: string | null; durationM
 
 const SWEEP_MS = 100;
 
+/** Something with an overall deadline: told once when it passes. */
+interface Expiring {
+  expire(reason: Error): void;
+}
+
 /**
  * Overall deadlines for many requests with one timer: a timer per request (AbortSignal.timeout)
  * costs more than the request on a busy hot path. Deadlines are honoured within SWEEP_MS.
  */
 class Deadlines {
-  private readonly live = new Map<AbortController, number>();
+  private readonly live = new Map<Expiring, number>();
   private timer: NodeJS.Timeout | null = null;
 
-  start(timeoutMs: number): AbortController {
-    const c = new AbortController();
-    this.live.set(c, Date.now() + timeoutMs);
+  start(item: Expiring, timeoutMs: number): void {
+    this.live.set(item, Date.now() + timeoutMs);
     this.timer ??= setInterval(() => this.sweep(), SWEEP_MS).unref();
-    return c;
   }
 
-  end(c: AbortController): void {
-    this.live.delete(c);
+  end(item: Expiring): void {
+    this.live.delete(item);
   }
 
   private sweep(): void {
     const now = Date.now();
-    for (const [c, deadline] of this.live) {
+    for (const [item, deadline] of this.live) {
       if (deadline <= now) {
-        this.live.delete(c);
-        c.abort(Object.assign(new Error('attempt deadline exceeded'), { name: 'TimeoutError' }));
+        this.live.delete(item);
+        item.expire(Object.assign(new Error('attempt deadline exceeded'), { name: 'TimeoutError' }));
       }
     }
     if (this.live.size === 0 && this.timer) {
@@ -65,15 +69,97 @@ class Deadlines {
   }
 }
 
-/** A promise that rejects with the signal's reason once it aborts; dispose() when no longer needed. */
-function untilAborted(signal: AbortSignal): { promise: Promise<never>; dispose: () => void } {
-  let onAbort = () => {};
-  const promise = new Promise<never>((_, reject) => {
-    onAbort = () => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
-  promise.catch(() => {}); // a rejection after the race is over is nobody's business
-  return { promise, dispose: () => signal.removeEventListener('abort', onAbort) };
+type PostReply = AttemptResult & { snippet: string | null };
+
+/**
+ * One request, as an undici dispatch handler. Why not `agent.request()`: it wraps every response
+ * in a Readable stream, read here through an async iterator, with an AbortController, a listener
+ * and a promise race around it, all per delivery; on the hot path they cost more CPU than the
+ * request itself. The handler sees the same events directly and settles one promise, once:
+ * - the status and headers decide the outcome; the first `snippetBytes` of the body are kept;
+ * - past `maxResponseBytes` of body the connection is dropped rather than drained;
+ * - a body cut short after the status line leaves the status standing;
+ * - the overall deadline holds even while the request waits in the pool's queue (aborting a
+ *   queued request does not take it out of the queue): the attempt settles as timed out at once,
+ *   and a request that reaches a connection after that is aborted before it is written.
+ */
+class Attempt implements Dispatcher.DispatchHandler, Expiring {
+  readonly reply: Promise<PostReply>;
+  private resolve!: (reply: PostReply) => void;
+  private settled = false;
+  private controller: Dispatcher.DispatchController | null = null;
+  private abandoned: Error | null = null;
+  private status = 0;
+  private headers: Record<string, string | string[] | undefined> = {};
+  private readonly kept: Buffer[] = [];
+  private keptBytes = 0;
+  private readBytes = 0;
+
+  constructor(
+    private readonly snippetBytes: number,
+    private readonly maxResponseBytes: number,
+  ) {
+    this.reply = new Promise((resolve) => {
+      this.resolve = resolve;
+    });
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.controller = controller;
+    if (this.abandoned) controller.abort(this.abandoned);
+  }
+
+  onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
+    if (statusCode < 200) return; // informational (1xx): the real response follows
+    this.status = statusCode;
+    this.headers = headers;
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.settled) return;
+    if (this.keptBytes < this.snippetBytes) {
+      const part = chunk.subarray(0, this.snippetBytes - this.keptBytes);
+      this.kept.push(part);
+      this.keptBytes += part.length;
+    }
+    this.readBytes += chunk.length;
+    if (this.readBytes >= this.maxResponseBytes) {
+      this.answered();
+      controller.abort(new Error('response body cap reached'));
+    }
+  }
+
+  onResponseEnd(): void {
+    this.answered();
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
+    if (this.status > 0) this.answered();
+    else this.failed(error);
+  }
+
+  expire(reason: Error): void {
+    if (this.settled) return;
+    this.failed(reason);
+    this.abandoned = reason;
+    this.controller?.abort(reason);
+  }
+
+  /** A request refused before it was dispatched (an invalid option, a closed agent). */
+  failed(error: unknown): void {
+    this.settle({ error, snippet: null });
+  }
+
+  private answered(): void {
+    const snippet = this.keptBytes > 0 ? Buffer.concat(this.kept).toString('utf8') : null;
+    this.settle({ status: this.status, headers: this.headers, snippet });
+  }
+
+  private settle(reply: PostReply): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.resolve(reply);
+  }
 }
 
 /** Keep-alive POSTs through undici: bounded pools per origin, no redirects, capped response reads. */
@@ -98,75 +184,34 @@ export class HttpClient {
   /** Never throws: failures come back as `{ error }`. */
   async post(req: HttpPost): Promise<HttpPostResult> {
     const started = performance.now();
-    const done = (r: AttemptResult, snippet: string | null = null): HttpPostResult => ({
-      ...r,
-      snippet,
-      durationMs: Math.round(performance.now() - started),
-    });
+    const done = (r: PostReply): HttpPostResult => ({ ...r, durationMs: Math.round(performance.now() - started) });
     try {
       this.o.guard.checkUrl(req.url);
     } catch (error) {
-      return done({ error });
+      return done({ error, snippet: null });
     }
-    const headers = { ...req.headers };
+    let headers = req.headers;
     if (req.url.username) {
       try {
         const user = decodeURIComponent(req.url.username);
         const pass = decodeURIComponent(req.url.password);
-        headers.authorization = `Basic ${Buffer.from(`${user}:${pass}`).toString('base64')}`;
+        headers = { ...headers, authorization: `Basic ${Buffer.from(`${user}:${pass}`).toString('base64')}` };
       } catch {
-        return done({ error: new BlueWebhooksError('INVALID_URL', 'the URL user info has an invalid percent-escape') });
+        return done({ error: new BlueWebhooksError('INVALID_URL', 'the URL user info has an invalid percent-escape'), snippet: null });
       }
     }
-    const deadline = this.deadlines.start(this.o.attemptTimeoutMs);
-    const expired = untilAborted(deadline.signal);
+    const attempt = new Attempt(this.snippetBytes, this.o.maxResponseBytes);
+    this.deadlines.start(attempt, this.o.attemptTimeoutMs);
     try {
-      // The race makes the deadline hold even while the request waits inside undici for a
-      // connection of the pool: aborting does not take a queued request out of that queue.
-      const res = await Promise.race([
-        this.agent.request({
-          origin: req.url.origin,
-          path: `${req.url.pathname}${req.url.search}`,
-          method: 'POST',
-          headers,
-          body: req.body,
-          signal: deadline.signal,
-        }),
-        expired.promise,
-      ]);
-      const snippet = await this.readCapped(res.body);
-      return done({ status: res.statusCode, headers: res.headers }, snippet);
+      this.agent.dispatch({ origin: req.url.origin, path: `${req.url.pathname}${req.url.search}`, method: 'POST', headers, body: req.body }, attempt);
     } catch (error) {
-      return done({ error });
-    } finally {
-      expired.dispose();
-      this.deadlines.end(deadline);
+      attempt.failed(error);
     }
-  }
-
-  /**
-   * Reads at most maxResponseBytes of the body, then drops the connection instead of draining
-   * the rest. The status decides the outcome; a body that fails after it changes nothing.
-   */
-  private async readCapped(body: AsyncIterable<Buffer> & { destroy(): void }): Promise<string | null> {
-    const keep: Buffer[] = [];
-    let kept = 0;
-    let read = 0;
     try {
-      for await (const chunk of body) {
-        if (kept < this.snippetBytes) {
-          keep.push(chunk.subarray(0, this.snippetBytes - kept));
-          kept += Math.min(chunk.length, this.snippetBytes - kept);
-        }
-        read += chunk.length;
-        if (read >= this.o.maxResponseBytes) break; // leaving the loop destroys the stream
-      }
-    } catch {
-      // A body cut short after the status line: the status still counts.
+      return done(await attempt.reply);
     } finally {
-      body.destroy();
+      this.deadlines.end(attempt);
     }
-    return kept > 0 ? Buffer.concat(keep).toString('utf8') : null;
   }
 
   async close(): Promise<void> {
