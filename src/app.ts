@@ -151,6 +151,7 @@ export class App {
       commitIntervalMs: config.kafka.commitIntervalMs,
       sessionTimeoutMs: config.kafka.sessionTimeoutMs,
       stallTimeoutMs: config.kafka.stallTimeoutMs,
+      rebalanceDrainMs: config.shutdownGraceMs,
       dependenciesUp: () => this.redis.status === 'ready' && this.kafkaHealth.ok,
     };
     const events = new TrackedConsumer({

@@ -48,6 +48,8 @@ export interface TrackedConsumerOptions {
   admin: Admin;
   /** STALL_TIMEOUT_MS: how long the oldest unfinished offset may wait before it is dead-lettered. */
   stallTimeoutMs: number;
+  /** SHUTDOWN_GRACE_MS: how long work under way may take to finish before a rebalance goes on. */
+  rebalanceDrainMs: number;
   /**
    * Whether Redis and Kafka answer. Time spent waiting for a dependency that is down does not
    * count toward a stall: that work resumes by itself, and dead-lettering it would be wrong.
@@ -59,6 +61,12 @@ export interface TrackedConsumerOptions {
 const LAG_INTERVAL_MS = 5000;
 
 const key = (topic: string, partition: number) => `${topic}\u0000${partition}`;
+
+// How often a drain before a rebalance looks whether the work under way has finished.
+const DRAIN_POLL_MS = 20;
+
+/** The coordinator's answer while a rebalance waits for its members to join again. */
+const isRebalanceStarting = (err: unknown) => (err as { type?: string } | null)?.type === 'REBALANCE_IN_PROGRESS';
 
 interface TrackedPartition {
   topic: string;
@@ -86,6 +94,8 @@ export class TrackedConsumer {
   private upSince = Date.now();
   /** Offsets found stalled (each reported once, and dead-lettered once). */
   private readonly stalled = new WeakSet<OffsetEntry>();
+  /** A rebalance has started: no message is taken in until the group is joined again. */
+  private rebalancing = false;
 
   constructor(private readonly o: TrackedConsumerOptions) {
     const { groupId, topics } = o;
@@ -150,6 +160,7 @@ export class TrackedConsumer {
     }
     this.assigned = assigned;
     this.joined = true;
+    this.rebalancing = false;
     this.o.log.info('joined consumer group', { groupId: this.o.groupId, assignment: memberAssignment });
   }
 
@@ -182,6 +193,8 @@ export class TrackedConsumer {
   }
 
   private async onBatch(p: EachBatchPayload): Promise<void> {
+    // Taken in by whoever owns the partition once the rebalance is over (unresolved, so fetched again).
+    if (this.rebalancing) return;
     const { batch } = p;
     const k = key(batch.topic, batch.partition);
     let entry = this.trackers.get(k);
@@ -200,6 +213,44 @@ export class TrackedConsumer {
       heartbeat: () => p.heartbeat().catch(() => {}),
       pauseFor: (ms) => this.pauseFor(batch.topic, batch.partition, ms),
     });
+    await this.finishBeforeRebalance(p);
+  }
+
+  /**
+   * Why a rebalance waits for the work under way. Work taken in here outlives the batch that
+   * brought it (deliveries go on after eachBatch returns), and an offset is committed only once its
+   * work is durable. When partitions move (a replica added or stopped), what was under way but
+   * not yet committed is fetched again by the new owner and delivered twice. kafkajs rejoins the
+   * group only after every eachBatch of the current fetch has returned, and the coordinator accepts
+   * commits from the current generation until all members have joined again. So the batch whose
+   * heartbeat first hears "rebalance in progress" holds on: no message is taken in any more, the
+   * work under way finishes (at most SHUTDOWN_GRACE_MS, heartbeating), its offsets are committed,
+   * and only then does kafkajs rejoin. Partitions move with nothing of theirs in flight.
+   * A rebalance noticed by kafkajs's own heartbeat between batches (an idle partition) is not
+   * held; the work under way then is what an idle partition has, which is little.
+   */
+  private async finishBeforeRebalance(p: EachBatchPayload): Promise<void> {
+    if (this.rebalancing) return;
+    const heard = await p.heartbeat().then(
+      () => null,
+      (err: unknown) => err,
+    );
+    if (!isRebalanceStarting(heard)) return;
+    this.rebalancing = true;
+    const started = Date.now();
+    const deadline = started + this.o.rebalanceDrainMs;
+    while (this.pending() > 0 && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, DRAIN_POLL_MS));
+      await p.heartbeat().catch(() => {});
+    }
+    await this.commit();
+    this.o.log.info('rebalance: work under way finished and committed before the partitions move', {
+      groupId: this.o.groupId,
+      waitedMs: Date.now() - started,
+      unfinished: this.pending(),
+    });
+    // kafkajs's own error: it rejoins at once, without logging it as a failure of eachBatch.
+    throw heard;
   }
 
   /** Partitions whose oldest unfinished offset has waited past STALL_TIMEOUT_MS (readiness names them). */
