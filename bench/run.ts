@@ -596,6 +596,13 @@ async function main(): Promise<void> {
     const a = await nextMessage<{ eventsPerSec: number }>(consume, 'done');
     results.consumeLimit = a;
     log(`(a) consume limit: ${a.eventsPerSec.toFixed(0)} events/s`);
+    // (a') The same read with @platformatic/kafka, the other client worth a port.
+    const platformatic = await nextMessage<{ eventsPerSec: number }>(
+      spawnTs('bench/consume-limit-platformatic.ts', [stack.KAFKA_BROKERS!, fo1Events, `${base}.a2`, String(SIZE.events)]),
+      'done',
+    );
+    results.consumeLimitPlatformatic = platformatic;
+    log(`(a') consume limit, @platformatic/kafka: ${platformatic.eventsPerSec.toFixed(0)} events/s (${(platformatic.eventsPerSec / a.eventsPerSec).toFixed(2)} × kafkajs)`);
 
     // (b) The HTTP limit: the same signed bodies, the same receiver, the same concurrency.
     const bodies = Array.from({ length: 50 }, (_, i) => {
@@ -795,6 +802,8 @@ function printTable(r: Record<string, unknown>, runs: Record<string, unknown>[])
     backlog: { peakRssMb: number; rssFirstThirdMb: number; rssLastThirdMb: number; pendingEvents: number };
   };
   rows.push(['(a) consume limit', `${a.eventsPerSec.toFixed(0)} events/s`]);
+  const a2 = r.consumeLimitPlatformatic as { eventsPerSec: number };
+  rows.push(["(a') consume limit, @platformatic/kafka", `${a2.eventsPerSec.toFixed(0)} events/s (${(a2.eventsPerSec / a.eventsPerSec).toFixed(2)} × kafkajs)`]);
   rows.push(['(b) HTTP limit', `${b.requestsPerSec.toFixed(0)} requests/s`]);
   for (const x of runs) {
     const cpu = (x.cpuSeconds as Record<string, number>).dispatcher!;
