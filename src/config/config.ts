@@ -281,7 +281,22 @@ export function loadConfig(env: Env = process.env): Config {
     },
     schemaRegistryUrl: read('SCHEMA_REGISTRY_URL', (s) => parseUrl(s, ['http:', 'https:']), ''),
     redis: {
-      url: read('REDIS_URL', (s) => parseUrl(s, ['redis:', 'rediss:']), ''),
+      url: read(
+        'REDIS_URL',
+        (s) => {
+          const url = parseUrl(s, ['redis:', 'rediss:']);
+          // ioredis decodes the user info itself and throws URIError at start on a bad escape.
+          const { username, password } = new URL(url);
+          try {
+            decodeURIComponent(username);
+            decodeURIComponent(password);
+          } catch {
+            throw new Error('expected percent-escapes in the user name and password to be valid (%XX)');
+          }
+          return url;
+        },
+        '',
+      ),
       clusterNodes: read('REDIS_CLUSTER_NODES', (s) => (s.trim() ? parseBrokers(s) : []), []),
       keyPrefix: read(
         'REDIS_KEY_PREFIX',

@@ -29,7 +29,8 @@ export function parseUrl(raw: string, protocols: string[]): string {
   try {
     u = new URL(raw);
   } catch {
-    throw new Error(`expected a URL, got "${raw}"`);
+    // A URL may carry a password: one with user info is not echoed.
+    throw new Error(`expected a URL, got ${raw.includes('@') ? 'a value with user info (not shown)' : `"${raw}"`}`);
   }
   if (!protocols.includes(u.protocol)) {
     throw new Error(`expected a URL with scheme ${protocols.join(' or ')}, got "${u.protocol}"`);

@@ -73,11 +73,14 @@ test('every default parses', () => {
   assert.doesNotThrow(() => loadConfig({ ...DEFAULTS }));
 });
 
-test('Redis Cluster seeds are host:port pairs; none means one node; a key prefix may not be a hash tag', () => {
+test('Redis Cluster seeds are host:port pairs; none means one node; a key prefix may not be a hash tag; credentials must decode', () => {
   assert.deepEqual(loadConfig({}).redis.clusterNodes, []);
   assert.deepEqual(loadConfig({ REDIS_CLUSTER_NODES: ' 10.0.0.1:7000, [::1]:7001 ' }).redis.clusterNodes, ['10.0.0.1:7000', '[::1]:7001']);
-  for (const bad of [{ REDIS_CLUSTER_NODES: 'redis-0' }, { REDIS_CLUSTER_NODES: 'a:1,b' }, { REDIS_KEY_PREFIX: 'bw:{x}:' }, { REDIS_KEY_PREFIX: 'a}' }]) {
+  assert.equal(loadConfig({ REDIS_URL: 'redis://user:p%40ss@10.0.0.1:6379' }).redis.url, 'redis://user:p%40ss@10.0.0.1:6379');
+  for (const bad of [{ REDIS_CLUSTER_NODES: 'redis-0' }, { REDIS_CLUSTER_NODES: 'a:1,b' }, { REDIS_KEY_PREFIX: 'bw:{x}:' }, { REDIS_KEY_PREFIX: 'a}' }, { REDIS_URL: 'redis://u:%zz@h:6379' }]) {
     assert.throws(() => loadConfig(bad), (err: Error) => err instanceof ConfigError && err.message.includes(Object.keys(bad)[0]!), JSON.stringify(bad));
   }
   assert.equal(loadConfig({}).redis.keyPrefix, 'bw:');
+  // A password in a value that does not parse is not echoed in the error.
+  assert.throws(() => loadConfig({ REDIS_URL: 'redis//user:hunter2@h:6379' }), (err: Error) => err.message.includes('REDIS_URL') && !err.message.includes('hunter2'));
 });
