@@ -9,7 +9,7 @@ import { type BlueEvent, eventToAvro } from '../../src/codec/event.js';
 import { type Subscription, subscriptionToAvro } from '../../src/subscriptions/subscription.js';
 import { defer } from './defer.js';
 import { stackEnv } from './env.js';
-import { testAdmin, testKafka, uniqueName } from './kafka.js';
+import { createTopics, testAdmin, testKafka, uniqueName } from './kafka.js';
 import { waitFor } from './wait.js';
 
 const root = path.resolve(import.meta.dirname, '../..');
@@ -51,15 +51,15 @@ export async function createScenario(t: TestContext, opts: ScenarioOptions = {})
     retryPrefix: `${base}.retries`,
   };
   const { retryPrefix: _, ...created } = topics;
-  await admin.createTopics({
-    waitForLeaders: true,
-    topics: Object.entries(created).map(([k, topic]) => ({
+  await createTopics(
+    admin,
+    Object.entries(created).map(([k, topic]) => ({
       topic,
       numPartitions: partitions,
       replicationFactor: 1,
       configEntries: k === 'subscriptions' ? [{ name: 'cleanup.policy', value: 'compact' }] : [],
     })),
-  });
+  );
   // Also removes the retry topics the dispatcher creates.
   defer(t, async () => {
     const mine = (await admin.listTopics()).filter((x) => x.startsWith(`${base}.`));

@@ -3,6 +3,7 @@ import type { TestContext } from 'node:test';
 import { type Admin, Kafka, logLevel } from 'kafkajs';
 import { defer } from './defer.js';
 import { stackEnv } from './env.js';
+import { waitFor } from './wait.js';
 
 export function uniqueName(prefix: string): string {
   return `${prefix}.${Date.now().toString(36)}.${randomBytes(4).toString('hex')}`;
@@ -27,13 +28,35 @@ export interface TestTopicOptions {
   configEntries?: { name: string; value: string }[];
 }
 
+/**
+ * Creates topics and waits until every partition has a leader. On a broker started moments ago,
+ * kafkajs's own wait can fail with a retriable "does not host this topic-partition" while the
+ * topics are being created (CI saw it once); then what is missing is created again and the
+ * topics' metadata is polled until every partition has a leader.
+ */
+export async function createTopics(admin: Admin, topics: Parameters<Admin['createTopics']>[0]['topics']): Promise<void> {
+  try {
+    await admin.createTopics({ waitForLeaders: true, topics });
+  } catch (err) {
+    if (!(err as { retriable?: boolean }).retriable) throw err;
+    const names = topics.map((topic) => topic.topic);
+    await waitFor(
+      async () => {
+        const existing = new Set(await admin.listTopics());
+        const missing = topics.filter((topic) => !existing.has(topic.topic));
+        if (missing.length > 0) await admin.createTopics({ topics: missing }).catch(() => {});
+        const { topics: found } = await admin.fetchTopicMetadata({ topics: names });
+        return found.length === names.length && found.every((topic) => topic.partitions.length > 0 && topic.partitions.every((p) => p.leader >= 0));
+      },
+      { what: `leaders for ${names.join(', ')}`, intervalMs: 200 },
+    );
+  }
+}
+
 /** Creates a uniquely named topic and deletes it when the test ends. */
 export async function createTestTopic(t: TestContext, admin: Admin, prefix: string, opts: TestTopicOptions = {}) {
   const topic = uniqueName(prefix);
-  await admin.createTopics({
-    waitForLeaders: true,
-    topics: [{ topic, numPartitions: opts.numPartitions ?? 3, replicationFactor: 1, configEntries: opts.configEntries }],
-  });
+  await createTopics(admin, [{ topic, numPartitions: opts.numPartitions ?? 3, replicationFactor: 1, configEntries: opts.configEntries }]);
   defer(t, () => admin.deleteTopics({ topics: [topic] }).catch(() => {}));
   return topic;
 }
