@@ -84,9 +84,10 @@ test('a master killed (SIGKILL) under load: its replica takes over and every eve
   // 100 events, 20 a second, and the master holding this project's bucket (its index, its
   // subscriptions, its ready marker) killed once 20 are delivered.
   const producing = (async () => {
+    const t0 = performance.now();
     for (let i = 0; i < 100; i++) {
+      await waitFor(() => performance.now() >= t0 + i * 50, { what: `event ${i}'s turn`, intervalMs: 5 });
       await produceEvents(s, [event(i)]);
-      await new Promise((resolve) => setTimeout(resolve, 50));
     }
   })();
   await waitFor(() => delivered().size >= 20, { what: '20 deliveries before the kill' });

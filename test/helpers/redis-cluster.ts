@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { Cluster, Redis } from 'ioredis';
+import { createRedisClient } from '../../src/shared/redis.js';
 import { freePort } from './private-redis.js';
 import { waitFor } from './wait.js';
 
@@ -55,7 +56,7 @@ export async function startRedisCluster(): Promise<RedisClusterHandle> {
   };
   const handle: RedisClusterHandle = {
     seeds: nodes.join(','),
-    client: () => new Cluster(nodes.map((node) => ({ host: '127.0.0.1', port: Number(node.split(':')[1]) })), { maxRedirections: 16, retryDelayOnFailover: 200 }),
+    client: () => createRedisClient({ url: 'redis://127.0.0.1', clusterNodes: nodes }, {}) as Cluster,
     async masterOf(key) {
       const slot = Number(await admin.call('CLUSTER', 'KEYSLOT', key));
       const slots = (await admin.call('CLUSTER', 'SLOTS')) as [number, number, [string, number]][];

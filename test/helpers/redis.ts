@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { TestContext } from 'node:test';
-import { Cluster, Redis } from 'ioredis';
+import { Cluster } from 'ioredis';
+import { createRedisClient, type RedisClient } from '../../src/shared/redis.js';
 import { defer } from './defer.js';
 import { stackEnv } from './env.js';
 
@@ -8,17 +9,13 @@ import { stackEnv } from './env.js';
  * A client for where the service's keys live in this run: the Redis Cluster named by
  * REDIS_CLUSTER_NODES when `npm run test:cluster` set it, else the stack's Redis.
  */
-export function serviceRedis(): Redis | Cluster {
-  const seeds = process.env.REDIS_CLUSTER_NODES;
-  if (!seeds) return new Redis(stackEnv().REDIS_URL, { maxRetriesPerRequest: 3 });
-  return new Cluster(
-    seeds.split(',').map((node) => ({ host: node.split(':')[0]!, port: Number(node.split(':')[1]) })),
-    { maxRedirections: 16, retryDelayOnFailover: 200, redisOptions: { maxRetriesPerRequest: 3 } },
-  );
+export function serviceRedis(): RedisClient {
+  const clusterNodes = process.env.REDIS_CLUSTER_NODES?.split(',') ?? [];
+  return createRedisClient({ url: stackEnv().REDIS_URL, clusterNodes }, { maxRetriesPerRequest: 3 });
 }
 
 /** Deletes every key starting with `prefix` (on every master of a cluster); the count deleted. */
-export async function deleteKeys(redis: Redis | Cluster, prefix: string): Promise<number> {
+export async function deleteKeys(redis: RedisClient, prefix: string): Promise<number> {
   let deleted = 0;
   // A cluster client knows its masters only once it has loaded the slot map.
   if (redis instanceof Cluster && redis.status !== 'ready') await new Promise((resolve) => redis.once('ready', resolve));
@@ -35,7 +32,7 @@ export async function deleteKeys(redis: Redis | Cluster, prefix: string): Promis
 }
 
 /** A Redis client and a key prefix of the test's own; its keys are deleted when the test ends. */
-export function testRedis(t: TestContext): { redis: Redis | Cluster; prefix: string } {
+export function testRedis(t: TestContext): { redis: RedisClient; prefix: string } {
   const prefix = `test:${randomBytes(6).toString('hex')}:`;
   const redis = serviceRedis();
   defer(t, async () => {

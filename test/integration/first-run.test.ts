@@ -5,7 +5,7 @@
 // `npm ci` would only fetch again what is here. Its stack gets ports of its own, beside the one
 // the other tests use, and is stopped at the end.
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -14,6 +14,7 @@ import { stripVTControlCharacters } from 'node:util';
 import { defer } from '../helpers/defer.js';
 import { stackEnv } from '../helpers/env.js';
 import { freePort } from '../helpers/private-redis.js';
+import { runCommand } from '../helpers/run-script.js';
 
 const root = path.resolve(import.meta.dirname, '../..');
 
@@ -26,25 +27,6 @@ function freshCopy(into: string): void {
     fs.copyFileSync(path.join(root, file), path.join(into, file));
   }
   fs.symlinkSync(path.join(root, 'node_modules'), path.join(into, 'node_modules'));
-}
-
-function npmRun(cwd: string, script: string, env: NodeJS.ProcessEnv, timeoutMs: number): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const proc = spawn('npm', ['run', '--silent', script], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  proc.stdout.on('data', (chunk) => {
-    stdout += chunk;
-  });
-  proc.stderr.on('data', (chunk) => {
-    stderr += chunk;
-  });
-  const timer = setTimeout(() => proc.kill('SIGKILL'), timeoutMs);
-  return new Promise((resolve) =>
-    proc.on('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    }),
-  );
 }
 
 test('npm run demo works the first time, in a fresh copy with an empty STACK_DIR', async (t) => {
@@ -63,13 +45,12 @@ test('npm run demo works the first time, in a fresh copy with an empty STACK_DIR
     METRICS_PORT: '0',
   };
   defer(t, async () => {
-    await npmRun(clone, 'stack:down', env, 60_000);
+    await runCommand('npm', ['run', '--silent', 'stack:down'], { env, cwd: clone, timeoutMs: 60_000 });
     fs.rmSync(scratch, { recursive: true, force: true });
   });
 
-  const run = await npmRun(clone, 'demo', env, 420_000);
-  const output = `${run.stdout}${run.stderr}`;
-  assert.equal(run.code, 0, output);
+  const { code, output } = await runCommand('npm', ['run', '--silent', 'demo'], { env, cwd: clone, timeoutMs: 420_000 });
+  assert.equal(code, 0, output);
   assert.ok(fs.readdirSync(stackDir).some((dir) => dir.startsWith('kafka-')), 'this run fetched the Kafka jars into the empty STACK_DIR');
   assert.match(output, /\[stack\] fetch/, 'the fetch is announced on stderr');
   assert.equal(output.match(/\[demo\] received .*X-Blue-Signature valid, webhook-signature valid/g)?.length, 2, output);
