@@ -45,6 +45,7 @@ process.on('message', async (job: Job) => {
     latencies.push(now() - t0);
   };
   const start = now();
+  const cpuBefore = process.cpuUsage();
   if (job.rate === 0) {
     const worker = async () => {
       while (sent < job.count) await one(sent++);
@@ -61,10 +62,13 @@ process.on('message', async (job: Job) => {
     await Promise.all(inflight);
   }
   const seconds = (now() - start) / 1000;
+  const cpu = process.cpuUsage(cpuBefore);
+  // The client's own CPU per request: the floor under the dispatcher's CPU per delivery.
+  const cpuUsPerRequest = (cpu.user + cpu.system) / job.count;
   latencies.sort((a, b) => a - b);
   const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))] ?? 0;
   // Sent before exiting: an IPC message still being written is lost at exit.
-  await new Promise<void>((sent) => process.send!({ requestsPerSec: job.count / seconds, p50: pct(50), p99: pct(99), max: latencies.at(-1) ?? 0 }, () => sent()));
+  await new Promise<void>((sent) => process.send!({ requestsPerSec: job.count / seconds, cpuUsPerRequest, p50: pct(50), p99: pct(99), max: latencies.at(-1) ?? 0 }, () => sent()));
   await agent.close();
   process.exit(0);
 });

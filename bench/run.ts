@@ -5,6 +5,7 @@
 //   npm run bench                 full run (100,000 events; several minutes)
 //   npm run bench -- --smoke      tiny numbers, to check the harness works (CI runs this)
 //   npm run bench -- --profile    also writes a --cpu-prof profile of the fan-out 1 dispatcher run
+//                                 (with --compare: of the current build's first round)
 //   npm run bench -- --events N   scale the event counts (ad-hoc runs)
 //   npm run bench -- --compare DIR   only (c) at fan-out 1, alternating this build with the one
 //                                 in DIR (another checkout, built), 3 rounds each: before/after
@@ -551,7 +552,9 @@ async function main(): Promise<void> {
       };
       for (let round = 1; round <= 3; round++) {
         for (const which of ['current', 'baseline'] as const) {
-          const { run } = await runDispatcher(fo1, SIZE.events, 1, ` ${which} ${round}`, undefined, which === 'current' ? root : other);
+          const profile =
+            flags.profile && which === 'current' && round === 1 ? path.join(root, 'bench/results/profile') : undefined;
+          const { run } = await runDispatcher(fo1, SIZE.events, 1, ` ${which} ${round}`, profile, which === 'current' ? root : other);
           rounds[which].push(run.deliveriesPerSec);
           rounds.cpuUs[which].push((run.cpuSeconds.dispatcher! / run.deliveries) * 1e6);
         }
@@ -624,14 +627,14 @@ async function main(): Promise<void> {
     const runHttp = async (count: number, rate: number) => {
       const p = spawnTs('bench/http-limit.ts');
       await nextMessage(p, 'ready');
-      const reply = nextMessage<{ requestsPerSec: number; p50: number; p99: number; max: number }>(p);
+      const reply = nextMessage<{ requestsPerSec: number; cpuUsPerRequest: number; p50: number; p99: number; max: number }>(p);
       p.send(httpJob(count, rate));
       return reply;
     };
     await ask(rx, { cmd: 'reset' }, 'reset');
     const b = await runHttp(SIZE.events, 0);
     results.httpLimit = b;
-    log(`(b) HTTP limit: ${b.requestsPerSec.toFixed(0)} requests/s at concurrency ${HTTP_CONCURRENCY}`);
+    log(`(b) HTTP limit: ${b.requestsPerSec.toFixed(0)} requests/s at concurrency ${HTTP_CONCURRENCY}; client CPU ${b.cpuUsPerRequest.toFixed(0)} µs per request`);
 
     // (d) The naive dispatcher, on a slice of the fan-out 1 events.
     const runNaive = async (events: number, group: string) => {
@@ -794,7 +797,7 @@ async function waitJoined(admin: Admin, groupId: string, members: number): Promi
 function printTable(r: Record<string, unknown>, runs: Record<string, unknown>[]): void {
   const rows: [string, string][] = [];
   const a = r.consumeLimit as { eventsPerSec: number };
-  const b = r.httpLimit as { requestsPerSec: number };
+  const b = r.httpLimit as { requestsPerSec: number; cpuUsPerRequest: number };
   const d = r.naive as { deliveriesPerSec: number };
   const lat = r.latency as Record<string, { p50: number; p99: number; max: number; offeredEventsPerSec?: number }>;
   const mem = r.memory as {
@@ -804,7 +807,7 @@ function printTable(r: Record<string, unknown>, runs: Record<string, unknown>[])
   rows.push(['(a) consume limit', `${a.eventsPerSec.toFixed(0)} events/s`]);
   const a2 = r.consumeLimitPlatformatic as { eventsPerSec: number };
   rows.push(["(a') consume limit, @platformatic/kafka", `${a2.eventsPerSec.toFixed(0)} events/s (${(a2.eventsPerSec / a.eventsPerSec).toFixed(2)} × kafkajs)`]);
-  rows.push(['(b) HTTP limit', `${b.requestsPerSec.toFixed(0)} requests/s`]);
+  rows.push(['(b) HTTP limit', `${b.requestsPerSec.toFixed(0)} requests/s, client CPU ${b.cpuUsPerRequest.toFixed(0)} µs/request`]);
   for (const x of runs) {
     const cpu = (x.cpuSeconds as Record<string, number>).dispatcher!;
     const each = x.dispatcherCpuSecondsEach as number[];
