@@ -1,8 +1,6 @@
 import { App } from './app.js';
-import { ConfigError, loadConfig } from './config/config.js';
-import { errorMessage } from './shared/errors.js';
-import { silenceKafkajsTimerWarning } from './shared/process-warnings.js';
-import { createLogger } from './shared/logger.js';
+import { ConfigError, loadConfig } from './config/index.js';
+import { createLogger, errorMessage, silenceKafkajsTimerWarning } from './shared/index.js';
 
 async function main(): Promise<void> {
   silenceKafkajsTimerWarning();

@@ -1,4 +1,4 @@
-import { BlueWebhooksError, jsonParseProblem } from '../shared/errors.js';
+import { BlueWebhooksError, jsonParseProblem } from '../shared/index.js';
 import { isJsonObject, type Json, type JsonObject } from './json.js';
 import { isConfluentFramed, type Registry } from './registry.js';
 

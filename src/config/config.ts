@@ -1,7 +1,6 @@
 import net from 'node:net';
 import os from 'node:os';
-import { BlueWebhooksError } from '../shared/errors.js';
-import type { LogLevel } from '../shared/logger.js';
+import { BlueWebhooksError, type LogLevel } from '../shared/index.js';
 import {
   parseBrokers,
   parseDurationMs,

@@ -1,11 +1,11 @@
 import type { Context } from '@opentelemetry/api';
-import type { BlueEvent, EventSource } from '../codec/event.js';
-import type { ActiveSubscription } from '../subscriptions/subscription.js';
+import type { BlueEvent, EventSource } from '../codec/index.js';
+import type { ActiveSubscription } from '../subscriptions/index.js';
 import type { HttpClient } from './http-client.js';
 import { type AttemptOutcome, classifyAttempt } from './outcome.js';
 import { deliveryBody, type EventPayload } from './payload.js';
 import { blueSignature, standardSignature } from './signing.js';
-import { BlueWebhooksError } from '../shared/errors.js';
+import { BlueWebhooksError } from '../shared/index.js';
 
 /** One (event, webhook) pair to deliver. */
 export interface Delivery {

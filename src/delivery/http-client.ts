@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { Agent, type Dispatcher } from 'undici';
-import { BlueWebhooksError } from '../shared/errors.js';
+import { BlueWebhooksError } from '../shared/index.js';
 import type { AttemptResult } from './outcome.js';
 import type { TargetGuard } from './target-guard.js';
 

@@ -1,4 +1,4 @@
-import { BlueWebhooksError, type ErrorCode, errorMessage } from '../shared/errors.js';
+import { BlueWebhooksError, type ErrorCode, errorMessage } from '../shared/index.js';
 
 /** What one HTTP attempt came to, before any retry policy is applied. */
 export interface AttemptOutcome {

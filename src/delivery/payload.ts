@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { BlueEvent } from '../codec/event.js';
+import type { BlueEvent } from '../codec/index.js';
 
 /**
  * The part of Blue's payload that every webhook of one event shares, serialised once. The body of

@@ -1,5 +1,4 @@
-import type { RedisClient } from '../shared/redis.js';
-import { redisError } from '../shared/redis.js';
+import { type RedisClient, redisError } from '../shared/index.js';
 
 /** A delivery may go after `waitMs`, or (`deferMs`) the limit is too far ahead to wait for. */
 export type RateDecision = { waitMs: number } | { deferMs: number };

@@ -5,7 +5,7 @@
 // nothing.
 import dns from 'node:dns';
 import net from 'node:net';
-import { BlueWebhooksError } from '../shared/errors.js';
+import { BlueWebhooksError } from '../shared/index.js';
 
 const BLOCKED_V4: [string, number][] = [
   ['0.0.0.0', 8], // "this network", unspecified

@@ -9,8 +9,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
 import { type Consumer, Kafka, logLevel, Partitioners } from 'kafkajs';
-import { verifyBlueSignature, verifyStandardSignature } from '../delivery/signing.js';
-import type { WebhookResult } from '../outcomes/result.js';
+import { verifyBlueSignature, verifyStandardSignature } from '../delivery/index.js';
+import type { WebhookResult } from '../outcomes/index.js';
 import { sampleEvent, sampleSubscription } from './sample-data.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');

@@ -1,8 +1,7 @@
 // Realistic Blue records, shaped like the example in Blue's webhook documentation (a todo with its
 // list, project and company nested, about 2-3 KB as JSON). Used by the demo, tests and benchmarks.
-import type { BlueEvent } from '../codec/event.js';
-import type { JsonObject } from '../codec/json.js';
-import type { Subscription } from '../subscriptions/subscription.js';
+import type { BlueEvent, JsonObject } from '../codec/index.js';
+import type { Subscription } from '../subscriptions/index.js';
 
 export interface SampleTodoOptions {
   id?: string;

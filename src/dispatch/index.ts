@@ -1,1 +1,1 @@
-export { DeliveryRunner, type DeliveryRunnerDeps, type RunInput, endpointOf, refOf } from './runner.js';
+export { DeliveryRunner, type DeliveryRunnerDeps, endpointOf, inputFromRecord, refOf, type RunInput } from './runner.js';

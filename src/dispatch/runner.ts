@@ -1,19 +1,12 @@
-import type { AttemptReport, Delivery, Deliverer } from '../delivery/deliverer.js';
-import { eventPayload } from '../delivery/payload.js';
-import type { EndpointGate } from '../delivery/endpoint-gate.js';
-import type { RateLimiter } from '../delivery/rate-limit.js';
-import type { CircuitBreaker } from '../health/circuit-breaker.js';
-import type { WebhookStatusEvent } from '../health/status.js';
-import type { Metrics } from '../metrics/metrics.js';
-import type { AvroPublisher } from '../outcomes/publisher.js';
-import type { EntityOrder, OrderKey } from '../ordering/entity-order.js';
-import { type DeliveryRef, type OutcomeReason, type OutcomeState, type ResultDetails, resultOf, type WebhookResult } from '../outcomes/result.js';
-import { type Decision, decide, isRetriableOutcome, type RetryPolicyOptions } from '../retries/policy.js';
-import { decodeRetry, encodeRetry, type RetryRecord } from '../retries/record.js';
-import type { RetryScheduler } from '../retries/scheduler.js';
-import { type ErrorCode, errorCode } from '../shared/errors.js';
-import type { ActiveSubscription } from '../subscriptions/subscription.js';
-import { SpanKind, type Tracing } from '../tracing/tracing.js';
+import { type AttemptReport, type Deliverer, type Delivery, type EndpointGate, eventPayload, type RateLimiter } from '../delivery/index.js';
+import type { CircuitBreaker, WebhookStatusEvent } from '../health/index.js';
+import type { Metrics } from '../metrics/index.js';
+import { type AvroPublisher, type DeliveryRef, type OutcomeReason, type OutcomeState, type ResultDetails, resultOf, type WebhookResult } from '../outcomes/index.js';
+import type { EntityOrder, OrderKey } from '../ordering/index.js';
+import { decide, type Decision, decodeRetry, encodeRetry, isRetriableOutcome, type RetryPolicyOptions, type RetryRecord, type RetryScheduler } from '../retries/index.js';
+import { type ErrorCode, errorCode } from '../shared/index.js';
+import type { ActiveSubscription } from '../subscriptions/index.js';
+import { SpanKind, type Tracing } from '../tracing/index.js';
 
 export interface DeliveryRunnerDeps {
   deliverer: Deliverer;

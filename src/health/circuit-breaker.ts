@@ -1,7 +1,5 @@
-import type { Metrics } from '../metrics/metrics.js';
-import { errorMessage } from '../shared/errors.js';
-import type { Logger } from '../shared/logger.js';
-import { ALL_BUCKETS, bucketOf, bucketPrefix, type RedisClient, redisError } from '../shared/redis.js';
+import type { Metrics } from '../metrics/index.js';
+import { ALL_BUCKETS, bucketOf, bucketPrefix, errorMessage, type Logger, type RedisClient, redisError } from '../shared/index.js';
 
 export interface CircuitBreakerOptions {
   redis: RedisClient;

@@ -1,1 +1,3 @@
 export { EventPipeline, type EventPipelineDeps, filterContext, type MatchResult, subscriptionMatches } from './pipeline.js';
+export { Intake, type IntakeDeps } from './intake.js';
+export { RetryHandler, type RetryHandlerDeps } from './retry-handler.js';

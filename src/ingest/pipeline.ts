@@ -1,20 +1,14 @@
 import type { KafkaMessage } from 'kafkajs';
-import { type BlueEvent, decodeEvent } from '../codec/event.js';
-import type { Registry } from '../codec/registry.js';
-import { deliveryId, type EventPayload, eventPayload } from '../delivery/payload.js';
-import type { DeliveryRunner } from '../dispatch/runner.js';
-import type { DeadLetters, RecordOrigin } from '../kafka/dead-letters.js';
-import { finishWhenDurable } from '../kafka/offset-tracker.js';
-import type { BatchContext, BatchHandler } from '../kafka/tracked-consumer.js';
-import type { Metrics } from '../metrics/metrics.js';
-import { entityOf } from '../ordering/entity-order.js';
-import { type ErrorCode, errorCode, errorMessage, isShuttingDown, type Stage } from '../shared/errors.js';
-import type { Logger } from '../shared/logger.js';
-import type { Semaphore } from '../shared/semaphore.js';
-import { SpanKind, type Tracing } from '../tracing/tracing.js';
-import { FilterBudgetExceeded, type FilterContext } from '../subscriptions/filter.js';
-import type { ActiveSubscription } from '../subscriptions/subscription.js';
-import { type CandidateKey, candidateKey, type SubscriptionTable } from '../subscriptions/table.js';
+import { type BlueEvent, decodeEvent, type Registry } from '../codec/index.js';
+import { deliveryId, type EventPayload, eventPayload } from '../delivery/index.js';
+import type { DeliveryRunner } from '../dispatch/index.js';
+import { type BatchContext, type BatchHandler, type DeadLetters, finishWhenDurable, type RecordOrigin } from '../kafka/index.js';
+import type { Metrics } from '../metrics/index.js';
+import { entityOf } from '../ordering/index.js';
+import { type ErrorCode, errorCode, errorMessage, isShuttingDown, type Logger, type Semaphore, type Stage } from '../shared/index.js';
+import { SpanKind, type Tracing } from '../tracing/index.js';
+import { type ActiveSubscription, type CandidateKey, candidateKey, FilterBudgetExceeded, type FilterContext, type SubscriptionTable } from '../subscriptions/index.js';
+import { Intake } from './intake.js';
 
 export interface EventPipelineDeps {
   registry: Registry;
@@ -68,30 +62,24 @@ export function subscriptionMatches(t: ActiveSubscription, e: BlueEvent, ctx: ()
  * on; nothing is left unfinished but work that waits for a dependency.
  */
 export class EventPipeline implements BatchHandler {
-  private draining = false;
+  private readonly intake: Intake;
 
-  constructor(private readonly d: EventPipelineDeps) {}
+  constructor(private readonly d: EventPipelineDeps) {
+    this.intake = new Intake(d);
+  }
 
-  /**
-   * Stops taking events in: the rest of a batch already fetched is left uncommitted for the next
-   * owner of the partition. An event already started still gets all its deliveries (no partial
-   * event, hence no duplicates when the next owner reads it).
-   */
   drain(): void {
-    this.draining = true;
+    this.intake.drain();
   }
 
   deadLetterStalled(m: KafkaMessage, from: RecordOrigin, detail: string): Promise<void> {
-    return this.d.deadLetters.write(m, from, 'STALLED', detail);
+    return this.intake.deadLetterStalled(m, from, detail);
   }
 
-  async handleBatch({ topic, partition, messages, tracker, heartbeat, resolveOffset }: BatchContext): Promise<void> {
+  async handleBatch(batch: BatchContext): Promise<void> {
+    const { topic, partition, heartbeat } = batch;
     const { tracing } = this.d;
-    const fresh: KafkaMessage[] = [];
-    for (const m of messages) {
-      if (tracker.has(Number(m.offset))) resolveOffset(m.offset);
-      else fresh.push(m);
-    }
+    const fresh = this.intake.fresh(batch);
     if (fresh.length === 0) return;
     this.d.metrics.eventsConsumed.inc(fresh.length);
     const receivedAt = Date.now();
@@ -114,9 +102,8 @@ export class EventPipeline implements BatchHandler {
     const candidates = await this.d.retry(() => this.d.table.candidates(keys), 'looking up subscriptions');
 
     for (const x of decoded) {
-      if (this.draining) return;
-      const entry = tracker.add(Number(x.m.offset), x.m);
-      resolveOffset(x.m.offset);
+      const entry = this.intake.take(batch, x.m);
+      if (entry === null) return;
       const deadLetter = (reason: ErrorCode, detail: string) =>
         this.d.deadLetters.write(x.m, { topic, partition }, reason, detail);
       if ('error' in x) {
@@ -158,10 +145,8 @@ export class EventPipeline implements BatchHandler {
       for (const target of targets) {
         const room = this.d.runner.waitForRoom(target, entity);
         if (room) await this.backpressure(room, heartbeat);
-        if (!this.d.limiter.tryAcquire()) await this.d.limiter.acquire(heartbeat);
         const delivery = { deliveryId: deliveryId(event.id, target.sub.id), event, payload, target, eventTimestampMs, source, entity, trace: consume?.context };
-        const run = this.d.runner.run({ delivery, attempt: 1, retry: 0, firstAttemptAt: now, via: 'event' });
-        finishWhenDurable(entry, run.finally(() => this.d.limiter.release()), onFailure);
+        await this.intake.start(entry, batch, () => this.d.runner.run({ delivery, attempt: 1, retry: 0, firstAttemptAt: now, via: 'event' }), onFailure);
       }
       consume?.span.end();
     }

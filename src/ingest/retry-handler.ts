@@ -1,15 +1,10 @@
 import type { KafkaMessage } from 'kafkajs';
-import { type DeliveryRunner, inputFromRecord } from '../dispatch/runner.js';
-import type { DeadLetters, RecordOrigin } from '../kafka/dead-letters.js';
-import { finishWhenDurable } from '../kafka/offset-tracker.js';
-import type { BatchContext, BatchHandler } from '../kafka/tracked-consumer.js';
-import type { Metrics } from '../metrics/metrics.js';
-import { decodeRetry, type RetryRecord } from '../retries/record.js';
-import { errorCode, errorMessage } from '../shared/errors.js';
-import type { Logger } from '../shared/logger.js';
-import { RecentKeys } from '../shared/recent-keys.js';
-import type { Semaphore } from '../shared/semaphore.js';
-import type { SubscriptionTable } from '../subscriptions/table.js';
+import { type DeliveryRunner, inputFromRecord } from '../dispatch/index.js';
+import { type BatchContext, type BatchHandler, type DeadLetters, finishWhenDurable, type RecordOrigin } from '../kafka/index.js';
+import type { Metrics } from '../metrics/index.js';
+import { decodeRetry, type RetryRecord } from '../retries/index.js';
+import { errorCode, errorMessage, type Logger, RecentKeys, type Semaphore } from '../shared/index.js';
+import type { SubscriptionTable } from '../subscriptions/index.js';
 import { Intake } from './intake.js';
 
 export interface RetryHandlerDeps {

@@ -1,5 +1,5 @@
 import { Kafka, type LogEntry, logLevel } from 'kafkajs';
-import type { Logger } from '../shared/logger.js';
+import type { Logger } from '../shared/index.js';
 
 export interface KafkaClientOptions {
   brokers: readonly string[];

@@ -1,6 +1,5 @@
 import type { IHeaders, KafkaMessage } from 'kafkajs';
-import type { ErrorCode } from '../shared/errors.js';
-import type { Logger } from '../shared/logger.js';
+import type { ErrorCode, Logger } from '../shared/index.js';
 import type { KafkaWriter } from './writer.js';
 
 export interface DeadLettersOptions {

@@ -1,5 +1,5 @@
 import type { KafkaMessage } from 'kafkajs';
-import { isShuttingDown } from '../shared/errors.js';
+import { isShuttingDown } from '../shared/index.js';
 
 /** One offset's work: done once every piece it was split into has finished. */
 export class OffsetEntry {

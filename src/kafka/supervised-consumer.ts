@@ -1,8 +1,6 @@
 import type { Consumer, ConsumerConfig, Kafka } from 'kafkajs';
-import type { Metrics } from '../metrics/metrics.js';
-import { errorMessage } from '../shared/errors.js';
-import type { Logger } from '../shared/logger.js';
-import { type BackoffOptions, backoffMs } from '../shared/retry.js';
+import type { Metrics } from '../metrics/index.js';
+import { backoffMs, type BackoffOptions, errorMessage, type Logger } from '../shared/index.js';
 
 export interface SupervisedConsumerOptions {
   kafka: Kafka;

@@ -1,7 +1,6 @@
 import type { Admin } from 'kafkajs';
-import type { Config } from '../config/config.js';
-import { kafkaError } from '../shared/kafka-errors.js';
-import type { Logger } from '../shared/logger.js';
+import type { Config } from '../config/index.js';
+import { kafkaError, type Logger } from '../shared/index.js';
 
 export interface TopicSpec {
   topic: string;

@@ -1,7 +1,6 @@
 import type { Admin, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
-import type { Metrics } from '../metrics/metrics.js';
-import { errorMessage } from '../shared/errors.js';
-import type { Logger } from '../shared/logger.js';
+import type { Metrics } from '../metrics/index.js';
+import { errorMessage, type Logger } from '../shared/index.js';
 import type { RecordOrigin } from './dead-letters.js';
 import { type OffsetEntry, PartitionTracker } from './offset-tracker.js';
 import { SupervisedConsumer } from './supervised-consumer.js';

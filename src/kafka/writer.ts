@@ -1,11 +1,8 @@
 import { promisify } from 'node:util';
 import zlib from 'node:zlib';
 import { CompressionTypes, type Message, type Producer, type TopicMessages } from 'kafkajs';
-import type { Metrics } from '../metrics/metrics.js';
-import { BlueWebhooksError, errorCode } from '../shared/errors.js';
-import { isRecordTooLarge, kafkaError } from '../shared/kafka-errors.js';
-import type { Logger } from '../shared/logger.js';
-import { retryWhileRetriable } from '../shared/retry.js';
+import type { Metrics } from '../metrics/index.js';
+import { BlueWebhooksError, errorCode, isRecordTooLarge, kafkaError, type Logger, retryWhileRetriable } from '../shared/index.js';
 
 const gzip = promisify(zlib.gzip);
 

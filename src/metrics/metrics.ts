@@ -1,5 +1,5 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
-import type { ErrorCode } from '../shared/errors.js';
+import type { ErrorCode } from '../shared/index.js';
 
 const PREFIX = 'blue_webhooks_';
 /** The codes infrastructure_retries_total counts (the retriable infrastructure ErrorCodes). */

@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { RedisClient } from '../shared/redis.js';
-import { redisError } from '../shared/redis.js';
+import { type RedisClient, redisError } from '../shared/index.js';
 
 /** One webhook's deliveries of one entity (the event's Kafka key). */
 export interface OrderKey {

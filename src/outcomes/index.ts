@@ -1,2 +1,2 @@
 export { AvroPublisher, type AvroPublisherOptions } from './publisher.js';
-export { type DeliveryRef, type OutcomeState, type ResultDetails, resultOf, type WebhookResult } from './result.js';
+export { type DeliveryRef, type OutcomeReason, type OutcomeState, type ResultDetails, resultOf, type WebhookResult } from './result.js';

@@ -1,6 +1,6 @@
 import type { Type } from 'avsc';
-import type { Registry, SchemaName } from '../codec/registry.js';
-import type { KafkaWriter } from '../kafka/writer.js';
+import type { Registry, SchemaName } from '../codec/index.js';
+import type { KafkaWriter } from '../kafka/index.js';
 
 export interface AvroPublisherOptions {
   writer: KafkaWriter;

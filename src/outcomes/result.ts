@@ -1,4 +1,4 @@
-import type { AttemptOutcome } from '../delivery/outcome.js';
+import type { AttemptOutcome } from '../delivery/index.js';
 
 /** Outcome states. Consumers of the results topic must accept values added later. */
 export type OutcomeState = 'DELIVERED' | 'FAILED' | 'RETRY_SCHEDULED';

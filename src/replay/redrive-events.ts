@@ -5,9 +5,8 @@
 // derive from the event id). Use it once the cause is fixed: a config change, a subscription
 // created, a bug fixed, an endpoint that stalls no more. Running it twice re-drives twice.
 import type { Kafka } from 'kafkajs';
-import type { Config } from '../config/config.js';
-import { copyDeadLetters } from '../kafka/scan.js';
-import type { KafkaWriter } from '../kafka/writer.js';
+import type { Config } from '../config/index.js';
+import { copyDeadLetters, type KafkaWriter } from '../kafka/index.js';
 
 export interface EventsRedriveOptions {
   /** Only records dead-lettered for this reason (x-dlq-reason: INTERNAL_ERROR, STALLED, ...). */

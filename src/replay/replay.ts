@@ -5,15 +5,13 @@
 // rate limit, endpoint gate, outcomes, retries), with the same delivery ids as the first time, so
 // receivers that de-duplicate on webhook-id can tell. CLI: src/tools/replay.ts.
 import type { Kafka, KafkaMessage } from 'kafkajs';
-import { type BlueEvent, decodeEvent } from '../codec/event.js';
-import type { Registry } from '../codec/registry.js';
-import { deliveryId } from '../delivery/payload.js';
-import { filterContext, subscriptionMatches } from '../ingest/pipeline.js';
-import { scanRange } from '../kafka/scan.js';
-import type { KafkaWriter } from '../kafka/writer.js';
-import { encodeRetry, type RetryRecord } from '../retries/record.js';
-import { errorCode } from '../shared/errors.js';
-import type { ActiveSubscription } from '../subscriptions/subscription.js';
+import { type BlueEvent, decodeEvent, type Registry } from '../codec/index.js';
+import { deliveryId } from '../delivery/index.js';
+import { filterContext, subscriptionMatches } from '../ingest/index.js';
+import { type KafkaWriter, scanRange } from '../kafka/index.js';
+import { encodeRetry, type RetryRecord } from '../retries/index.js';
+import { errorCode } from '../shared/index.js';
+import type { ActiveSubscription } from '../subscriptions/index.js';
 
 export interface ReplayOptions {
   kafka: Kafka;

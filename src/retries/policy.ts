@@ -1,5 +1,5 @@
-import type { AttemptOutcome } from '../delivery/outcome.js';
-import type { OutcomeReason } from '../outcomes/result.js';
+import type { AttemptOutcome } from '../delivery/index.js';
+import type { OutcomeReason } from '../outcomes/index.js';
 
 export interface RetryPolicyOptions {
   /** Delay before each retry, in order (RETRY_SCHEDULE). Default 5s,1m,5m,30m,2h,6h,12h,24h. */

@@ -1,5 +1,5 @@
-import { type BlueEvent, type EventSource, validateEvent } from '../codec/event.js';
-import { BlueWebhooksError, jsonParseProblem } from '../shared/errors.js';
+import { type BlueEvent, type EventSource, validateEvent } from '../codec/index.js';
+import { BlueWebhooksError, jsonParseProblem } from '../shared/index.js';
 import { formatDuration } from './policy.js';
 
 /**

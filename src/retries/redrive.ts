@@ -3,9 +3,8 @@
 // schedule. A running dispatcher then delivers them (with the same delivery id as before).
 // Running it twice re-drives twice; receivers de-duplicate on webhook-id. CLI: src/tools/redrive.ts.
 import type { Kafka } from 'kafkajs';
-import type { Config } from '../config/config.js';
-import { copyDeadLetters } from '../kafka/scan.js';
-import type { KafkaWriter } from '../kafka/writer.js';
+import type { Config } from '../config/index.js';
+import { copyDeadLetters, type KafkaWriter } from '../kafka/index.js';
 import { decodeRetry, encodeRetry, RetryTiers } from './record.js';
 
 export interface RedriveOptions {

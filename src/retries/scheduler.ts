@@ -1,5 +1,5 @@
-import type { KafkaWriter } from '../kafka/writer.js';
-import type { Metrics } from '../metrics/metrics.js';
+import type { KafkaWriter } from '../kafka/index.js';
+import type { Metrics } from '../metrics/index.js';
 import { encodeRetry, type RetryRecord, type RetryTiers } from './record.js';
 
 export interface RetrySchedulerOptions {

@@ -10,8 +10,8 @@
 // ("currentValue.tags.id" is every tag's id), and [key=value] keeps the elements whose key
 // equals value ("currentValue.customFields[id=cf_1].value"). A condition holds when some
 // reached value satisfies it; neq and nin are the negations of eq and in.
-import { isJsonObject, type Json, type JsonObject } from '../codec/json.js';
-import { BlueWebhooksError } from '../shared/errors.js';
+import { isJsonObject, type Json, type JsonObject } from '../codec/index.js';
+import { BlueWebhooksError } from '../shared/index.js';
 
 export type FilterOp = 'eq' | 'neq' | 'in' | 'nin' | 'exists' | 'contains' | 'gt' | 'gte' | 'lt' | 'lte';
 const OPS: ReadonlySet<string> = new Set<FilterOp>(['eq', 'neq', 'in', 'nin', 'exists', 'contains', 'gt', 'gte', 'lt', 'lte']);

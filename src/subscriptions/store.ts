@@ -1,5 +1,4 @@
-import { ALL_BUCKETS, bucketOf, bucketPrefix, type RedisClient, redisError } from '../shared/redis.js';
-import { BlueWebhooksError, errorMessage } from '../shared/errors.js';
+import { ALL_BUCKETS, BlueWebhooksError, bucketOf, bucketPrefix, errorMessage, type RedisClient, redisError } from '../shared/index.js';
 import type { Subscription } from './subscription.js';
 
 /** Where a record sits in the subscriptions topic; orders versions of one key. */

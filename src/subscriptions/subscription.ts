@@ -1,6 +1,5 @@
-import { isJsonObject, type Json } from '../codec/json.js';
-import { isConfluentFramed, type Registry } from '../codec/registry.js';
-import { BlueWebhooksError, errorMessage, jsonParseProblem } from '../shared/errors.js';
+import { isConfluentFramed, isJsonObject, type Json, type Registry } from '../codec/index.js';
+import { BlueWebhooksError, errorMessage, jsonParseProblem } from '../shared/index.js';
 import { compileFilter, type FilterPredicate } from './filter.js';
 
 /** A webhook subscription as the table keeps it. */

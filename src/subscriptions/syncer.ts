@@ -1,10 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import type { Admin, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
-import type { Registry } from '../codec/registry.js';
-import { SupervisedConsumer } from '../kafka/supervised-consumer.js';
-import type { Metrics } from '../metrics/metrics.js';
-import { BlueWebhooksError, errorMessage } from '../shared/errors.js';
-import type { Logger } from '../shared/logger.js';
+import type { Registry } from '../codec/index.js';
+import { SupervisedConsumer } from '../kafka/index.js';
+import type { Metrics } from '../metrics/index.js';
+import { BlueWebhooksError, errorMessage, type Logger } from '../shared/index.js';
 import type { RecordPosition, SubscriptionStore, TableChange } from './store.js';
 import { decodeSubscription } from './subscription.js';
 import type { SubscriptionTable } from './table.js';

@@ -1,4 +1,4 @@
-import type { Metrics } from '../metrics/metrics.js';
+import type { Metrics } from '../metrics/index.js';
 import type { SubscriptionStore } from './store.js';
 import { type ActiveSubscription, activate, type Subscription } from './subscription.js';
 

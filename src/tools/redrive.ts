@@ -10,16 +10,13 @@
 // same environment variables as the dispatcher. It prints a JSON report on stdout.
 import { parseArgs } from 'node:util';
 import { Partitioners } from 'kafkajs';
-import { loadConfig } from '../config/config.js';
-import { createKafka } from '../kafka/client.js';
-import { KafkaWriter } from '../kafka/writer.js';
-import { Metrics } from '../metrics/metrics.js';
-import { redriveEvents } from '../replay/redrive-events.js';
-import { redrive } from '../retries/redrive.js';
-import { errorMessage } from '../shared/errors.js';
-import { silenceKafkajsTimerWarning } from '../shared/process-warnings.js';
+import { loadConfig } from '../config/index.js';
+import { createKafka, KafkaWriter } from '../kafka/index.js';
+import { Metrics } from '../metrics/index.js';
+import { redriveEvents } from '../replay/index.js';
+import { redrive } from '../retries/index.js';
+import { createLogger, errorMessage, silenceKafkajsTimerWarning } from '../shared/index.js';
 import { parseTimeArg } from './args.js';
-import { createLogger } from '../shared/logger.js';
 
 
 async function main(): Promise<void> {

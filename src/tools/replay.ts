@@ -12,21 +12,15 @@
 // and progress on stderr.
 import { parseArgs } from 'node:util';
 import { Partitioners } from 'kafkajs';
-import { Registry } from '../codec/registry.js';
-import { loadConfig } from '../config/config.js';
-import { createKafka } from '../kafka/client.js';
-import { KafkaWriter } from '../kafka/writer.js';
-import { Metrics } from '../metrics/metrics.js';
-import { replay } from '../replay/replay.js';
-import { RetryTiers } from '../retries/record.js';
-import { errorMessage } from '../shared/errors.js';
-import { silenceKafkajsTimerWarning } from '../shared/process-warnings.js';
+import { Registry } from '../codec/index.js';
+import { loadConfig } from '../config/index.js';
+import { createKafka, KafkaWriter } from '../kafka/index.js';
+import { Metrics } from '../metrics/index.js';
+import { replay } from '../replay/index.js';
+import { RetryTiers } from '../retries/index.js';
+import { createLogger, createRedisClient, errorMessage, silenceKafkajsTimerWarning } from '../shared/index.js';
 import { parseTimeArg } from './args.js';
-import { createLogger } from '../shared/logger.js';
-import { createRedisClient } from '../shared/redis.js';
-import { SubscriptionStore } from '../subscriptions/store.js';
-import type { ActiveSubscription } from '../subscriptions/subscription.js';
-import { SubscriptionTable } from '../subscriptions/table.js';
+import { type ActiveSubscription, SubscriptionStore, SubscriptionTable } from '../subscriptions/index.js';
 
 
 async function main(): Promise<void> {
