@@ -14,19 +14,19 @@ import {
 /** The service's whole configuration, validated once at start-up and frozen. */
 export interface Config {
   readonly kafka: {
-    /** KAFKA_BROKERS. Default ["127.0.0.1:9092"]. */
+    /** KAFKA_BROKERS. */
     readonly brokers: readonly string[];
-    /** KAFKA_CLIENT_ID. Default "blue-webhooks". */
+    /** KAFKA_CLIENT_ID. */
     readonly clientId: string;
-    /** CONSUMER_GROUP. Default "blue-webhooks". */
+    /** CONSUMER_GROUP. */
     readonly consumerGroup: string;
-    /** TOPIC_PARTITIONS: partitions of topics the dispatcher creates. Default 12. */
+    /** TOPIC_PARTITIONS: partitions of topics the dispatcher creates. */
     readonly topicPartitions: number;
-    /** TOPIC_REPLICATION_FACTOR for topics it creates; -1 takes the broker's default. Default -1. */
+    /** TOPIC_REPLICATION_FACTOR for topics it creates; -1 takes the broker's default. */
     readonly topicReplicationFactor: number;
-    /** PARTITIONS_CONSUMED_CONCURRENTLY: event partitions handled at once. Default 4. */
+    /** PARTITIONS_CONSUMED_CONCURRENTLY: event partitions handled at once. */
     readonly partitionsConsumedConcurrently: number;
-    /** COMMIT_INTERVAL_MS: how often finished offsets are committed. Default 200. */
+    /** COMMIT_INTERVAL_MS: how often finished offsets are committed. */
     readonly commitIntervalMs: number;
     /** KAFKA_SESSION_TIMEOUT_MS: how long a replica that died keeps its partitions. */
     readonly sessionTimeoutMs: number;
@@ -36,112 +36,112 @@ export interface Config {
     readonly stallTimeoutMs: number;
   };
   readonly topics: {
-    /** EVENTS_TOPIC. Default "blue.events". */
+    /** EVENTS_TOPIC. */
     readonly events: string;
-    /** SUBSCRIPTIONS_TOPIC. Default "blue.webhooks" (compacted). */
+    /** SUBSCRIPTIONS_TOPIC (compacted). */
     readonly subscriptions: string;
-    /** RESULTS_TOPIC. Default "blue.webhook-results". */
+    /** RESULTS_TOPIC. */
     readonly results: string;
-    /** DLQ_TOPIC: undecodable events. Default "blue.events.dlq". */
+    /** DLQ_TOPIC: undecodable events. */
     readonly dlq: string;
   };
-  /** SCHEMA_REGISTRY_URL. Default "http://127.0.0.1:8081/apis/ccompat/v7". */
+  /** SCHEMA_REGISTRY_URL. */
   readonly schemaRegistryUrl: string;
   readonly redis: {
-    /** REDIS_URL. Default "redis://127.0.0.1:6379". */
+    /** REDIS_URL. */
     readonly url: string;
     /** REDIS_CLUSTER_NODES: seeds of a Redis Cluster (host:port, comma-separated); empty for one node. */
     readonly clusterNodes: readonly string[];
-    /** REDIS_KEY_PREFIX: every key the service writes starts with it. Default "bw:". */
+    /** REDIS_KEY_PREFIX: every key the service writes starts with it. */
     readonly keyPrefix: string;
   };
   readonly subscriptions: {
-    /** SUBSCRIPTION_CACHE_MAX_ENTRIES: (project, event type) entries kept in process. Default 10000. */
+    /** SUBSCRIPTION_CACHE_MAX_ENTRIES: (project, event type) entries kept in process. */
     readonly cacheMaxEntries: number;
-    /** SUBSCRIPTION_CACHE_TTL_MS: a safety net; changes invalidate entries at once. Default 60000. */
+    /** SUBSCRIPTION_CACHE_TTL_MS: a safety net; changes invalidate entries at once. */
     readonly cacheTtlMs: number;
-    /** SUBSCRIPTION_FRESHNESS_TIMEOUT_MS: longest wait for the table to cover an event's time. Default 5000. */
+    /** SUBSCRIPTION_FRESHNESS_TIMEOUT_MS: longest wait for the table to cover an event's time. */
     readonly freshnessTimeoutMs: number;
   };
   readonly delivery: {
-    /** MAX_IN_FLIGHT_DELIVERIES: global bound on deliveries under way. Default 1000. */
+    /** MAX_IN_FLIGHT_DELIVERIES: global bound on deliveries under way. */
     readonly maxInFlight: number;
-    /** MAX_CONNECTIONS_PER_ORIGIN: keep-alive pool size per endpoint origin. Default 32. */
+    /** MAX_CONNECTIONS_PER_ORIGIN: keep-alive pool size per endpoint origin. */
     readonly maxConnectionsPerOrigin: number;
-    /** DELIVERY_CONNECT_TIMEOUT_MS. Default 5000. */
+    /** DELIVERY_CONNECT_TIMEOUT_MS. */
     readonly connectTimeoutMs: number;
-    /** DELIVERY_HEADERS_TIMEOUT_MS: wait for the response headers. Default 10000. */
+    /** DELIVERY_HEADERS_TIMEOUT_MS: wait for the response headers. */
     readonly headersTimeoutMs: number;
-    /** DELIVERY_BODY_TIMEOUT_MS: longest silence while reading the response body. Default 10000. */
+    /** DELIVERY_BODY_TIMEOUT_MS: longest silence while reading the response body. */
     readonly bodyTimeoutMs: number;
-    /** DELIVERY_TIMEOUT_MS: overall deadline of one attempt. Default 15000. */
+    /** DELIVERY_TIMEOUT_MS: overall deadline of one attempt. */
     readonly attemptTimeoutMs: number;
-    /** MAX_RESPONSE_BYTES: at most this much of a response body is read. Default 65536. */
+    /** MAX_RESPONSE_BYTES: at most this much of a response body is read. */
     readonly maxResponseBytes: number;
-    /** DELIVERY_ALLOWLIST: CIDRs and host names that may be reached although internal. Default none. */
+    /** DELIVERY_ALLOWLIST: CIDRs and host names that may be reached although internal. */
     readonly allowlist: readonly string[];
-    /** DELIVERY_USER_AGENT. Default "blue-webhooks/<version>". */
+    /** DELIVERY_USER_AGENT. */
     readonly userAgent: string;
   };
   readonly retries: {
-    /** RETRY_SCHEDULE: delay before each retry, or "none". Default 5s,1m,5m,30m,2h,6h,12h,24h (8 retries, ~45 h). */
+    /** RETRY_SCHEDULE: delay before each retry, or "none". */
     readonly scheduleMs: readonly number[];
-    /** RETRY_JITTER: each delay is shortened by up to this share. Default 0.1. */
+    /** RETRY_JITTER: each delay is shortened by up to this share. */
     readonly jitter: number;
-    /** RETRY_AFTER_MAX_MS: longest Retry-After honoured. Default 3600000. */
+    /** RETRY_AFTER_MAX_MS: longest Retry-After honoured. */
     readonly retryAfterMaxMs: number;
-    /** RETRY_ON_STATUS: 4xx statuses retried anyway, comma-separated. Default none. */
+    /** RETRY_ON_STATUS: 4xx statuses retried anyway, comma-separated. */
     readonly retryOnStatus: ReadonlySet<number>;
-    /** RETRY_TOPIC_PREFIX: one delay topic per schedule step, "<prefix>.<delay>". Default "blue.webhook-retries". */
+    /** RETRY_TOPIC_PREFIX: one delay topic per schedule step, "<prefix>.<delay>". */
     readonly topicPrefix: string;
-    /** DELIVERY_DLQ_TOPIC: deliveries whose retries ran out. Default "blue.webhook-deliveries.dlq". */
+    /** DELIVERY_DLQ_TOPIC: deliveries whose retries ran out. */
     readonly dlqTopic: string;
   };
   readonly health: {
-    /** STATUS_TOPIC: endpoint status changes (HEALTHY/UNHEALTHY), key = webhook id. Default "blue.webhook-status". */
+    /** STATUS_TOPIC: endpoint status changes (HEALTHY/UNHEALTHY), key = webhook id. */
     readonly statusTopic: string;
-    /** CB_FAILURE_THRESHOLD: consecutive failures that open the circuit. Default 5. */
+    /** CB_FAILURE_THRESHOLD: consecutive failures that open the circuit. */
     readonly failureThreshold: number;
-    /** CB_FAILURE_RATE: failure share over the window that opens it. Default 0.5. */
+    /** CB_FAILURE_RATE: failure share over the window that opens it. */
     readonly failureRate: number;
-    /** CB_WINDOW_MS: window for the failure rate. Default 60000. */
+    /** CB_WINDOW_MS: window for the failure rate. */
     readonly windowMs: number;
-    /** CB_MIN_REQUESTS: attempts in the window before the rate counts. Default 20. */
+    /** CB_MIN_REQUESTS: attempts in the window before the rate counts. */
     readonly minRequests: number;
-    /** CB_PROBE_INTERVAL_MS: while open, one probe is let through this often. Default 30000. */
+    /** CB_PROBE_INTERVAL_MS: while open, one probe is let through this often. */
     readonly probeIntervalMs: number;
-    /** DISABLE_AFTER: UNHEALTHY this long gives one status event with reason disable_recommended. Default 5d. */
+    /** DISABLE_AFTER: UNHEALTHY this long gives one status event with reason disable_recommended. */
     readonly disableAfterMs: number;
   };
   readonly isolation: {
-    /** ENDPOINT_MAX_CONCURRENCY: deliveries under way to one origin. Default 16. */
+    /** ENDPOINT_MAX_CONCURRENCY: deliveries under way to one origin. */
     readonly maxConcurrency: number;
-    /** ENDPOINT_MAX_QUEUE: deliveries queued for one origin (or one entity) before the events consumer waits for room. Default 256. */
+    /** ENDPOINT_MAX_QUEUE: deliveries queued for one origin (or one entity) before the events consumer waits for room. */
     readonly maxQueue: number;
-    /** ENDPOINT_MAX_WAIT_MS: the longest expected wait for an endpoint (or a rate-limit slot); beyond, the retry path. Default 5000. */
+    /** ENDPOINT_MAX_WAIT_MS: the longest expected wait for an endpoint (or a rate-limit slot); beyond, the retry path. */
     readonly maxWaitMs: number;
   };
   readonly ordering: {
-    /** ORDERING_MAX_HELD: deliveries one entity's line may hold in Redis for an ordered webhook. Default 10000. */
+    /** ORDERING_MAX_HELD: deliveries one entity's line may hold in Redis for an ordered webhook. */
     readonly maxHeld: number;
   };
   readonly tracing: {
     /** OTEL_EXPORTER_OTLP_ENDPOINT: OTLP/HTTP collector base URL; empty (default) for no tracing. */
     readonly endpoint: string;
-    /** OTEL_SERVICE_NAME. Default "blue-webhooks". */
+    /** OTEL_SERVICE_NAME. */
     readonly serviceName: string;
   };
   readonly metrics: {
-    /** METRICS_PORT: /metrics, /healthz and /readyz. Default 9464. */
+    /** METRICS_PORT: /metrics, /healthz and /readyz. */
     readonly port: number;
-    /** METRICS_HOST. Default "0.0.0.0". */
+    /** METRICS_HOST. */
     readonly host: string;
   };
-  /** SHUTDOWN_GRACE_MS: time given to in-flight deliveries on SIGTERM. Default 20000. */
+  /** SHUTDOWN_GRACE_MS: time given to in-flight deliveries on SIGTERM. */
   readonly shutdownGraceMs: number;
-  /** LOG_LEVEL. Default "info". */
+  /** LOG_LEVEL. */
   readonly logLevel: LogLevel;
-  /** INSTANCE_ID: names this replica in logs and client ids. Default "<hostname>-<pid>". */
+  /** INSTANCE_ID: names this replica in logs and client ids. */
   readonly instanceId: string;
 }
 

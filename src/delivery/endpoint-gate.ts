@@ -1,9 +1,9 @@
 export interface EndpointGateOptions {
-  /** Deliveries under way to one endpoint. Default 16. */
+  /** Deliveries under way to one endpoint. */
   maxConcurrency: number;
-  /** Deliveries queued for one endpoint before callers wait for room. Default 256. */
+  /** Deliveries queued for one endpoint before callers wait for room. */
   maxQueue: number;
-  /** Longest expected wait for a slot; an endpoint beyond it does not keep up. Default 5000 ms. */
+  /** Longest expected wait for a slot; an endpoint beyond it does not keep up. */
   maxWaitMs: number;
   /** An idle endpoint's lane (and what it learned) is forgotten after this long. Default 600000 ms. */
   idleLaneMs?: number;

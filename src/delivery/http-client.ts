@@ -5,17 +5,17 @@ import type { AttemptResult } from './outcome.js';
 import type { TargetGuard } from './target-guard.js';
 
 export interface HttpClientOptions {
-  /** Keep-alive connections per origin. Default 32. */
+  /** Keep-alive connections per origin. */
   maxConnectionsPerOrigin: number;
-  /** Default 5000 ms. */
+  
   connectTimeoutMs: number;
-  /** Default 10000 ms. */
+  
   headersTimeoutMs: number;
-  /** Longest silence while reading the body. Default 10000 ms. */
+  /** Longest silence while reading the body. */
   bodyTimeoutMs: number;
-  /** Overall deadline of one request, body included. Default 15000 ms. */
+  /** Overall deadline of one request, body included. */
   attemptTimeoutMs: number;
-  /** At most this much of a response body is read. Default 65536. */
+  /** At most this much of a response body is read. */
   maxResponseBytes: number;
   /** Bytes of the body kept as a snippet for the outcome. Default 512. */
   snippetBytes?: number;

@@ -4,15 +4,15 @@ import { ALL_BUCKETS, bucketOf, bucketPrefix, errorMessage, type Logger, type Re
 export interface CircuitBreakerOptions {
   redis: RedisClient;
   prefix: string;
-  /** Consecutive failures that open the circuit. Default 5. */
+  /** Consecutive failures that open the circuit. */
   failureThreshold: number;
-  /** Failure share over the window that opens it (with at least minRequests). Default 0.5. */
+  /** Failure share over the window that opens it (with at least minRequests). */
   failureRate: number;
-  /** Default 60000 ms. */
+  
   windowMs: number;
-  /** Default 20. */
+  
   minRequests: number;
-  /** While open, one probe per this interval, across all replicas. Default 30000 ms. */
+  /** While open, one probe per this interval, across all replicas. */
   probeIntervalMs: number;
   /** How often this replica refreshes its view of open circuits. Default 1000 ms. */
   refreshMs?: number;

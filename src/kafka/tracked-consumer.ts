@@ -37,11 +37,11 @@ export interface TrackedConsumerOptions {
   handler: BatchHandler;
   metrics: Metrics;
   log: Logger;
-  /** Partitions handled at once. Default 4. */
+  /** Partitions handled at once. */
   partitionsConsumedConcurrently: number;
-  /** How often finished offsets are committed. Default 200 ms. */
+  /** How often finished offsets are committed. */
   commitIntervalMs: number;
-  /** Group session timeout: how long a dead replica keeps its partitions. Default 10000 ms. */
+  /** Group session timeout: how long a dead replica keeps its partitions. */
   sessionTimeoutMs: number;
   /** Reads end and committed offsets for the lag metric. */
   admin: Admin;

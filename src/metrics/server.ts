@@ -6,9 +6,9 @@ import type { Metrics } from './metrics.js';
 export type HealthCheck = () => string | null | Promise<string | null>;
 
 export interface MetricsServerOptions {
-  /** Default 9464; 0 picks a free port. */
+  
   port: number;
-  /** Default "0.0.0.0". */
+  
   host: string;
   metrics: Metrics;
   /** Named checks behind /readyz; all must pass. */

@@ -2,13 +2,13 @@ import type { AttemptOutcome } from '../delivery/index.js';
 import type { OutcomeReason } from '../outcomes/index.js';
 
 export interface RetryPolicyOptions {
-  /** Delay before each retry, in order (RETRY_SCHEDULE). Default 5s,1m,5m,30m,2h,6h,12h,24h. */
+  /** Delay before each retry, in order (RETRY_SCHEDULE). */
   scheduleMs: readonly number[];
-  /** 0..1: each delay is shortened by up to this share, at random (RETRY_JITTER). Default 0.1. */
+  /** 0..1: each delay is shortened by up to this share, at random (RETRY_JITTER). */
   jitter: number;
-  /** Longest Retry-After honoured (RETRY_AFTER_MAX_MS). Default 3600000. */
+  /** Longest Retry-After honoured (RETRY_AFTER_MAX_MS). */
   retryAfterMaxMs: number;
-  /** HTTP statuses retried although 4xx (RETRY_ON_STATUS). Default none. */
+  /** HTTP statuses retried although 4xx (RETRY_ON_STATUS). */
   retryOnStatus: ReadonlySet<number>;
 }
 

@@ -19,7 +19,7 @@ export interface SubscriptionSyncerOptions {
   table: SubscriptionTable;
   metrics: Metrics;
   log: Logger;
-  /** Longest wait in `ensureFresh` before it gives up with a retriable error. Default 5000 ms. */
+  /** Longest wait in `ensureFresh` before it gives up with a retriable error. */
   freshnessTimeoutMs: number;
   /** How often the table's presence in Redis is checked (a flush triggers a rebuild). Default 1000 ms. */
   checkIntervalMs?: number;

@@ -3,9 +3,9 @@ import type { SubscriptionStore } from './store.js';
 import { type ActiveSubscription, activate, type Subscription } from './subscription.js';
 
 export interface SubscriptionTableOptions {
-  /** Most (project, event type) entries kept in process; 0 disables the cache. Default 10000. */
+  /** Most (project, event type) entries kept in process; 0 disables the cache. */
   cacheMaxEntries: number;
-  /** Entry lifetime, a safety net behind invalidation. Default 60000 ms. */
+  /** Entry lifetime, a safety net behind invalidation. */
   cacheTtlMs: number;
 }
 
