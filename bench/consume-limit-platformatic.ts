@@ -7,8 +7,17 @@ const [brokers, topic, groupId, expectRaw] = process.argv.slice(2);
 const expect = Number(expectRaw);
 
 async function main(): Promise<void> {
-  const consumer = new Consumer({ groupId: groupId!, clientId: 'bench-consume-platformatic', bootstrapBrokers: brokers!.split(',') });
-  const stream = await consumer.consume({ topics: [topic!], mode: MessagesStreamModes.EARLIEST, autocommit: false, maxWaitTime: 100 });
+  const consumer = new Consumer({
+    groupId: groupId!,
+    clientId: 'bench-consume-platformatic',
+    bootstrapBrokers: brokers!.split(','),
+  });
+  const stream = await consumer.consume({
+    topics: [topic!],
+    mode: MessagesStreamModes.EARLIEST,
+    autocommit: false,
+    maxWaitTime: 100,
+  });
   process.send?.({ cmd: 'ready' });
   let n = 0;
   let first = 0;

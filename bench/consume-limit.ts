@@ -39,7 +39,12 @@ async function main(): Promise<void> {
   latencies.sort((a, b) => a - b);
   const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))] ?? 0;
   // Sent before disconnecting and exiting: an IPC message still being written is lost at exit.
-  await new Promise<void>((sent) => process.send!({ cmd: 'done', events: n, eventsPerSec: n / seconds, p50: pct(50), p99: pct(99), max: latencies.at(-1) ?? 0 }, () => sent()));
+  await new Promise<void>((sent) =>
+    process.send!(
+      { cmd: 'done', events: n, eventsPerSec: n / seconds, p50: pct(50), p99: pct(99), max: latencies.at(-1) ?? 0 },
+      () => sent(),
+    ),
+  );
   await consumer.disconnect();
 }
 

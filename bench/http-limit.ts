@@ -68,7 +68,12 @@ process.on('message', async (job: Job) => {
   latencies.sort((a, b) => a - b);
   const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))] ?? 0;
   // Sent before exiting: an IPC message still being written is lost at exit.
-  await new Promise<void>((sent) => process.send!({ requestsPerSec: job.count / seconds, cpuUsPerRequest, p50: pct(50), p99: pct(99), max: latencies.at(-1) ?? 0 }, () => sent()));
+  await new Promise<void>((sent) =>
+    process.send!(
+      { requestsPerSec: job.count / seconds, cpuUsPerRequest, p50: pct(50), p99: pct(99), max: latencies.at(-1) ?? 0 },
+      () => sent(),
+    ),
+  );
   await agent.close();
   process.exit(0);
 });

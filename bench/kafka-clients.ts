@@ -17,7 +17,9 @@ const topic = `bench.clients.${randomBytes(4).toString('hex')}`;
 const log = (msg: string) => process.stderr.write(`[bench:clients] ${msg}\n`);
 
 function read(file: string, group: string): Promise<number> {
-  const child: ChildProcess = fork(path.join(root, file), [brokers, topic, group, String(N), 'throughput'], { execArgv: ['--import', 'tsx'] });
+  const child: ChildProcess = fork(path.join(root, file), [brokers, topic, group, String(N), 'throughput'], {
+    execArgv: ['--import', 'tsx'],
+  });
   return new Promise((resolve, reject) => {
     child.on('message', (m: { cmd: string; eventsPerSec?: number }) => {
       if (m.cmd === 'done') {
@@ -45,11 +47,20 @@ try {
   for (let round = 1; round <= 3; round++) {
     rates.kafkajs.push(await read('bench/consume-limit.ts', `${topic}.kafkajs.${round}`));
     rates.platformatic.push(await read('bench/consume-limit-platformatic.ts', `${topic}.platformatic.${round}`));
-    log(`round ${round}: kafkajs ${rates.kafkajs.at(-1)!.toFixed(0)}, @platformatic/kafka ${rates.platformatic.at(-1)!.toFixed(0)} events/s`);
+    log(
+      `round ${round}: kafkajs ${rates.kafkajs.at(-1)!.toFixed(0)}, @platformatic/kafka ${rates.platformatic.at(-1)!.toFixed(0)} events/s`,
+    );
   }
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[1]!;
-  const result = { events: N, kafkajs: rates.kafkajs, platformatic: rates.platformatic, medianRatio: median(rates.platformatic) / median(rates.kafkajs) };
-  log(`median: kafkajs ${median(rates.kafkajs).toFixed(0)}, @platformatic/kafka ${median(rates.platformatic).toFixed(0)} events/s; ratio ${result.medianRatio.toFixed(2)}`);
+  const result = {
+    events: N,
+    kafkajs: rates.kafkajs,
+    platformatic: rates.platformatic,
+    medianRatio: median(rates.platformatic) / median(rates.kafkajs),
+  };
+  log(
+    `median: kafkajs ${median(rates.kafkajs).toFixed(0)}, @platformatic/kafka ${median(rates.platformatic).toFixed(0)} events/s; ratio ${result.medianRatio.toFixed(2)}`,
+  );
   process.stdout.write(`${JSON.stringify(result)}\n`);
 } finally {
   await admin.deleteTopics({ topics: [topic] }).catch(() => {});

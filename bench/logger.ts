@@ -8,7 +8,9 @@ import { createLogger } from '../src/shared/logger.js';
 
 const { values: flags } = parseArgs({ options: { lines: { type: 'string', default: '200000' } } });
 const lines = Number(flags.lines);
-const log = createLogger({ level: 'info', bindings: { service: 'blue-webhooks', instance: 'bench' } }).child({ partition: 3 });
+const log = createLogger({ level: 'info', bindings: { service: 'blue-webhooks', instance: 'bench' } }).child({
+  partition: 3,
+});
 
 const fields = (i: number) => ({
   eventId: `evt-${i}`,

@@ -32,10 +32,22 @@ async function main(): Promise<void> {
           const sub = JSON.parse((await redis.hget(table.jsonKey(event.project.id), id))!);
           if (!sub.enabled || sub.companyId !== event.company.id) continue;
           const { secret, filters, companyId, ...webhook } = sub;
-          const body = JSON.stringify({ event: event.event, webhook, currentValue: event.currentValue, previousValue: event.previousValue, company: event.company, project: event.project, user: event.user });
+          const body = JSON.stringify({
+            event: event.event,
+            webhook,
+            currentValue: event.currentValue,
+            previousValue: event.previousValue,
+            company: event.company,
+            project: event.project,
+            user: event.user,
+          });
           const res = await fetch(sub.url, {
             method: 'POST',
-            headers: { 'content-type': 'application/json', 'x-blue-delivery': `${event.id}:${id}`, 'x-blue-signature': createHmac('sha256', secret).update(body).digest('hex') },
+            headers: {
+              'content-type': 'application/json',
+              'x-blue-delivery': `${event.id}:${id}`,
+              'x-blue-signature': createHmac('sha256', secret).update(body).digest('hex'),
+            },
             body,
           });
           await res.text();
@@ -47,7 +59,9 @@ async function main(): Promise<void> {
   });
   const seconds = (performance.now() - first) / 1000;
   // Sent before disconnecting and exiting: an IPC message still being written is lost at exit.
-  await new Promise<void>((sent) => process.send!({ events, deliveries, deliveriesPerSec: deliveries / seconds }, () => sent()));
+  await new Promise<void>((sent) =>
+    process.send!({ events, deliveries, deliveriesPerSec: deliveries / seconds }, () => sent()),
+  );
   await consumer.disconnect();
   redis.disconnect();
 }

@@ -39,7 +39,15 @@ function onRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
       const h = req.headers as Record<string, string>;
       const ok =
         verifyBlueSignature(SECRET, body, h['x-blue-signature'] ?? '') &&
-        verifyStandardSignature(SECRET, { id: h['webhook-id'] ?? '', timestamp: h['webhook-timestamp'] ?? '', signature: h['webhook-signature'] ?? '' }, body);
+        verifyStandardSignature(
+          SECRET,
+          {
+            id: h['webhook-id'] ?? '',
+            timestamp: h['webhook-timestamp'] ?? '',
+            signature: h['webhook-signature'] ?? '',
+          },
+          body,
+        );
       if (!ok) badSignatures++;
     }
     const reply = () => res.writeHead(200, { 'content-length': '2' }).end('ok');
@@ -84,7 +92,12 @@ async function main(): Promise<void> {
         lastAt: last,
         sampled,
         badSignatures,
-        latency: { n: sorted.length, p50: percentile(sorted, 50), p99: percentile(sorted, 99), max: sorted[sorted.length - 1] ?? 0 },
+        latency: {
+          n: sorted.length,
+          p50: percentile(sorted, 50),
+          p99: percentile(sorted, 99),
+          max: sorted[sorted.length - 1] ?? 0,
+        },
       });
     }
   });

@@ -1,7 +1,8 @@
 // A bare kafkajs read of a whole topic, in a process of its own: the yardstick for bench/replay.ts.
 //   node --import tsx bench/replay-read.ts <topic> <expected count>
-import { scanRange } from '../src/kafka/scan.js';
+
 import { Kafka, logLevel } from 'kafkajs';
+import { scanRange } from '../src/kafka/scan.js';
 
 const [topic, expected] = process.argv.slice(2);
 const kafka = new Kafka({ brokers: process.env.KAFKA_BROKERS!.split(','), logLevel: logLevel.NOTHING });

@@ -40,7 +40,11 @@ const env: Record<string, string> = {
 };
 
 function run(file: string, args: string[]): Promise<{ code: number | null; stdout: string }> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', path.join(root, file), ...args], { cwd: root, env, stdio: ['ignore', 'pipe', 'inherit'] });
+  const proc = spawn(process.execPath, ['--import', 'tsx', path.join(root, file), ...args], {
+    cwd: root,
+    env,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   let stdout = '';
   proc.stdout.on('data', (c) => {
     stdout += c;
@@ -52,23 +56,38 @@ const kafka = new Kafka({ brokers: env.KAFKA_BROKERS!.split(','), logLevel: logL
 const admin = kafka.admin();
 const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
 await Promise.all([admin.connect(), producer.connect()]);
-const dispatcher = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'src/main.ts')], { cwd: root, env, stdio: 'ignore' });
+const dispatcher = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'src/main.ts')], {
+  cwd: root,
+  env,
+  stdio: 'ignore',
+});
 try {
   await admin.createTopics({
     waitForLeaders: true,
     topics: [
       { topic: env.EVENTS_TOPIC!, numPartitions: 12 },
-      { topic: env.SUBSCRIPTIONS_TOPIC!, numPartitions: 1, configEntries: [{ name: 'cleanup.policy', value: 'compact' }] },
+      {
+        topic: env.SUBSCRIPTIONS_TOPIC!,
+        numPartitions: 1,
+        configEntries: [{ name: 'cleanup.policy', value: 'compact' }],
+      },
     ],
   });
-  const sub = sampleSubscription({ id: 'wh_replay', url: 'http://127.0.0.1:9/never', metadata: { events: ['TODO_CREATED'], projectIds: ['proj_0'] } });
+  const sub = sampleSubscription({
+    id: 'wh_replay',
+    url: 'http://127.0.0.1:9/never',
+    metadata: { events: ['TODO_CREATED'], projectIds: ['proj_0'] },
+  });
   await producer.send({ topic: env.SUBSCRIPTIONS_TOPIC!, messages: [{ key: sub.id, value: JSON.stringify(sub) }] });
   const from = new Date(Date.now() - 1000);
   const template = JSON.stringify(sampleEvent({ eventId: 'EVT_ID', projectId: 'PROJ_ID' }));
   for (let i = 0; i < N; i += 500) {
     const messages = [];
     for (let j = i; j < Math.min(N, i + 500); j++) {
-      messages.push({ key: `todo_${j}`, value: template.replace('EVT_ID', `evt_${j}`).replaceAll('PROJ_ID', `proj_${j % 10}`) });
+      messages.push({
+        key: `todo_${j}`,
+        value: template.replace('EVT_ID', `evt_${j}`).replaceAll('PROJ_ID', `proj_${j % 10}`),
+      });
     }
     await producer.send({ topic: env.EVENTS_TOPIC!, acks: 1, messages });
   }

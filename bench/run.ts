@@ -18,9 +18,9 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import { type Admin, Kafka, logLevel, Partitioners, type Producer } from 'kafkajs';
+import { deliveryBody, eventPayload } from '../src/delivery/payload.js';
 import { sampleEvent, sampleSubscription } from '../src/demo/sample-data.js';
 import { activate } from '../src/subscriptions/subscription.js';
-import { deliveryBody, eventPayload } from '../src/delivery/payload.js';
 
 const root = path.resolve(import.meta.dirname, '..');
 const { values: flags } = parseArgs({
@@ -172,7 +172,8 @@ function procStatusMb(pid: number, field: 'VmHWM' | 'VmRSS'): number {
 
 /** The Node flags a build runs with: those of its `npm start` ("node FLAGS dist/main.js"), as the image does. */
 function startFlags(cwd: string): string[] {
-  const start = (JSON.parse(fs.readFileSync(path.join(cwd, 'package.json'), 'utf8')) as { scripts: { start: string } }).scripts.start;
+  const start = (JSON.parse(fs.readFileSync(path.join(cwd, 'package.json'), 'utf8')) as { scripts: { start: string } })
+    .scripts.start;
   const flags = /^node\s+(.*?)\s*dist\/main\.js$/.exec(start)?.[1];
   return flags ? flags.split(/\s+/) : [];
 }
@@ -480,7 +481,14 @@ async function main(): Promise<void> {
 
     // (c) The dispatcher, end to end. Replicas join first, then the events are produced.
     /** One end-to-end run on an events topic of its own, so no run re-reads another's events. */
-    const runDispatcher = async (shape: Shape, count: number, replicas: number, label: string, profile?: string, cwd = root) => {
+    const runDispatcher = async (
+      shape: Shape,
+      count: number,
+      replicas: number,
+      label: string,
+      profile?: string,
+      cwd = root,
+    ) => {
       const name = `${shape.name} × ${replicas} replica${replicas > 1 ? 's' : ''}${label}`;
       await ask(rx, { cmd: 'reset' }, 'reset');
       const id = `${shape.name}.${replicas}${label.replace(/\W+/g, '')}`;
@@ -554,7 +562,14 @@ async function main(): Promise<void> {
         for (const which of ['current', 'baseline'] as const) {
           const profile =
             flags.profile && which === 'current' && round === 1 ? path.join(root, 'bench/results/profile') : undefined;
-          const { run } = await runDispatcher(fo1, SIZE.events, 1, ` ${which} ${round}`, profile, which === 'current' ? root : other);
+          const { run } = await runDispatcher(
+            fo1,
+            SIZE.events,
+            1,
+            ` ${which} ${round}`,
+            profile,
+            which === 'current' ? root : other,
+          );
           rounds[which].push(run.deliveriesPerSec);
           rounds.cpuUs[which].push((run.cpuSeconds.dispatcher! / run.deliveries) * 1e6);
         }
@@ -566,7 +581,10 @@ async function main(): Promise<void> {
         `compare (fan-out 1, 1 replica, median of 3): current ${median(rounds.current).toFixed(0)} / baseline ${median(rounds.baseline).toFixed(0)} deliveries/s = ${ratio.toFixed(3)}; dispatcher CPU per delivery ${median(rounds.cpuUs.current).toFixed(0)} / ${median(rounds.cpuUs.baseline).toFixed(0)} µs`,
       );
       fs.mkdirSync(path.join(root, 'bench/results'), { recursive: true });
-      fs.writeFileSync(path.join(root, 'bench/results/compare.json'), `${JSON.stringify({ ...results, problems }, null, 2)}\n`);
+      fs.writeFileSync(
+        path.join(root, 'bench/results/compare.json'),
+        `${JSON.stringify({ ...results, problems }, null, 2)}\n`,
+      );
       if (problems.length > 0) process.exitCode = 1;
       return;
     }
@@ -601,11 +619,18 @@ async function main(): Promise<void> {
     log(`(a) consume limit: ${a.eventsPerSec.toFixed(0)} events/s`);
     // (a') The same read with @platformatic/kafka, the other client worth a port.
     const platformatic = await nextMessage<{ eventsPerSec: number }>(
-      spawnTs('bench/consume-limit-platformatic.ts', [stack.KAFKA_BROKERS!, fo1Events, `${base}.a2`, String(SIZE.events)]),
+      spawnTs('bench/consume-limit-platformatic.ts', [
+        stack.KAFKA_BROKERS!,
+        fo1Events,
+        `${base}.a2`,
+        String(SIZE.events),
+      ]),
       'done',
     );
     results.consumeLimitPlatformatic = platformatic;
-    log(`(a') consume limit, @platformatic/kafka: ${platformatic.eventsPerSec.toFixed(0)} events/s (${(platformatic.eventsPerSec / a.eventsPerSec).toFixed(2)} × kafkajs)`);
+    log(
+      `(a') consume limit, @platformatic/kafka: ${platformatic.eventsPerSec.toFixed(0)} events/s (${(platformatic.eventsPerSec / a.eventsPerSec).toFixed(2)} × kafkajs)`,
+    );
 
     // (b) The HTTP limit: the same signed bodies, the same receiver, the same concurrency.
     const bodies = Array.from({ length: 50 }, (_, i) => {
@@ -627,14 +652,22 @@ async function main(): Promise<void> {
     const runHttp = async (count: number, rate: number) => {
       const p = spawnTs('bench/http-limit.ts');
       await nextMessage(p, 'ready');
-      const reply = nextMessage<{ requestsPerSec: number; cpuUsPerRequest: number; p50: number; p99: number; max: number }>(p);
+      const reply = nextMessage<{
+        requestsPerSec: number;
+        cpuUsPerRequest: number;
+        p50: number;
+        p99: number;
+        max: number;
+      }>(p);
       p.send(httpJob(count, rate));
       return reply;
     };
     await ask(rx, { cmd: 'reset' }, 'reset');
     const b = await runHttp(SIZE.events, 0);
     results.httpLimit = b;
-    log(`(b) HTTP limit: ${b.requestsPerSec.toFixed(0)} requests/s at concurrency ${HTTP_CONCURRENCY}; client CPU ${b.cpuUsPerRequest.toFixed(0)} µs per request`);
+    log(
+      `(b) HTTP limit: ${b.requestsPerSec.toFixed(0)} requests/s at concurrency ${HTTP_CONCURRENCY}; client CPU ${b.cpuUsPerRequest.toFixed(0)} µs per request`,
+    );
 
     // (d) The naive dispatcher, on a slice of the fan-out 1 events.
     const runNaive = async (events: number, group: string) => {
@@ -806,8 +839,14 @@ function printTable(r: Record<string, unknown>, runs: Record<string, unknown>[])
   };
   rows.push(['(a) consume limit', `${a.eventsPerSec.toFixed(0)} events/s`]);
   const a2 = r.consumeLimitPlatformatic as { eventsPerSec: number };
-  rows.push(["(a') consume limit, @platformatic/kafka", `${a2.eventsPerSec.toFixed(0)} events/s (${(a2.eventsPerSec / a.eventsPerSec).toFixed(2)} × kafkajs)`]);
-  rows.push(['(b) HTTP limit', `${b.requestsPerSec.toFixed(0)} requests/s, client CPU ${b.cpuUsPerRequest.toFixed(0)} µs/request`]);
+  rows.push([
+    "(a') consume limit, @platformatic/kafka",
+    `${a2.eventsPerSec.toFixed(0)} events/s (${(a2.eventsPerSec / a.eventsPerSec).toFixed(2)} × kafkajs)`,
+  ]);
+  rows.push([
+    '(b) HTTP limit',
+    `${b.requestsPerSec.toFixed(0)} requests/s, client CPU ${b.cpuUsPerRequest.toFixed(0)} µs/request`,
+  ]);
   for (const x of runs) {
     const cpu = (x.cpuSeconds as Record<string, number>).dispatcher!;
     const each = x.dispatcherCpuSecondsEach as number[];
@@ -831,10 +870,20 @@ function printTable(r: Record<string, unknown>, runs: Record<string, unknown>[])
   const ratios = r.ratios as Record<string, number>;
   rows.push(['c / min(a, b)', ratios.c_over_min_a_b!.toFixed(2)]);
   rows.push(['c / d', ratios.c_over_d!.toFixed(1)]);
-  const g = r.endpointLatency as { latencyMs: number; dispatcher: { deliveriesPerSec: number }; naive: { deliveriesPerSec: number } };
-  rows.push([`(g) c, fo1 × 1 replica, endpoint answering in ${g.latencyMs} ms`, `${g.dispatcher.deliveriesPerSec.toFixed(0)} deliveries/s`]);
+  const g = r.endpointLatency as {
+    latencyMs: number;
+    dispatcher: { deliveriesPerSec: number };
+    naive: { deliveriesPerSec: number };
+  };
+  rows.push([
+    `(g) c, fo1 × 1 replica, endpoint answering in ${g.latencyMs} ms`,
+    `${g.dispatcher.deliveriesPerSec.toFixed(0)} deliveries/s`,
+  ]);
   rows.push([`(g) d, endpoint answering in ${g.latencyMs} ms`, `${g.naive.deliveriesPerSec.toFixed(1)} deliveries/s`]);
-  rows.push([`c / d with the endpoint answering in ${g.latencyMs} ms`, ratios.c_over_d_at_endpoint_latency!.toFixed(1)]);
+  rows.push([
+    `c / d with the endpoint answering in ${g.latencyMs} ms`,
+    ratios.c_over_d_at_endpoint_latency!.toFixed(1),
+  ]);
   rows.push(['p99 / (raw Kafka p99 + raw HTTP p99)', ratios.p99_over_raw!.toFixed(2)]);
   for (const [k, v] of Object.entries(r.targets as Record<string, boolean>))
     rows.push([`target: ${k}`, v ? 'met' : 'NOT met']);

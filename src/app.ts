@@ -10,11 +10,20 @@ import { EventPipeline, RetryHandler } from './ingest/index.js';
 import { createKafka, DeadLetters, ensureTopics, KafkaWriter, serviceTopics, TrackedConsumer } from './kafka/index.js';
 import { Metrics, type MetricsServer, startMetricsServer } from './metrics/index.js';
 import { EntityOrder } from './ordering/index.js';
-import { Tracing } from './tracing/index.js';
 import { AvroPublisher, type WebhookResult } from './outcomes/index.js';
 import { RetryScheduler, RetryTiers } from './retries/index.js';
-import { createRedisClient, errorMessage, kafkaError, type Logger, type RedisClient, redisError, retryWhileRetriable, Semaphore } from './shared/index.js';
+import {
+  createRedisClient,
+  errorMessage,
+  kafkaError,
+  type Logger,
+  type RedisClient,
+  redisError,
+  retryWhileRetriable,
+  Semaphore,
+} from './shared/index.js';
 import { SubscriptionStore, SubscriptionSyncer, SubscriptionTable } from './subscriptions/index.js';
+import { Tracing } from './tracing/index.js';
 
 // Readiness learns of a lost broker within about interval + timeout.
 const KAFKA_HEALTH_INTERVAL_MS = 2000;
@@ -48,9 +57,18 @@ export class App {
     private readonly log: Logger,
   ) {
     const isStopping = () => this.stopping;
-    this.kafka = createKafka({ brokers: config.kafka.brokers, clientId: `${config.kafka.clientId}-${config.instanceId}`, log });
+    this.kafka = createKafka({
+      brokers: config.kafka.brokers,
+      clientId: `${config.kafka.clientId}-${config.instanceId}`,
+      log,
+    });
     this.admin = this.kafka.admin();
-    this.healthAdmin = createKafka({ brokers: config.kafka.brokers, clientId: `${config.kafka.clientId}-${config.instanceId}-health`, log, retries: 0 }).admin();
+    this.healthAdmin = createKafka({
+      brokers: config.kafka.brokers,
+      clientId: `${config.kafka.clientId}-${config.instanceId}-health`,
+      log,
+      retries: 0,
+    }).admin();
     this.producer = this.kafka.producer({
       createPartitioner: Partitioners.DefaultPartitioner,
       allowAutoTopicCreation: false,
@@ -100,7 +118,14 @@ export class App {
       prefix: config.redis.keyPrefix,
       ...config.health,
       onDisableRecommended: (webhookId, consecutiveFailures) =>
-        statuses.publish(webhookId, { webhookId, status: 'UNHEALTHY', reason: 'disable_recommended', consecutiveFailures, httpStatus: null, timestamp: Date.now() }),
+        statuses.publish(webhookId, {
+          webhookId,
+          status: 'UNHEALTHY',
+          reason: 'disable_recommended',
+          consecutiveFailures,
+          httpStatus: null,
+          timestamp: Date.now(),
+        }),
       metrics: this.metrics,
       log: log.child({ component: 'health' }),
     });
@@ -115,7 +140,12 @@ export class App {
       rateLimiter: new RateLimiter(this.redis, config.redis.keyPrefix, config.isolation.maxWaitMs),
       order: new EntityOrder(this.redis, config.redis.keyPrefix, config.ordering.maxHeld),
       maxEntityQueue: config.isolation.maxQueue,
-      scheduler: new RetryScheduler({ writer, tiers: this.tiers, dlqTopic: config.retries.dlqTopic, metrics: this.metrics }),
+      scheduler: new RetryScheduler({
+        writer,
+        tiers: this.tiers,
+        dlqTopic: config.retries.dlqTopic,
+        metrics: this.metrics,
+      }),
       results,
       statuses,
       policy: config.retries,
@@ -205,7 +235,10 @@ export class App {
       },
     });
     this.log.info('starting', { metricsPort: this.server.port, instanceId: this.config.instanceId });
-    await this.retry(() => this.redis.ping().catch((e) => Promise.reject(redisError('ping', e))), 'connecting to Redis');
+    await this.retry(
+      () => this.redis.ping().catch((e) => Promise.reject(redisError('ping', e))),
+      'connecting to Redis',
+    );
     await this.retry(async () => {
       try {
         await this.admin.connect();
@@ -263,7 +296,10 @@ export class App {
     this.checkingKafka = true;
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`no answer within ${KAFKA_HEALTH_TIMEOUT_MS} ms`)), KAFKA_HEALTH_TIMEOUT_MS);
+      timer = setTimeout(
+        () => reject(new Error(`no answer within ${KAFKA_HEALTH_TIMEOUT_MS} ms`)),
+        KAFKA_HEALTH_TIMEOUT_MS,
+      );
     });
     try {
       await Promise.race([this.healthAdmin.connect().then(() => this.healthAdmin.describeCluster()), timeout]);
@@ -282,7 +318,12 @@ export class App {
       onRetry: (err, attempt, delayMs) => {
         this.metrics.infraRetries.inc({ code: err.code });
         if (attempt === 1 || attempt % 10 === 0) {
-          this.log.warn(`waiting for infrastructure: ${what}`, { code: err.code, error: err.message, attempt, delayMs });
+          this.log.warn(`waiting for infrastructure: ${what}`, {
+            code: err.code,
+            error: err.message,
+            attempt,
+            delayMs,
+          });
         }
       },
     });

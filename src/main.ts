@@ -14,7 +14,10 @@ async function main(): Promise<void> {
     }
     throw err;
   }
-  const log = createLogger({ level: config.logLevel, bindings: { service: 'blue-webhooks', instance: config.instanceId } });
+  const log = createLogger({
+    level: config.logLevel,
+    bindings: { service: 'blue-webhooks', instance: config.instanceId },
+  });
   const app = new App(config, log);
 
   let stopping = false;

@@ -201,7 +201,8 @@ function fetchJars() {
     // sequences are taken out, and a quiet run that printed nothing else prints nothing.
     const output = stripVTControlCharacters(`${r.stdout ?? ''}${r.stderr ?? ''}`);
     if (output.trim()) process.stderr.write(output.endsWith('\n') ? output : `${output}\n`);
-    if (r.status !== 0) throw new StackError(`mvn failed (exit ${r.status ?? r.signal}) while fetching the stack's jars`);
+    if (r.status !== 0)
+      throw new StackError(`mvn failed (exit ${r.status ?? r.signal}) while fetching the stack's jars`);
   };
   if (!kafkaReady) mvn(['-f', path.join(root, 'stack', 'pom.xml'), `-Dstack.dir=${stackDir}`, 'package']);
   if (!apicurioReady) {

@@ -99,7 +99,8 @@ function requireString(o: Record<string, unknown>, key: string, where = ''): str
 
 function requireId(o: Record<string, unknown>, key: string, where = ''): string {
   const v = requireString(o, key, where);
-  if (v.length > EVENT_LIMITS.maxIdLength) invalid(`${where}${key} is longer than ${EVENT_LIMITS.maxIdLength} characters`);
+  if (v.length > EVENT_LIMITS.maxIdLength)
+    invalid(`${where}${key} is longer than ${EVENT_LIMITS.maxIdLength} characters`);
   return v;
 }
 
@@ -131,7 +132,8 @@ function record(o: Record<string, unknown>, key: string): JsonObject | null {
   const v = o[key];
   if (v === null || v === undefined) return null;
   if (!isJsonObject(v as Json)) invalid(`${key} must be a JSON object or null`);
-  if (depthExceeds(v as Json, EVENT_LIMITS.maxDepth)) invalid(`${key} is nested deeper than ${EVENT_LIMITS.maxDepth} levels`);
+  if (depthExceeds(v as Json, EVENT_LIMITS.maxDepth))
+    invalid(`${key} is nested deeper than ${EVENT_LIMITS.maxDepth} levels`);
   return v as JsonObject;
 }
 

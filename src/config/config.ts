@@ -301,7 +301,8 @@ export function loadConfig(env: Env = process.env): Config {
         'REDIS_KEY_PREFIX',
         (s) => {
           // A brace would make the prefix a hash tag: on a cluster, every key in one slot.
-          if (/[{}]/.test(s)) throw new Error(`expected no '{' or '}' (they would pin every key to one Redis Cluster slot), got "${s}"`);
+          if (/[{}]/.test(s))
+            throw new Error(`expected no '{' or '}' (they would pin every key to one Redis Cluster slot), got "${s}"`);
           return s;
         },
         DEFAULTS.REDIS_KEY_PREFIX,
@@ -412,10 +413,12 @@ function parseDisableAfter(raw: string): number {
 function parseSchedule(raw: string): number[] {
   if (raw.trim() === 'none') return [];
   const parts = raw.split(',').map((s) => s.trim());
-  if (parts.some((p) => p === '')) throw new Error(`expected comma-separated durations with none empty, or none, got "${raw}"`);
+  if (parts.some((p) => p === ''))
+    throw new Error(`expected comma-separated durations with none empty, or none, got "${raw}"`);
   const steps = parts.map(parseDurationMs);
   if (steps.length > 50) throw new Error('expected at most 50 retries');
-  if (steps.some((s) => s > MAX_TIMER_MS)) throw new Error(`expected each delay at most ${MAX_TIMER_MS} ms (about 24.8 days)`);
+  if (steps.some((s) => s > MAX_TIMER_MS))
+    throw new Error(`expected each delay at most ${MAX_TIMER_MS} ms (about 24.8 days)`);
   for (let i = 1; i < steps.length; i++) {
     if (steps[i]! < steps[i - 1]!) throw new Error('expected delays in non-decreasing order');
   }
@@ -425,13 +428,15 @@ function parseSchedule(raw: string): number[] {
 
 function parseFraction(raw: string): number {
   const n = Number(raw);
-  if (!/^\s*\d+(\.\d+)?\s*$/.test(raw) || n < 0 || n > 1) throw new Error(`expected a decimal number from 0 to 1, got "${raw}"`);
+  if (!/^\s*\d+(\.\d+)?\s*$/.test(raw) || n < 0 || n > 1)
+    throw new Error(`expected a decimal number from 0 to 1, got "${raw}"`);
   return n;
 }
 
 /** A value that can be sent as an HTTP header: visible ASCII, spaces, tabs; not empty. */
 function parseHeaderValue(raw: string): string {
-  if (!/^[\x20-\x7e\t]+$/.test(raw)) throw new Error('expected printable ASCII (no control characters such as CR or LF)');
+  if (!/^[\x20-\x7e\t]+$/.test(raw))
+    throw new Error('expected printable ASCII (no control characters such as CR or LF)');
   return raw;
 }
 
@@ -453,7 +458,9 @@ function allowlistProblem(s: string): string | null {
     return null;
   }
   if (family !== 0) return null;
-  return /^(\*\.)?[a-zA-Z0-9-]+(\.[a-zA-Z0-9-]+)*\.?$/.test(addr) ? null : 'expected an address, a CIDR, a host name or *.suffix';
+  return /^(\*\.)?[a-zA-Z0-9-]+(\.[a-zA-Z0-9-]+)*\.?$/.test(addr)
+    ? null
+    : 'expected an address, a CIDR, a host name or *.suffix';
 }
 
 function deepFreeze<T>(o: T): T {

@@ -55,6 +55,7 @@ export function parseTopicName(raw: string): string {
 }
 
 export function parseEnum<T extends string>(raw: string, values: readonly T[]): T {
-  if (!(values as readonly string[]).includes(raw)) throw new Error(`expected one of ${values.join(', ')}, got "${raw}"`);
+  if (!(values as readonly string[]).includes(raw))
+    throw new Error(`expected one of ${values.join(', ')}, got "${raw}"`);
   return raw as T;
 }

@@ -1,11 +1,11 @@
 import type { Context } from '@opentelemetry/api';
 import type { BlueEvent, EventSource } from '../codec/index.js';
+import { BlueWebhooksError } from '../shared/index.js';
 import type { ActiveSubscription } from '../subscriptions/index.js';
 import type { HttpClient } from './http-client.js';
 import { type AttemptOutcome, classifyAttempt } from './outcome.js';
 import { deliveryBody, type EventPayload } from './payload.js';
 import { blueSignature, standardSignature } from './signing.js';
-import { BlueWebhooksError } from '../shared/index.js';
 
 /** One (event, webhook) pair to deliver. */
 export interface Delivery {
@@ -60,7 +60,10 @@ export class Deliverer {
     const bad = invalidHeader(headers);
     if (bad) {
       // undici would throw while a pool slot is held; no value a user or producer chose gets that far.
-      const error = new BlueWebhooksError('INVALID_HEADER', `header ${bad} has a character that a header value cannot carry`);
+      const error = new BlueWebhooksError(
+        'INVALID_HEADER',
+        `header ${bad} has a character that a header value cannot carry`,
+      );
       return { outcome: classifyAttempt({ error }), durationMs: 0, snippet: null, attempt };
     }
     const r = await this.http.post({ url, headers, body });

@@ -103,7 +103,9 @@ export class EndpointGate {
     lane.serviceMs = lane.serviceMs === 0 ? heldMs : lane.serviceMs * (1 - EWMA) + heldMs * EWMA;
     lane.silentSince = this.now();
     // Additive increase, multiplicative decrease (as TCP does): a 429 halves what the endpoint gets.
-    lane.limit = throttled ? Math.max(1, lane.limit / 2) : Math.min(this.options.maxConcurrency, lane.limit + 1 / lane.limit);
+    lane.limit = throttled
+      ? Math.max(1, lane.limit / 2)
+      : Math.min(this.options.maxConcurrency, lane.limit + 1 / lane.limit);
     lane.active--;
     while (lane.active < Math.floor(lane.limit) && lane.waiting.length > 0) {
       lane.active++;
@@ -121,14 +123,25 @@ export class EndpointGate {
   /** Deliveries under way and queued, and the concurrency allowed now, per endpoint (for tests and debugging). */
   load(endpoint: string): { active: number; waiting: number; limit: number } {
     const lane = this.lanes.get(endpoint);
-    return { active: lane?.active ?? 0, waiting: lane?.waiting.length ?? 0, limit: Math.floor(lane?.limit ?? this.options.maxConcurrency) };
+    return {
+      active: lane?.active ?? 0,
+      waiting: lane?.waiting.length ?? 0,
+      limit: Math.floor(lane?.limit ?? this.options.maxConcurrency),
+    };
   }
 
   private lane(endpoint: string): Lane {
     let lane = this.lanes.get(endpoint);
     if (!lane) {
       this.sweepIdle();
-      lane = { active: 0, limit: this.options.maxConcurrency, waiting: [], room: [], serviceMs: 0, silentSince: this.now() };
+      lane = {
+        active: 0,
+        limit: this.options.maxConcurrency,
+        waiting: [],
+        room: [],
+        serviceMs: 0,
+        silentSince: this.now(),
+      };
       this.lanes.set(endpoint, lane);
     }
     return lane;
@@ -144,7 +157,12 @@ export class EndpointGate {
     if (now - this.lastSweepAt < this.idleLaneMs / 10) return;
     this.lastSweepAt = now;
     for (const [endpoint, lane] of this.lanes) {
-      if (lane.active === 0 && lane.waiting.length === 0 && lane.room.length === 0 && now - lane.silentSince >= this.idleLaneMs) {
+      if (
+        lane.active === 0 &&
+        lane.waiting.length === 0 &&
+        lane.room.length === 0 &&
+        now - lane.silentSince >= this.idleLaneMs
+      ) {
         this.lanes.delete(endpoint);
       }
     }

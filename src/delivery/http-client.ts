@@ -7,9 +7,9 @@ import type { TargetGuard } from './target-guard.js';
 export interface HttpClientOptions {
   /** Keep-alive connections per origin. */
   maxConnectionsPerOrigin: number;
-  
+
   connectTimeoutMs: number;
-  
+
   headersTimeoutMs: number;
   /** Longest silence while reading the body. */
   bodyTimeoutMs: number;
@@ -197,13 +197,25 @@ export class HttpClient {
         const pass = decodeURIComponent(req.url.password);
         headers = { ...headers, authorization: `Basic ${Buffer.from(`${user}:${pass}`).toString('base64')}` };
       } catch {
-        return done({ error: new BlueWebhooksError('INVALID_URL', 'the URL user info has an invalid percent-escape'), snippet: null });
+        return done({
+          error: new BlueWebhooksError('INVALID_URL', 'the URL user info has an invalid percent-escape'),
+          snippet: null,
+        });
       }
     }
     const attempt = new Attempt(this.snippetBytes, this.o.maxResponseBytes);
     this.deadlines.start(attempt, this.o.attemptTimeoutMs);
     try {
-      this.agent.dispatch({ origin: req.url.origin, path: `${req.url.pathname}${req.url.search}`, method: 'POST', headers, body: req.body }, attempt);
+      this.agent.dispatch(
+        {
+          origin: req.url.origin,
+          path: `${req.url.pathname}${req.url.search}`,
+          method: 'POST',
+          headers,
+          body: req.body,
+        },
+        attempt,
+      );
     } catch (error) {
       attempt.failed(error);
     }

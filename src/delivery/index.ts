@@ -1,9 +1,9 @@
-export { type AttemptReport, type Delivery, Deliverer } from './deliverer.js';
+export { type AttemptReport, Deliverer, type Delivery } from './deliverer.js';
 export { type Admission, EndpointGate, type EndpointGateOptions } from './endpoint-gate.js';
 export { HttpClient, type HttpClientOptions, type HttpPost, type HttpPostResult } from './http-client.js';
 export { type AttemptOutcome, type AttemptResult, classifyAttempt, parseRetryAfter } from './outcome.js';
-export { type RateDecision, RateLimiter } from './rate-limit.js';
 export { deliveryBody, deliveryId, type EventPayload, eventPayload } from './payload.js';
+export { type RateDecision, RateLimiter } from './rate-limit.js';
 export {
   blueSignature,
   safeEqual,

@@ -25,7 +25,15 @@ export function classifyAttempt(r: AttemptResult, nowMs = Date.now()): AttemptOu
   if ('status' in r) {
     const s = r.status;
     if (s >= 200 && s < 300) {
-      return { delivered: true, retriable: false, httpStatus: s, code: null, message: null, retryAfterMs: null, gone: false };
+      return {
+        delivered: true,
+        retriable: false,
+        httpStatus: s,
+        code: null,
+        message: null,
+        retryAfterMs: null,
+        gone: false,
+      };
     }
     const retriable = s >= 500 || RETRIABLE_STATUS.has(s);
     const retryAfterMs = s === 429 || s === 503 ? parseRetryAfter(header(r.headers, 'retry-after'), nowMs) : null;
@@ -41,7 +49,15 @@ export function classifyAttempt(r: AttemptResult, nowMs = Date.now()): AttemptOu
     };
   }
   const { code, retriable } = classifyError(r.error);
-  return { delivered: false, retriable, httpStatus: null, code, message: errorMessage(r.error), retryAfterMs: null, gone: false };
+  return {
+    delivered: false,
+    retriable,
+    httpStatus: null,
+    code,
+    message: errorMessage(r.error),
+    retryAfterMs: null,
+    gone: false,
+  };
 }
 
 function classifyError(err: unknown): { code: ErrorCode; retriable: boolean } {

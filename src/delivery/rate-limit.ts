@@ -20,7 +20,9 @@ redis.call('SET', KEYS[1], tostring(tat + interval), 'PX', math.ceil(wait + inte
 return {1, math.ceil(wait)}
 `;
 
-type RateRedis = RedisClient & { rateReserve(key: string, intervalMs: number, maxWaitMs: number): Promise<[number, number]> };
+type RateRedis = RedisClient & {
+  rateReserve(key: string, intervalMs: number, maxWaitMs: number): Promise<[number, number]>;
+};
 
 /**
  * Per-webhook rate limits (rateLimitPerSecond), held across all replicas in Redis: at most one
@@ -42,7 +44,11 @@ export class RateLimiter {
 
   async reserve(webhookId: string, perSecond: number): Promise<RateDecision> {
     try {
-      const [taken, waitMs] = await this.redis.rateReserve(`${this.prefix}rate:{${webhookId}}`, 1000 / perSecond, this.maxWaitMs);
+      const [taken, waitMs] = await this.redis.rateReserve(
+        `${this.prefix}rate:{${webhookId}}`,
+        1000 / perSecond,
+        this.maxWaitMs,
+      );
       return taken === 1 ? { waitMs } : { deferMs: waitMs };
     } catch (err) {
       throw redisError('reserving a rate-limit slot', err);

@@ -14,7 +14,9 @@ export const STANDARD_SECRET_PREFIX = 'whsec_';
  * bytes (what receivers of earlier versions verify with, in the libraries' raw-key mode).
  */
 export function standardKey(secret: string): Buffer {
-  return secret.startsWith(STANDARD_SECRET_PREFIX) ? Buffer.from(secret.slice(STANDARD_SECRET_PREFIX.length), 'base64') : Buffer.from(secret, 'utf8');
+  return secret.startsWith(STANDARD_SECRET_PREFIX)
+    ? Buffer.from(secret.slice(STANDARD_SECRET_PREFIX.length), 'base64')
+    : Buffer.from(secret, 'utf8');
 }
 
 /**

@@ -101,7 +101,11 @@ export class TargetRefusedError extends BlueWebhooksError {
   }
 }
 
-type LookupCallback = (err: NodeJS.ErrnoException | null, address: string | dns.LookupAddress[], family?: number) => void;
+type LookupCallback = (
+  err: NodeJS.ErrnoException | null,
+  address: string | dns.LookupAddress[],
+  family?: number,
+) => void;
 
 /** Decides which delivery targets may be reached; see DELIVERY_ALLOWLIST. */
 export class TargetGuard {
@@ -167,13 +171,16 @@ export class TargetGuard {
     dns.lookup(hostname, { ...options, all: true }, (err, addresses) => {
       if (err) return callback(err, []);
       const list = addresses as dns.LookupAddress[];
-      if (list.length === 0) return callback(Object.assign(new Error(`no address for ${hostname}`), { code: 'ENOTFOUND' }), []);
+      if (list.length === 0)
+        return callback(Object.assign(new Error(`no address for ${hostname}`), { code: 'ENOTFOUND' }), []);
       if (!this.isAllowedHost(hostname)) {
         // Refuse when any answer is internal: picking the "good" one invites games with DNS.
         const bad = list.find((a) => !this.isAllowedAddress(a.address));
         if (bad) {
           return callback(
-            new TargetRefusedError(`${hostname} resolves to internal address ${bad.address}, not in DELIVERY_ALLOWLIST`),
+            new TargetRefusedError(
+              `${hostname} resolves to internal address ${bad.address}, not in DELIVERY_ALLOWLIST`,
+            ),
             [],
           );
         }

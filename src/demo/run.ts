@@ -24,7 +24,9 @@ function say(msg: string): void {
 
 /** Starts the stack (idempotent) and reads the endpoints it wrote, rather than parsing its output. */
 function stackUp(): Record<string, string> {
-  const r = spawnSync(process.execPath, [path.join(root, 'stack/stack.mjs'), 'up'], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const r = spawnSync(process.execPath, [path.join(root, 'stack/stack.mjs'), 'up'], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
   if (r.status !== 0) throw new Error('the local stack did not start');
   const file = path.join(path.resolve(process.env.STACK_DIR ?? path.join(root, '.stack')), 'run', 'endpoints.env');
   return Object.fromEntries(
@@ -46,7 +48,9 @@ async function followOutcomes(kafka: Kafka, registryUrl: string): Promise<Consum
   await consumer.run({
     eachMessage: async ({ message }) => {
       const r = (await registry.decode(message.value!)) as WebhookResult;
-      say(`  outcome on blue.webhook-results: ${r.outcome}${r.reason ? ` (${r.reason})` : ''}, HTTP ${r.httpStatus ?? '-'}, ${r.durationMs} ms, for ${r.deliveryId}`);
+      say(
+        `  outcome on blue.webhook-results: ${r.outcome}${r.reason ? ` (${r.reason})` : ''}, HTTP ${r.httpStatus ?? '-'}, ${r.durationMs} ms, for ${r.deliveryId}`,
+      );
     },
   });
   await joined;
@@ -105,7 +109,11 @@ async function main(): Promise<void> {
   });
   say(`receiver listening on ${url}`);
 
-  const kafka = new Kafka({ clientId: 'blue-demo', brokers: env.KAFKA_BROKERS!.split(','), logLevel: logLevel.NOTHING });
+  const kafka = new Kafka({
+    clientId: 'blue-demo',
+    brokers: env.KAFKA_BROKERS!.split(','),
+    logLevel: logLevel.NOTHING,
+  });
   const admin = kafka.admin();
   await admin.connect();
   // The table in Redis remembers topic positions; a stack started afresh (stack:down, then a new
@@ -114,7 +122,14 @@ async function main(): Promise<void> {
   const { clusterId } = await admin.describeCluster();
   const prefix = process.env.REDIS_KEY_PREFIX || `bw:demo:${clusterId}:`;
   dispatcher = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'src/main.ts')], {
-    env: { ...process.env, ...env, REDIS_KEY_PREFIX: prefix, DELIVERY_ALLOWLIST: '127.0.0.1/32', METRICS_HOST: '127.0.0.1', LOG_LEVEL: 'info' },
+    env: {
+      ...process.env,
+      ...env,
+      REDIS_KEY_PREFIX: prefix,
+      DELIVERY_ALLOWLIST: '127.0.0.1/32',
+      METRICS_HOST: '127.0.0.1',
+      LOG_LEVEL: 'info',
+    },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   // Its JSON log: the port it really listens on from "starting"; warnings and errors shown as they are.
@@ -149,13 +164,24 @@ async function main(): Promise<void> {
 
   const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
   await producer.connect();
-  const sub = sampleSubscription({ id: 'demo-webhook', name: 'Demo webhook', url, secret: SECRET, metadata: { events: TYPES, projectIds: ['clakt90vu000bvt64hhffqleq'] } });
+  const sub = sampleSubscription({
+    id: 'demo-webhook',
+    name: 'Demo webhook',
+    url,
+    secret: SECRET,
+    metadata: { events: TYPES, projectIds: ['clakt90vu000bvt64hhffqleq'] },
+  });
   await producer.send({ topic: 'blue.webhooks', messages: [{ key: sub.id, value: JSON.stringify(sub) }] });
-  say(`subscription "${sub.name}" registered for ${TYPES.join(', ')}; metrics on http://127.0.0.1:${await metricsPort}/metrics`);
+  say(
+    `subscription "${sub.name}" registered for ${TYPES.join(', ')}; metrics on http://127.0.0.1:${await metricsPort}/metrics`,
+  );
 
   for (let i = 1; !finishing; i++) {
     const e = sampleEvent({ type: TYPES[i % TYPES.length], title: `Sample todo #${i}` });
-    await producer.send({ topic: 'blue.events', messages: [{ key: String(e.currentValue?.id), value: JSON.stringify(e) }] });
+    await producer.send({
+      topic: 'blue.events',
+      messages: [{ key: String(e.currentValue?.id), value: JSON.stringify(e) }],
+    });
     if (limit > 0 && i >= limit) break;
     await new Promise((r) => setTimeout(r, 2000));
   }

@@ -40,8 +40,14 @@ export function sampleTodo(o: SampleTodoOptions = {}): JsonObject {
       value: f.value,
       customField: { id: f.id, name: f.id.replace(/^cf_/, ''), type: typeof f.value === 'number' ? 'NUMBER' : 'TEXT' },
     })),
-    todoUsers: (o.userIds ?? ['claksl2ye0000vtas0h0ln71e']).map((id) => ({ id, user: { id, fullName: 'Ada Lovelace' } })),
-    todoTags: (o.tagIds ?? ['tag_urgent']).map((id) => ({ id, tag: { id, title: id.replace(/^tag_/, ''), color: '#ff0000' } })),
+    todoUsers: (o.userIds ?? ['claksl2ye0000vtas0h0ln71e']).map((id) => ({
+      id,
+      user: { id, fullName: 'Ada Lovelace' },
+    })),
+    todoTags: (o.tagIds ?? ['tag_urgent']).map((id) => ({
+      id,
+      tag: { id, title: id.replace(/^tag_/, ''), color: '#ff0000' },
+    })),
     todoList: {
       id: listId,
       uid: 'df0e931e6e8f4fc2905ece9da167d2d3',

@@ -1,1 +1,8 @@
-export { DeliveryRunner, type DeliveryRunnerDeps, endpointOf, inputFromRecord, refOf, type RunInput } from './runner.js';
+export {
+  DeliveryRunner,
+  type DeliveryRunnerDeps,
+  endpointOf,
+  inputFromRecord,
+  type RunInput,
+  refOf,
+} from './runner.js';

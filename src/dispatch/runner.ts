@@ -1,9 +1,33 @@
-import { type AttemptReport, type Deliverer, type Delivery, type EndpointGate, eventPayload, type RateLimiter } from '../delivery/index.js';
+import {
+  type AttemptReport,
+  type Deliverer,
+  type Delivery,
+  type EndpointGate,
+  eventPayload,
+  type RateLimiter,
+} from '../delivery/index.js';
 import type { CircuitBreaker, WebhookStatusEvent } from '../health/index.js';
 import type { Metrics } from '../metrics/index.js';
-import { type AvroPublisher, type DeliveryRef, type OutcomeReason, type OutcomeState, type ResultDetails, resultOf, type WebhookResult } from '../outcomes/index.js';
 import type { EntityOrder, OrderKey } from '../ordering/index.js';
-import { decide, type Decision, decodeRetry, encodeRetry, isRetriableOutcome, type RetryPolicyOptions, type RetryRecord, type RetryScheduler } from '../retries/index.js';
+import {
+  type AvroPublisher,
+  type DeliveryRef,
+  type OutcomeReason,
+  type OutcomeState,
+  type ResultDetails,
+  resultOf,
+  type WebhookResult,
+} from '../outcomes/index.js';
+import {
+  type Decision,
+  decide,
+  decodeRetry,
+  encodeRetry,
+  isRetriableOutcome,
+  type RetryPolicyOptions,
+  type RetryRecord,
+  type RetryScheduler,
+} from '../retries/index.js';
 import { type ErrorCode, errorCode } from '../shared/index.js';
 import type { ActiveSubscription } from '../subscriptions/index.js';
 import { SpanKind, type Tracing } from '../tracing/index.js';
@@ -42,7 +66,12 @@ export interface RunInput {
 
 /** An attempt that was not made, so that the schedule treats it like a retriable failure. */
 function skipped(attempt: number, code: ErrorCode, message: string): AttemptReport {
-  return { outcome: { delivered: false, retriable: true, httpStatus: null, code, message, retryAfterMs: null, gone: false }, durationMs: 0, snippet: null, attempt };
+  return {
+    outcome: { delivered: false, retriable: true, httpStatus: null, code, message, retryAfterMs: null, gone: false },
+    durationMs: 0,
+    snippet: null,
+    attempt,
+  };
 }
 
 /** What follows an attempt: the retry policy's decision, or a deferral that costs no retry. */
@@ -125,8 +154,13 @@ export class DeliveryRunner {
 
   /** A delivery of a new event to an ordered webhook: it goes now, or waits in its entity's line. */
   private async runAdmitted(x: RunInput, key: OrderKey): Promise<void> {
-    const stored = encodeRetry(this.recordOf(x, { attempt: x.attempt, retry: x.retry, dueAt: Date.now() })).toString('utf8');
-    const line = await this.d.retry(() => this.d.order.admit(key, x.delivery.deliveryId, stored), 'queueing an ordered delivery');
+    const stored = encodeRetry(this.recordOf(x, { attempt: x.attempt, retry: x.retry, dueAt: Date.now() })).toString(
+      'utf8',
+    );
+    const line = await this.d.retry(
+      () => this.d.order.admit(key, x.delivery.deliveryId, stored),
+      'queueing an ordered delivery',
+    );
     if (line.undriven !== null) await this.drive(key, line.undriven, 'repaired');
     switch (line.status) {
       case 'free':
@@ -149,7 +183,10 @@ export class DeliveryRunner {
    * until one fails and takes over with a retry record of its own, or LINE_STEPS are done.
    */
   private async runTurn(x: RunInput, key: OrderKey): Promise<void> {
-    const { turn, undriven } = await this.d.retry(() => this.d.order.turn(key, x.delivery.deliveryId), 'checking a delivery turn');
+    const { turn, undriven } = await this.d.retry(
+      () => this.d.order.turn(key, x.delivery.deliveryId),
+      'checking a delivery turn',
+    );
     if (undriven !== null) await this.drive(key, undriven, 'repaired');
     if (turn.role === 'stale') {
       this.d.metrics.ordered.inc({ step: 'stale' });
@@ -159,7 +196,10 @@ export class DeliveryRunner {
     for (let step = 1; ; step++) {
       const state = await this.runOnce(input, key);
       if (state === 'RETRY_SCHEDULED') return; // it holds the line, driven by its own retry record
-      const next = await this.d.retry(() => this.d.order.release(key, input.delivery.deliveryId, x.delivery.deliveryId), 'releasing an entity');
+      const next = await this.d.retry(
+        () => this.d.order.release(key, input.delivery.deliveryId, x.delivery.deliveryId),
+        'releasing an entity',
+      );
       if (next === null) return;
       this.d.metrics.ordered.inc({ step: 'released' });
       if (step >= LINE_STEPS) return this.drive(key, next, 'released');
@@ -182,15 +222,28 @@ export class DeliveryRunner {
       );
     }
     if (admission === 'open') {
-      return this.skip(x, key, skipped(x.attempt, 'CIRCUIT_OPEN', 'endpoint is UNHEALTHY; waiting for a probe to succeed'), 'circuit_open');
+      return this.skip(
+        x,
+        key,
+        skipped(x.attempt, 'CIRCUIT_OPEN', 'endpoint is UNHEALTHY; waiting for a probe to succeed'),
+        'circuit_open',
+      );
     }
     const rate = x.delivery.target.sub.rateLimitPerSecond;
     if (rate !== null) {
       const slot = await this.d.retry(() => this.d.rateLimiter.reserve(webhookId, rate), 'reserving a rate-limit slot');
       if ('deferMs' in slot) {
         this.d.metrics.rateLimited.inc({ result: 'deferred' });
-        const report = skipped(x.attempt, 'RATE_LIMITED', `over rateLimitPerSecond (${rate}); next slot in ${slot.deferMs} ms`);
-        return this.after(x, key, report, { decision: { kind: 'retry', delayMs: slot.deferMs }, reason: 'rate_limited', deferred: true });
+        const report = skipped(
+          x.attempt,
+          'RATE_LIMITED',
+          `over rateLimitPerSecond (${rate}); next slot in ${slot.deferMs} ms`,
+        );
+        return this.after(x, key, report, {
+          decision: { kind: 'retry', delayMs: slot.deferMs },
+          reason: 'rate_limited',
+          deferred: true,
+        });
       }
       if (slot.waitMs > 0) {
         this.d.metrics.rateLimited.inc({ result: 'waited' });
@@ -202,17 +255,37 @@ export class DeliveryRunner {
     const entry = typeof pending === 'string' ? pending : await pending;
     if (entry === 'saturated') {
       this.d.metrics.endpointRejections.inc();
-      return this.skip(x, key, skipped(x.attempt, 'ENDPOINT_SATURATED', 'endpoint does not keep up: its queue is full and its expected wait too long'), 'endpoint_busy');
+      return this.skip(
+        x,
+        key,
+        skipped(
+          x.attempt,
+          'ENDPOINT_SATURATED',
+          'endpoint does not keep up: its queue is full and its expected wait too long',
+        ),
+        'endpoint_busy',
+      );
     }
     const span = x.delivery.trace ? this.startAttempt(x) : null;
-    if (span) x = { ...x, delivery: { ...x.delivery, trace: this.d.tracing.within(x.delivery.trace!, span), traceparent: this.d.tracing.traceparent(span) } };
+    if (span)
+      x = {
+        ...x,
+        delivery: {
+          ...x.delivery,
+          trace: this.d.tracing.within(x.delivery.trace!, span),
+          traceparent: this.d.tracing.traceparent(span),
+        },
+      };
     let report: AttemptReport;
     let throttled = false;
     const held = performance.now();
     try {
       report = await this.d.deliverer.attempt(x.delivery, x.attempt);
       throttled = report.outcome.httpStatus === 429;
-      span?.setAttributes({ 'http.response.status_code': report.outcome.httpStatus ?? 0, 'blue.outcome.code': report.outcome.code ?? '' });
+      span?.setAttributes({
+        'http.response.status_code': report.outcome.httpStatus ?? 0,
+        'blue.outcome.code': report.outcome.code ?? '',
+      });
     } finally {
       this.d.gate.release(endpoint, performance.now() - held, throttled);
       span?.end();
@@ -227,28 +300,51 @@ export class DeliveryRunner {
         (await recorded.catch(() =>
           this.d.retry(async () => this.d.breaker.record(webhookId, !failed), 'recording the circuit state'),
         ));
-      if (t?.state === 'opened') await this.publishStatus(webhookId, 'UNHEALTHY', 'circuit_opened', t.consecutiveFailures, report.outcome.httpStatus);
-      if (t?.state === 'closed') await this.publishStatus(webhookId, 'HEALTHY', 'circuit_closed', 0, report.outcome.httpStatus);
+      if (t?.state === 'opened')
+        await this.publishStatus(
+          webhookId,
+          'UNHEALTHY',
+          'circuit_opened',
+          t.consecutiveFailures,
+          report.outcome.httpStatus,
+        );
+      if (t?.state === 'closed')
+        await this.publishStatus(webhookId, 'HEALTHY', 'circuit_closed', 0, report.outcome.httpStatus);
     }
     if (report.outcome.gone) await this.publishStatus(webhookId, 'UNHEALTHY', 'gone', 0, 410);
     const decision = decide(report.outcome, x.retry, this.d.policy);
-    return this.after(x, key, report, { decision, reason: report.outcome.delivered ? null : 'failure', deferred: false });
+    return this.after(x, key, report, {
+      decision,
+      reason: report.outcome.delivered ? null : 'failure',
+      deferred: false,
+    });
   }
 
   /** An attempt not made (circuit open, endpoint busy): the schedule treats it as a retriable failure. */
   private skip(x: RunInput, key: OrderKey | null, report: AttemptReport, reason: OutcomeReason): Promise<OutcomeState> {
-    return this.after(x, key, report, { decision: decide(report.outcome, x.retry, this.d.policy), reason, deferred: false });
+    return this.after(x, key, report, {
+      decision: decide(report.outcome, x.retry, this.d.policy),
+      reason,
+      deferred: false,
+    });
   }
 
   private async after(x: RunInput, key: OrderKey | null, report: AttemptReport, next: Next): Promise<OutcomeState> {
     const { metrics } = this.d;
     const { decision } = next;
-    const details: ResultDetails = { attempt: x.attempt, outcome: report.outcome, durationMs: report.durationMs, snippet: report.snippet };
+    const details: ResultDetails = {
+      attempt: x.attempt,
+      outcome: report.outcome,
+      durationMs: report.durationMs,
+      snippet: report.snippet,
+    };
     let state: OutcomeState;
     switch (decision.kind) {
       case 'delivered':
         state = 'DELIVERED';
-        metrics.eventToDelivery.observe((Date.now() - (x.delivery.event.occurredAtMs || x.delivery.eventTimestampMs)) / 1000);
+        metrics.eventToDelivery.observe(
+          (Date.now() - (x.delivery.event.occurredAtMs || x.delivery.eventTimestampMs)) / 1000,
+        );
         break;
       case 'final':
         state = 'FAILED';
@@ -282,7 +378,9 @@ export class DeliveryRunner {
         break;
       }
       case 'exhausted':
-        await this.d.scheduler.deadLetter(this.recordOf(x, { attempt: x.attempt + 1, retry: x.retry, dueAt: Date.now(), report }));
+        await this.d.scheduler.deadLetter(
+          this.recordOf(x, { attempt: x.attempt + 1, retry: x.retry, dueAt: Date.now(), report }),
+        );
         state = 'FAILED';
         details.reason = 'exhausted';
         break;
@@ -296,7 +394,11 @@ export class DeliveryRunner {
    * Writes the retry record. For an ordered delivery it first takes the first place in its
    * entity's line ('held' when an earlier one is there: then it has no retry record of its own).
    */
-  private async scheduleRetry(key: OrderKey | null, record: RetryRecord, delayMs: number): Promise<'scheduled' | 'held' | 'too_large' | 'order_line_full'> {
+  private async scheduleRetry(
+    key: OrderKey | null,
+    record: RetryRecord,
+    delayMs: number,
+  ): Promise<'scheduled' | 'held' | 'too_large' | 'order_line_full'> {
     const write = () =>
       this.d.scheduler.schedule(record, delayMs).then(
         () => 'scheduled' as const,
@@ -314,7 +416,8 @@ export class DeliveryRunner {
       return 'held';
     }
     const written = await write();
-    if (written === 'scheduled') await this.d.retry(() => this.d.order.markDriven(key, record.deliveryId), 'marking a driver written');
+    if (written === 'scheduled')
+      await this.d.retry(() => this.d.order.markDriven(key, record.deliveryId), 'marking a driver written');
     // It ends here (FAILED too_large). The next one is left undriven until its retry record is
     // written just after: should this process die in between, the next look at the line repairs it.
     else await this.release(key, record.deliveryId, null);
@@ -355,7 +458,9 @@ export class DeliveryRunner {
   }
 
   private async publish(x: RunInput, state: OutcomeState, details: ResultDetails): Promise<void> {
-    const span = x.delivery.trace ? this.d.tracing.start('outcome', x.delivery.trace, SpanKind.PRODUCER, { 'blue.outcome': state }) : null;
+    const span = x.delivery.trace
+      ? this.d.tracing.start('outcome', x.delivery.trace, SpanKind.PRODUCER, { 'blue.outcome': state })
+      : null;
     try {
       await this.d.results.publish(x.delivery.target.sub.id, resultOf(refOf(x.delivery), state, details));
     } finally {
@@ -364,7 +469,10 @@ export class DeliveryRunner {
     this.d.metrics.countDelivery(state, x.delivery.event.event);
   }
 
-  private recordOf(x: RunInput, at: { attempt: number; retry: number; dueAt: number; report?: AttemptReport }): RetryRecord {
+  private recordOf(
+    x: RunInput,
+    at: { attempt: number; retry: number; dueAt: number; report?: AttemptReport },
+  ): RetryRecord {
     const { occurredAtMs: _, ...event } = x.delivery.event;
     const o = at.report?.outcome;
     return {
@@ -390,7 +498,14 @@ export class DeliveryRunner {
     consecutiveFailures: number,
     httpStatus: number | null,
   ): Promise<void> {
-    return this.d.statuses.publish(webhookId, { webhookId, status, reason, consecutiveFailures, httpStatus, timestamp: Date.now() });
+    return this.d.statuses.publish(webhookId, {
+      webhookId,
+      status,
+      reason,
+      consecutiveFailures,
+      httpStatus,
+      timestamp: Date.now(),
+    });
   }
 
   /**
@@ -403,7 +518,10 @@ export class DeliveryRunner {
     if (entity === null) return;
     // The line moves on one retry record at a time; each of them ends the same way.
     const key = { webhookId: ref.webhookId, entity };
-    const { turn, undriven } = await this.d.retry(() => this.d.order.turn(key, ref.deliveryId), 'checking a delivery turn');
+    const { turn, undriven } = await this.d.retry(
+      () => this.d.order.turn(key, ref.deliveryId),
+      'checking a delivery turn',
+    );
     if (undriven !== null) await this.drive(key, undriven, 'repaired');
     if (turn.role === 'head') await this.release(key, ref.deliveryId, ref.deliveryId);
     else if (turn.role === 'drives') await this.drive(key, turn.record, 'released');
@@ -414,7 +532,15 @@ export class DeliveryRunner {
 export function inputFromRecord(r: RetryRecord, target: ActiveSubscription): RunInput {
   const event = { ...r.event, occurredAtMs: Date.parse(r.event.occurredAt) };
   return {
-    delivery: { deliveryId: r.deliveryId, event, payload: eventPayload(event), target, eventTimestampMs: r.eventTimestampMs, source: r.source, entity: r.entity ?? null },
+    delivery: {
+      deliveryId: r.deliveryId,
+      event,
+      payload: eventPayload(event),
+      target,
+      eventTimestampMs: r.eventTimestampMs,
+      source: r.source,
+      entity: r.entity ?? null,
+    },
     attempt: r.attempt,
     retry: r.retry,
     firstAttemptAt: r.firstAttemptAt,

@@ -1,5 +1,13 @@
 import type { Metrics } from '../metrics/index.js';
-import { ALL_BUCKETS, bucketOf, bucketPrefix, errorMessage, type Logger, type RedisClient, redisError } from '../shared/index.js';
+import {
+  ALL_BUCKETS,
+  bucketOf,
+  bucketPrefix,
+  errorMessage,
+  type Logger,
+  type RedisClient,
+  redisError,
+} from '../shared/index.js';
 
 export interface CircuitBreakerOptions {
   redis: RedisClient;
@@ -8,9 +16,9 @@ export interface CircuitBreakerOptions {
   failureThreshold: number;
   /** Failure share over the window that opens it (with at least minRequests). */
   failureRate: number;
-  
+
   windowMs: number;
-  
+
   minRequests: number;
   /** While open, one probe per this interval, across all replicas. */
   probeIntervalMs: number;
@@ -187,7 +195,16 @@ export class CircuitBreaker {
     this.successes.delete(webhookId);
     let reply: [string, number];
     try {
-      reply = await this.redis.cbRecord(...this.circuit(webhookId), ok ? '1' : '0', Date.now(), o.failureThreshold, o.failureRate, o.windowMs, o.minRequests, earlier);
+      reply = await this.redis.cbRecord(
+        ...this.circuit(webhookId),
+        ok ? '1' : '0',
+        Date.now(),
+        o.failureThreshold,
+        o.failureRate,
+        o.windowMs,
+        o.minRequests,
+        earlier,
+      );
     } catch (err) {
       this.successes.set(webhookId, (this.successes.get(webhookId) ?? 0) + earlier);
       throw redisError('circuit record', err);
@@ -211,7 +228,9 @@ export class CircuitBreaker {
       });
     }
     try {
-      const open = await Promise.all(ALL_BUCKETS.map((bucket) => this.redis.smembers(`${bucketPrefix(this.o.prefix, bucket)}cb:open`)));
+      const open = await Promise.all(
+        ALL_BUCKETS.map((bucket) => this.redis.smembers(`${bucketPrefix(this.o.prefix, bucket)}cb:open`)),
+      );
       this.open = new Set(open.flat());
       this.o.metrics.unhealthyEndpoints.set(this.open.size);
     } catch (err) {

@@ -1,5 +1,11 @@
 import type { KafkaMessage } from 'kafkajs';
-import { type BatchContext, type DeadLetters, finishWhenDurable, type OffsetEntry, type RecordOrigin } from '../kafka/index.js';
+import {
+  type BatchContext,
+  type DeadLetters,
+  finishWhenDurable,
+  type OffsetEntry,
+  type RecordOrigin,
+} from '../kafka/index.js';
 import type { Semaphore } from '../shared/index.js';
 
 export interface IntakeDeps {
@@ -54,10 +60,19 @@ export class Intake {
    * while it waits); the piece finishes when the work succeeds, or when `onFailure` has made its
    * failure durable (see finishWhenDurable).
    */
-  async start(entry: OffsetEntry, { heartbeat }: BatchContext, work: () => Promise<void>, onFailure: (err: unknown) => Promise<void>): Promise<void> {
+  async start(
+    entry: OffsetEntry,
+    { heartbeat }: BatchContext,
+    work: () => Promise<void>,
+    onFailure: (err: unknown) => Promise<void>,
+  ): Promise<void> {
     const { limiter } = this.deps;
     if (!limiter.tryAcquire()) await limiter.acquire(heartbeat);
-    finishWhenDurable(entry, work().finally(() => limiter.release()), onFailure);
+    finishWhenDurable(
+      entry,
+      work().finally(() => limiter.release()),
+      onFailure,
+    );
   }
 
   /** A stalled record goes to its DLQ as it is; re-driving it from there takes it in again. */

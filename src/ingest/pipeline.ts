@@ -2,12 +2,33 @@ import type { KafkaMessage } from 'kafkajs';
 import { type BlueEvent, decodeEvent, type Registry } from '../codec/index.js';
 import { deliveryId, type EventPayload, eventPayload } from '../delivery/index.js';
 import type { DeliveryRunner } from '../dispatch/index.js';
-import { type BatchContext, type BatchHandler, type DeadLetters, finishWhenDurable, type RecordOrigin } from '../kafka/index.js';
+import {
+  type BatchContext,
+  type BatchHandler,
+  type DeadLetters,
+  finishWhenDurable,
+  type RecordOrigin,
+} from '../kafka/index.js';
 import type { Metrics } from '../metrics/index.js';
 import { entityOf } from '../ordering/index.js';
-import { type ErrorCode, errorCode, errorMessage, isShuttingDown, type Logger, type Semaphore, type Stage } from '../shared/index.js';
+import {
+  type ErrorCode,
+  errorCode,
+  errorMessage,
+  isShuttingDown,
+  type Logger,
+  type Semaphore,
+  type Stage,
+} from '../shared/index.js';
+import {
+  type ActiveSubscription,
+  type CandidateKey,
+  candidateKey,
+  FilterBudgetExceeded,
+  type FilterContext,
+  type SubscriptionTable,
+} from '../subscriptions/index.js';
 import { SpanKind, type Tracing } from '../tracing/index.js';
-import { type ActiveSubscription, type CandidateKey, candidateKey, FilterBudgetExceeded, type FilterContext, type SubscriptionTable } from '../subscriptions/index.js';
 import { Intake } from './intake.js';
 
 export interface EventPipelineDeps {
@@ -145,8 +166,22 @@ export class EventPipeline implements BatchHandler {
       for (const target of targets) {
         const room = this.d.runner.waitForRoom(target, entity);
         if (room) await this.backpressure(room, heartbeat);
-        const delivery = { deliveryId: deliveryId(event.id, target.sub.id), event, payload, target, eventTimestampMs, source, entity, trace: consume?.context };
-        await this.intake.start(entry, batch, () => this.d.runner.run({ delivery, attempt: 1, retry: 0, firstAttemptAt: now, via: 'event' }), onFailure);
+        const delivery = {
+          deliveryId: deliveryId(event.id, target.sub.id),
+          event,
+          payload,
+          target,
+          eventTimestampMs,
+          source,
+          entity,
+          trace: consume?.context,
+        };
+        await this.intake.start(
+          entry,
+          batch,
+          () => this.d.runner.run({ delivery, attempt: 1, retry: 0, firstAttemptAt: now, via: 'event' }),
+          onFailure,
+        );
       }
       consume?.span.end();
     }
@@ -174,7 +209,10 @@ export class EventPipeline implements BatchHandler {
   }
 
   /** The webhooks that get this event, and its payload; an error says at which stage it was thrown. */
-  private prepare(event: BlueEvent, candidates: readonly ActiveSubscription[]): { targets: ActiveSubscription[]; payload: EventPayload } {
+  private prepare(
+    event: BlueEvent,
+    candidates: readonly ActiveSubscription[],
+  ): { targets: ActiveSubscription[]; payload: EventPayload } {
     let stage: Stage = 'match';
     try {
       const targets = this.matching(event, candidates);
@@ -194,13 +232,21 @@ export class EventPipeline implements BatchHandler {
       if (result === 'match') targets.push(t);
       else if (result === 'filter_budget') {
         this.d.metrics.filterBudgetExceeded.inc();
-        this.d.log.warn('filter too costly for this event; the webhook does not get it', { eventId: event.id, webhookId: t.sub.id });
+        this.d.log.warn('filter too costly for this event; the webhook does not get it', {
+          eventId: event.id,
+          webhookId: t.sub.id,
+        });
       }
     }
     return targets;
   }
 
-  private internalError(eventId: string, stage: Stage, err: unknown, deadLetter: (reason: 'INTERNAL_ERROR', detail: string) => Promise<void>): Promise<void> {
+  private internalError(
+    eventId: string,
+    stage: Stage,
+    err: unknown,
+    deadLetter: (reason: 'INTERNAL_ERROR', detail: string) => Promise<void>,
+  ): Promise<void> {
     this.d.metrics.internalErrors.inc({ stage });
     this.d.log.error('unexpected error; event dead-lettered', { eventId, stage, error: errorMessage(err) });
     return deadLetter('INTERNAL_ERROR', `${stage}: ${errorMessage(err)}`);
@@ -226,4 +272,3 @@ export function filterContext(e: BlueEvent): FilterContext {
     user: e.user,
   };
 }
-

@@ -1,6 +1,12 @@
 import type { KafkaMessage } from 'kafkajs';
 import { type DeliveryRunner, inputFromRecord } from '../dispatch/index.js';
-import { type BatchContext, type BatchHandler, type DeadLetters, finishWhenDurable, type RecordOrigin } from '../kafka/index.js';
+import {
+  type BatchContext,
+  type BatchHandler,
+  type DeadLetters,
+  finishWhenDurable,
+  type RecordOrigin,
+} from '../kafka/index.js';
 import type { Metrics } from '../metrics/index.js';
 import { decodeRetry, type RetryRecord } from '../retries/index.js';
 import { errorCode, errorMessage, type Logger, RecentKeys, type Semaphore } from '../shared/index.js';
@@ -73,16 +79,28 @@ export class RetryHandler implements BatchHandler {
       }
       metrics.retryLateness.observe(Math.max(0, Date.now() - record.dueAt) / 1000);
       // An unexpected error puts the record in the deliveries DLQ (it can be re-driven from there).
-      await this.intake.start(entry, batch, () => this.attempt(record), (err) => {
-        metrics.internalErrors.inc({ stage: 'retry' });
-        log.error('unexpected error; retry record dead-lettered', { deliveryId: record.deliveryId, eventId: record.event.id, error: errorMessage(err) });
-        return deadLetters.write(m, from, 'INTERNAL_ERROR', `retry: ${errorMessage(err)}`);
-      });
+      await this.intake.start(
+        entry,
+        batch,
+        () => this.attempt(record),
+        (err) => {
+          metrics.internalErrors.inc({ stage: 'retry' });
+          log.error('unexpected error; retry record dead-lettered', {
+            deliveryId: record.deliveryId,
+            eventId: record.event.id,
+            error: errorMessage(err),
+          });
+          return deadLetters.write(m, from, 'INTERNAL_ERROR', `retry: ${errorMessage(err)}`);
+        },
+      );
     }
   }
 
   private async attempt(r: RetryRecord): Promise<void> {
-    const target = await this.deps.retry(() => this.deps.table.current(r.webhookId), 'reading the current subscription');
+    const target = await this.deps.retry(
+      () => this.deps.table.current(r.webhookId),
+      'reading the current subscription',
+    );
     const ref = { deliveryId: r.deliveryId, webhookId: r.webhookId, event: r.event };
     const entity = r.entity ?? null;
     if (!target) return this.deps.runner.end(ref, r.attempt, 'deleted', entity);

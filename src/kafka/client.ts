@@ -9,7 +9,8 @@ export interface KafkaClientOptions {
   retries?: number;
 }
 
-const TRANSIENT = /not the leader|does not host this topic-partition|leader not available|coordinator is (loading|not available)|not the correct coordinator|no longer available/i;
+const TRANSIENT =
+  /not the leader|does not host this topic-partition|leader not available|coordinator is (loading|not available)|not the correct coordinator|no longer available/i;
 
 /** A kafkajs client whose logs go through the service's JSON logger. */
 export function createKafka(o: KafkaClientOptions): Kafka {
@@ -30,7 +31,13 @@ export function createKafka(o: KafkaClientOptions): Kafka {
         const error = String(fields.error ?? '');
         const routine = /rebalanc/i.test(error);
         const transient = TRANSIENT.test(error);
-        const fn = routine ? log.info : transient || level === logLevel.WARN ? log.warn : level <= logLevel.ERROR ? log.error : log.info;
+        const fn = routine
+          ? log.info
+          : transient || level === logLevel.WARN
+            ? log.warn
+            : level <= logLevel.ERROR
+              ? log.error
+              : log.info;
         fn(message, fields);
       },
   });

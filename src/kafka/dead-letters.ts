@@ -29,7 +29,14 @@ export class DeadLetters {
 
   async write(m: KafkaMessage, from: RecordOrigin, reason: ErrorCode, detail: string): Promise<void> {
     const error = detail.slice(0, 1000);
-    this.o.log.warn('record dead-lettered', { dlq: this.o.topic, topic: from.topic, partition: from.partition, offset: m.offset, reason, error });
+    this.o.log.warn('record dead-lettered', {
+      dlq: this.o.topic,
+      topic: from.topic,
+      partition: from.partition,
+      offset: m.offset,
+      reason,
+      error,
+    });
     const headers: IHeaders = {
       ...m.headers,
       'x-dlq-reason': reason,

@@ -1,8 +1,13 @@
 export { createKafka, type KafkaClientOptions } from './client.js';
-export { ensureTopics, serviceTopics, type TopicSpec } from './topics.js';
-export { type BatchContext, type BatchHandler, TrackedConsumer, type TrackedConsumerOptions } from './tracked-consumer.js';
-export { SupervisedConsumer, type SupervisedConsumerOptions } from './supervised-consumer.js';
-export { KafkaWriter, type KafkaWriterOptions } from './writer.js';
 export { DeadLetters, type DeadLettersOptions, type RecordOrigin } from './dead-letters.js';
 export { finishWhenDurable, OffsetEntry, PartitionTracker } from './offset-tracker.js';
 export { copyDeadLetters, type DeadLetterCopyOptions, type ScanOptions, scanRange } from './scan.js';
+export { SupervisedConsumer, type SupervisedConsumerOptions } from './supervised-consumer.js';
+export { ensureTopics, serviceTopics, type TopicSpec } from './topics.js';
+export {
+  type BatchContext,
+  type BatchHandler,
+  TrackedConsumer,
+  type TrackedConsumerOptions,
+} from './tracked-consumer.js';
+export { KafkaWriter, type KafkaWriterOptions } from './writer.js';

@@ -45,7 +45,11 @@ export class OffsetEntry {
  * `onFailure` (the work was the dead letter itself), or an `onFailure` that fails: the stall
  * watchdog then reports it.
  */
-export function finishWhenDurable(entry: OffsetEntry, work: Promise<unknown>, onFailure?: (err: unknown) => Promise<void>): void {
+export function finishWhenDurable(
+  entry: OffsetEntry,
+  work: Promise<unknown>,
+  onFailure?: (err: unknown) => Promise<void>,
+): void {
   work.then(
     () => entry.finishOne(),
     (err: unknown) => {

@@ -22,14 +22,23 @@ export interface ScanOptions {
  */
 export async function scanRange(o: ScanOptions): Promise<void> {
   const admin = o.kafka.admin();
-  const consumer = o.kafka.consumer({ groupId: `blue-webhooks.${o.purpose}.${randomBytes(6).toString('hex')}`, maxWaitTimeInMs: 200, maxBytes: 16 * 1024 * 1024 });
+  const consumer = o.kafka.consumer({
+    groupId: `blue-webhooks.${o.purpose}.${randomBytes(6).toString('hex')}`,
+    maxWaitTimeInMs: 200,
+    maxBytes: 16 * 1024 * 1024,
+  });
   await Promise.all([admin.connect(), consumer.connect()]);
   try {
-    const starts = o.fromMs === undefined ? await admin.fetchTopicOffsets(o.topic) : await admin.fetchTopicOffsetsByTimestamp(o.topic, o.fromMs);
+    const starts =
+      o.fromMs === undefined
+        ? await admin.fetchTopicOffsets(o.topic)
+        : await admin.fetchTopicOffsetsByTimestamp(o.topic, o.fromMs);
     const ends =
       o.toMs === undefined
         ? new Map((await admin.fetchTopicOffsets(o.topic)).map((p) => [p.partition, Number(p.high)]))
-        : new Map((await admin.fetchTopicOffsetsByTimestamp(o.topic, o.toMs)).map((p) => [p.partition, Number(p.offset)]));
+        : new Map(
+            (await admin.fetchTopicOffsetsByTimestamp(o.topic, o.toMs)).map((p) => [p.partition, Number(p.offset)]),
+          );
     const startOf = (p: (typeof starts)[number]) => Number('low' in p ? p.low : p.offset);
     const remaining = new Set(starts.filter((p) => startOf(p) < ends.get(p.partition)!).map((p) => p.partition));
     if (remaining.size === 0) return;
@@ -45,7 +54,8 @@ export async function scanRange(o: ScanOptions): Promise<void> {
                 const end = ends.get(batch.partition)!;
                 const inRange = batch.messages.filter((m) => Number(m.offset) < end);
                 if (inRange.length > 0) await o.each(inRange, batch.partition);
-                if (inRange.length < batch.messages.length || Number(batch.lastOffset()) + 1 >= end) remaining.delete(batch.partition);
+                if (inRange.length < batch.messages.length || Number(batch.lastOffset()) + 1 >= end)
+                  remaining.delete(batch.partition);
                 if (remaining.size === 0) resolve();
               } catch (err) {
                 reject(err);
@@ -55,7 +65,9 @@ export async function scanRange(o: ScanOptions): Promise<void> {
         )
         .then(() => {
           // A new group starts at the end; each partition is moved to the start of its range.
-          for (const p of starts) if (remaining.has(p.partition)) consumer.seek({ topic: o.topic, partition: p.partition, offset: String(startOf(p)) });
+          for (const p of starts)
+            if (remaining.has(p.partition))
+              consumer.seek({ topic: o.topic, partition: p.partition, offset: String(startOf(p)) });
         })
         .catch(reject);
     });

@@ -1,6 +1,6 @@
 import type { Consumer, ConsumerConfig, Kafka } from 'kafkajs';
 import type { Metrics } from '../metrics/index.js';
-import { backoffMs, type BackoffOptions, errorMessage, type Logger } from '../shared/index.js';
+import { type BackoffOptions, backoffMs, errorMessage, type Logger } from '../shared/index.js';
 
 export interface SupervisedConsumerOptions {
   kafka: Kafka;

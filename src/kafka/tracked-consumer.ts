@@ -258,7 +258,8 @@ export class TrackedConsumer {
     const now = Date.now();
     for (const t of this.trackers.values()) {
       const oldest = t.tracker.oldestUnfinished();
-      if (oldest && now - Math.max(oldest.addedAt, this.upSince) >= this.o.stallTimeoutMs) out.push(`${t.topic}[${t.partition}]`);
+      if (oldest && now - Math.max(oldest.addedAt, this.upSince) >= this.o.stallTimeoutMs)
+        out.push(`${t.topic}[${t.partition}]`);
     }
     return out;
   }

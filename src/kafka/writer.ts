@@ -2,7 +2,14 @@ import { promisify } from 'node:util';
 import zlib from 'node:zlib';
 import { CompressionTypes, type Message, type Producer, type TopicMessages } from 'kafkajs';
 import type { Metrics } from '../metrics/index.js';
-import { BlueWebhooksError, errorCode, isRecordTooLarge, kafkaError, type Logger, retryWhileRetriable } from '../shared/index.js';
+import {
+  BlueWebhooksError,
+  errorCode,
+  isRecordTooLarge,
+  kafkaError,
+  type Logger,
+  retryWhileRetriable,
+} from '../shared/index.js';
 
 const gzip = promisify(zlib.gzip);
 
@@ -116,7 +123,11 @@ export class KafkaWriter {
     const maxBatch = this.o.maxBatch ?? 1000;
     let n = 0;
     let bytes = 0;
-    while (n < this.queue.length && n < maxBatch && (n === 0 || bytes + this.queue[n]!.bytes <= this.o.maxRequestBytes)) {
+    while (
+      n < this.queue.length &&
+      n < maxBatch &&
+      (n === 0 || bytes + this.queue[n]!.bytes <= this.o.maxRequestBytes)
+    ) {
       bytes += this.queue[n]!.bytes;
       n++;
     }
@@ -162,7 +173,8 @@ export class KafkaWriter {
           maxMs: 2000,
           onRetry: (err, attempt) => {
             this.o.metrics.infraRetries.inc({ code: err.code });
-            if (attempt === 1 || attempt % 10 === 0) this.o.log.warn('messages not written yet; retrying', { error: err.message, attempt });
+            if (attempt === 1 || attempt % 10 === 0)
+              this.o.log.warn('messages not written yet; retrying', { error: err.message, attempt });
           },
         },
       );
@@ -171,13 +183,24 @@ export class KafkaWriter {
       if (batch.length === 1) throw tooLarge(batch[0]!.topic, batch[0]!.bytes, null, this.o.maxRequestBytes, err);
       // The broker's limit is below ours (a topic set smaller): halve until each part fits.
       const half = Math.ceil(batch.length / 2);
-      await Promise.all([this.produce(batch.slice(0, half), compression), this.produce(batch.slice(half), compression)]);
+      await Promise.all([
+        this.produce(batch.slice(0, half), compression),
+        this.produce(batch.slice(half), compression),
+      ]);
     }
   }
 }
 
-function tooLarge(topic: string, bytes: number, compressed: number | null, limit: number, cause?: unknown): BlueWebhooksError {
+function tooLarge(
+  topic: string,
+  bytes: number,
+  compressed: number | null,
+  limit: number,
+  cause?: unknown,
+): BlueWebhooksError {
   const size = compressed === null ? `${bytes} bytes` : `${bytes} bytes (${compressed} compressed)`;
   const why = cause ? 'the broker refused it as too large' : `over KAFKA_MAX_MESSAGE_BYTES (${limit})`;
-  return new BlueWebhooksError('RECORD_TOO_LARGE', `a ${size} record for ${topic} can never be written: ${why}`, { cause });
+  return new BlueWebhooksError('RECORD_TOO_LARGE', `a ${size} record for ${topic} can never be written: ${why}`, {
+    cause,
+  });
 }

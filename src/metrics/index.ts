@@ -1,2 +1,2 @@
 export { Metrics } from './metrics.js';
-export { type HealthCheck, startMetricsServer, type MetricsServer, type MetricsServerOptions } from './server.js';
+export { type HealthCheck, type MetricsServer, type MetricsServerOptions, startMetricsServer } from './server.js';

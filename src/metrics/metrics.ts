@@ -3,9 +3,20 @@ import type { ErrorCode } from '../shared/index.js';
 
 const PREFIX = 'blue_webhooks_';
 /** The codes infrastructure_retries_total counts (the retriable infrastructure ErrorCodes). */
-const INFRASTRUCTURE_CODES = ['REDIS_UNAVAILABLE', 'KAFKA_UNAVAILABLE', 'REGISTRY_UNAVAILABLE'] as const satisfies readonly ErrorCode[];
+const INFRASTRUCTURE_CODES = [
+  'REDIS_UNAVAILABLE',
+  'KAFKA_UNAVAILABLE',
+  'REGISTRY_UNAVAILABLE',
+] as const satisfies readonly ErrorCode[];
 /** The reasons events are dead-lettered for (README, "DLQ records"). */
-const EVENT_DLQ_REASONS = ['DECODE_FAILED', 'UNKNOWN_SCHEMA', 'INVALID_JSON', 'INVALID_EVENT', 'INTERNAL_ERROR', 'STALLED'] as const satisfies readonly ErrorCode[];
+const EVENT_DLQ_REASONS = [
+  'DECODE_FAILED',
+  'UNKNOWN_SCHEMA',
+  'INVALID_JSON',
+  'INVALID_EVENT',
+  'INTERNAL_ERROR',
+  'STALLED',
+] as const satisfies readonly ErrorCode[];
 // Event types are an open set; cap the distinct label values so a flood of odd types cannot
 // blow up the series count. Later types are reported as "other".
 const MAX_EVENT_TYPE_LABELS = 200;

@@ -6,9 +6,8 @@ import type { Metrics } from './metrics.js';
 export type HealthCheck = () => string | null | Promise<string | null>;
 
 export interface MetricsServerOptions {
-  
   port: number;
-  
+
   host: string;
   metrics: Metrics;
   /** Named checks behind /readyz; all must pass. */

@@ -106,7 +106,14 @@ if redis.call('LINDEX', KEYS[1], 0) == ARGV[1] then redis.call('HSET', KEYS[2], 
 export type Turn = { role: 'head' } | { role: 'drives'; record: string } | { role: 'stale' };
 
 type OrderRedis = RedisClient & {
-  orderEnter(q: string, r: string, mode: 'admit' | 'hold', id: string, rec: string, max: number): Promise<[OrderStatus, string | null]>;
+  orderEnter(
+    q: string,
+    r: string,
+    mode: 'admit' | 'hold',
+    id: string,
+    rec: string,
+    max: number,
+  ): Promise<[OrderStatus, string | null]>;
   orderTurn(q: string, r: string, id: string): Promise<['head' | 'drives' | 'stale', string | null]>;
   orderRelease(q: string, r: string, id: string, driver: string): Promise<string | null>;
   orderMarkDriven(q: string, r: string, id: string): Promise<void>;
@@ -184,7 +191,9 @@ export class EntityOrder {
 
   private async enter(key: OrderKey, mode: 'admit' | 'hold', deliveryId: string, record: string): Promise<LineState> {
     const [q, r] = this.keys(key);
-    const [status, undriven] = await this.call('queueing a delivery', () => this.redis.orderEnter(q, r, mode, deliveryId, record, this.maxHeld));
+    const [status, undriven] = await this.call('queueing a delivery', () =>
+      this.redis.orderEnter(q, r, mode, deliveryId, record, this.maxHeld),
+    );
     return { status, undriven };
   }
 

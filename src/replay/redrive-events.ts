@@ -25,7 +25,12 @@ export interface EventsRedriveReport {
   withoutValue: number;
 }
 
-export async function redriveEvents(kafka: Kafka, writer: KafkaWriter, config: Config, o: EventsRedriveOptions): Promise<EventsRedriveReport> {
+export async function redriveEvents(
+  kafka: Kafka,
+  writer: KafkaWriter,
+  config: Config,
+  o: EventsRedriveOptions,
+): Promise<EventsRedriveReport> {
   const counts = { matched: 0, withoutValue: 0 };
   const { scanned, copied } = await copyDeadLetters({
     kafka,
@@ -43,7 +48,10 @@ export async function redriveEvents(kafka: Kafka, writer: KafkaWriter, config: C
         counts.withoutValue++;
         return null;
       }
-      const original = Object.fromEntries(Object.entries(headers).filter(([k]) => !k.startsWith('x-dlq-'))) as Record<string, Buffer>;
+      const original = Object.fromEntries(Object.entries(headers).filter(([k]) => !k.startsWith('x-dlq-'))) as Record<
+        string,
+        Buffer
+      >;
       return { topic: config.topics.events, message: { key: m.key, value: m.value, headers: original } };
     },
   });

@@ -39,7 +39,6 @@ export interface RetryRecord {
   entity?: string;
 }
 
-
 export function encodeRetry(r: RetryRecord): Buffer {
   return Buffer.from(JSON.stringify(r));
 }

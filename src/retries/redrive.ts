@@ -23,7 +23,12 @@ export interface RedriveReport {
   withoutEvent: number;
 }
 
-export async function redrive(kafka: Kafka, writer: KafkaWriter, config: Config, o: RedriveOptions): Promise<RedriveReport> {
+export async function redrive(
+  kafka: Kafka,
+  writer: KafkaWriter,
+  config: Config,
+  o: RedriveOptions,
+): Promise<RedriveReport> {
   const tiers = new RetryTiers(config.retries.topicPrefix, config.retries.scheduleMs);
   if (tiers.delaysMs.length === 0) throw new Error('RETRY_SCHEDULE is none: there is no retry topic to re-drive to');
   const target = tiers.topicOf(tiers.delaysMs[0]!);
@@ -53,7 +58,10 @@ export async function redrive(kafka: Kafka, writer: KafkaWriter, config: Config,
       }
       // Its entity's turn ended when it failed: a re-driven delivery does not queue again.
       const { entity: _, ...unordered } = r;
-      return { topic: target, message: { key: r.webhookId, value: encodeRetry({ ...unordered, retry: 0, dueAt: Date.now() }) } };
+      return {
+        topic: target,
+        message: { key: r.webhookId, value: encodeRetry({ ...unordered, retry: 0, dueAt: Date.now() }) },
+      };
     },
   });
   return { scanned, ...counts, redriven: copied };

@@ -25,7 +25,11 @@ export class RetryScheduler {
   async deadLetter(r: RetryRecord): Promise<void> {
     await this.o.writer.writeOrSmaller(this.o.dlqTopic, { key: r.webhookId, value: encodeRetry(r) }, () => ({
       key: r.webhookId,
-      value: encodeRetry({ ...r, event: { ...r.event, currentValue: null, previousValue: null }, omitted: 'too_large' }),
+      value: encodeRetry({
+        ...r,
+        event: { ...r.event, currentValue: null, previousValue: null },
+        omitted: 'too_large',
+      }),
     }));
     this.o.metrics.deliveriesDeadLettered.inc();
   }

@@ -70,5 +70,8 @@ export function createRedisClient(settings: RedisSettings, options: RedisOptions
 }
 
 export function redisError(what: string, err: unknown): BlueWebhooksError {
-  return new BlueWebhooksError('REDIS_UNAVAILABLE', `redis: ${what}: ${errorMessage(err)}`, { retriable: true, cause: err });
+  return new BlueWebhooksError('REDIS_UNAVAILABLE', `redis: ${what}: ${errorMessage(err)}`, {
+    retriable: true,
+    cause: err,
+  });
 }

@@ -14,7 +14,18 @@ import { isJsonObject, type Json, type JsonObject } from '../codec/index.js';
 import { BlueWebhooksError } from '../shared/index.js';
 
 export type FilterOp = 'eq' | 'neq' | 'in' | 'nin' | 'exists' | 'contains' | 'gt' | 'gte' | 'lt' | 'lte';
-const OPS: ReadonlySet<string> = new Set<FilterOp>(['eq', 'neq', 'in', 'nin', 'exists', 'contains', 'gt', 'gte', 'lt', 'lte']);
+const OPS: ReadonlySet<string> = new Set<FilterOp>([
+  'eq',
+  'neq',
+  'in',
+  'nin',
+  'exists',
+  'contains',
+  'gt',
+  'gte',
+  'lt',
+  'lte',
+]);
 const ROOTS: ReadonlySet<string> = new Set(['event', 'currentValue', 'previousValue', 'company', 'project', 'user']);
 
 /** What filters see: the event in Blue's payload shape. */
@@ -45,7 +56,10 @@ export const FILTER_LIMITS = Object.freeze({
   maxVisits: 100_000,
 });
 
-type Segment = { kind: 'name'; name: string } | { kind: 'index'; index: number } | { kind: 'match'; key: string; value: string };
+type Segment =
+  | { kind: 'name'; name: string }
+  | { kind: 'index'; index: number }
+  | { kind: 'match'; key: string; value: string };
 
 /** What is left of one evaluation's budget of visits. */
 interface Budget {
@@ -84,7 +98,8 @@ export function compileFilter(expr: unknown): FilterPredicate {
 
 function compile(expr: unknown, where: string, depth: number, counts: { conditions: number; nodes: number }): Compiled {
   if (depth > FILTER_LIMITS.maxDepth) throw new FilterError(where, `nested deeper than ${FILTER_LIMITS.maxDepth}`);
-  if (++counts.nodes > FILTER_LIMITS.maxNodes) throw new FilterError(where, `more than ${FILTER_LIMITS.maxNodes} nodes`);
+  if (++counts.nodes > FILTER_LIMITS.maxNodes)
+    throw new FilterError(where, `more than ${FILTER_LIMITS.maxNodes} nodes`);
   if (Array.isArray(expr)) {
     if (expr.length > FILTER_LIMITS.maxNodes) throw new FilterError(where, `more than ${FILTER_LIMITS.maxNodes} nodes`);
     return all(expr.map((e, i) => compile(e, `${where}[${i}]`, depth + 1, counts)));
@@ -94,7 +109,8 @@ function compile(expr: unknown, where: string, depth: number, counts: { conditio
   const keys = Object.keys(o);
   if (Object.hasOwn(o, 'all') || Object.hasOwn(o, 'any')) {
     const k = Object.hasOwn(o, 'all') ? 'all' : 'any';
-    if (keys.length !== 1 || !Array.isArray(o[k])) throw new FilterError(where, `"${k}" takes an array and nothing beside it`);
+    if (keys.length !== 1 || !Array.isArray(o[k]))
+      throw new FilterError(where, `"${k}" takes an array and nothing beside it`);
     const list = o[k] as Json[];
     if (list.length > FILTER_LIMITS.maxNodes) throw new FilterError(where, `more than ${FILTER_LIMITS.maxNodes} nodes`);
     const parts = list.map((e, i) => compile(e, `${where}.${k}[${i}]`, depth + 1, counts));
@@ -132,28 +148,33 @@ function compileCondition(o: JsonObject, where: string): Compiled {
   switch (op) {
     case 'eq':
     case 'neq': {
-      if (value === undefined || !isPrimitive(value)) throw new FilterError(where, `"${op}" needs a string, number, boolean or null value`);
+      if (value === undefined || !isPrimitive(value))
+        throw new FilterError(where, `"${op}" needs a string, number, boolean or null value`);
       const eq = (vs: Json[], budget: Budget) => someValue(vs, budget, (v) => v === value);
       test = op === 'eq' ? eq : (vs, budget) => !eq(vs, budget);
       break;
     }
     case 'in':
     case 'nin': {
-      if (!Array.isArray(value) || !value.every(isPrimitive)) throw new FilterError(where, `"${op}" needs an array of primitives`);
-      if (value.length > FILTER_LIMITS.maxListLength) throw new FilterError(where, `"${op}" list longer than ${FILTER_LIMITS.maxListLength}`);
+      if (!Array.isArray(value) || !value.every(isPrimitive))
+        throw new FilterError(where, `"${op}" needs an array of primitives`);
+      if (value.length > FILTER_LIMITS.maxListLength)
+        throw new FilterError(where, `"${op}" list longer than ${FILTER_LIMITS.maxListLength}`);
       const set = new Set(value);
       const isIn = (vs: Json[], budget: Budget) => someValue(vs, budget, (v) => set.has(v));
       test = op === 'in' ? isIn : (vs, budget) => !isIn(vs, budget);
       break;
     }
     case 'exists': {
-      if (value !== undefined && typeof value !== 'boolean') throw new FilterError(where, '"exists" takes true, false or no value');
+      if (value !== undefined && typeof value !== 'boolean')
+        throw new FilterError(where, '"exists" takes true, false or no value');
       const want = value ?? true;
       test = (vs) => vs.some((v) => v !== null) === want;
       break;
     }
     case 'contains': {
-      if (value === undefined || !isPrimitive(value)) throw new FilterError(where, '"contains" needs a string, number, boolean or null value');
+      if (value === undefined || !isPrimitive(value))
+        throw new FilterError(where, '"contains" needs a string, number, boolean or null value');
       test = (vs, budget) =>
         vs.some((v) => {
           if (Array.isArray(v)) {
@@ -165,10 +186,12 @@ function compileCondition(o: JsonObject, where: string): Compiled {
       break;
     }
     default: {
-      if (typeof value !== 'number' && typeof value !== 'string') throw new FilterError(where, `"${op}" needs a number or a string`);
+      if (typeof value !== 'number' && typeof value !== 'string')
+        throw new FilterError(where, `"${op}" needs a number or a string`);
       const cmp = COMPARE[op];
       // Numbers compare with numbers, strings with strings (ISO-8601 times order correctly as strings).
-      test = (vs, budget) => someValue(vs, budget, (v) => typeof v === typeof value && cmp(v as number | string, value));
+      test = (vs, budget) =>
+        someValue(vs, budget, (v) => typeof v === typeof value && cmp(v as number | string, value));
     }
   }
   return (ctx, budget) => test(resolve(ctx[root as keyof FilterContext] as Json | undefined, segments, budget), budget);
@@ -220,7 +243,11 @@ function member(o: JsonObject, name: string): Json | undefined {
 }
 
 /** Every value the path reaches from `start` (none when it leads nowhere). */
-export function resolve(start: Json | undefined, segments: readonly Segment[], budget: Budget = { left: FILTER_LIMITS.maxVisits }): Json[] {
+export function resolve(
+  start: Json | undefined,
+  segments: readonly Segment[],
+  budget: Budget = { left: FILTER_LIMITS.maxVisits },
+): Json[] {
   let current: Json[] = start === undefined ? [] : [start];
   for (const seg of segments) {
     const next: Json[] = [];

@@ -1,4 +1,10 @@
-export { compileFilter, FilterBudgetExceeded, type FilterContext, FilterError, type FilterPredicate } from './filter.js';
+export {
+  compileFilter,
+  FilterBudgetExceeded,
+  type FilterContext,
+  FilterError,
+  type FilterPredicate,
+} from './filter.js';
 export { type ApplyResult, type RecordPosition, SubscriptionStore, type TableChange } from './store.js';
 export {
   type ActiveSubscription,

@@ -1,4 +1,12 @@
-import { ALL_BUCKETS, BlueWebhooksError, bucketOf, bucketPrefix, errorMessage, type RedisClient, redisError } from '../shared/index.js';
+import {
+  ALL_BUCKETS,
+  BlueWebhooksError,
+  bucketOf,
+  bucketPrefix,
+  errorMessage,
+  type RedisClient,
+  redisError,
+} from '../shared/index.js';
 import type { Subscription } from './subscription.js';
 
 /** Where a record sits in the subscriptions topic; orders versions of one key. */
@@ -258,11 +266,13 @@ export class SubscriptionStore {
         const chunk = positions.slice(i, i + LOOKUP_CHUNK);
         const keys = chunk.map((at) => this.indexKey(pairs[at]!.projectId, pairs[at]!.eventType));
         calls.push(
-          this.redis.subsLookup(this.bucketKey(bucket, 'ready'), this.bucketKey(bucket, 'json'), ...keys).then((rows) => {
-            chunk.forEach((at, j) => {
-              out[at] = rows[j] ?? [];
-            });
-          }),
+          this.redis
+            .subsLookup(this.bucketKey(bucket, 'ready'), this.bucketKey(bucket, 'json'), ...keys)
+            .then((rows) => {
+              chunk.forEach((at, j) => {
+                out[at] = rows[j] ?? [];
+              });
+            }),
         );
       }
     }
@@ -299,7 +309,9 @@ export class SubscriptionStore {
   async beginBuild(token: string): Promise<void> {
     await this.all(
       'starting a table build',
-      ALL_BUCKETS.map((bucket) => this.redis.set(this.bucketKey(bucket, `building:${token}`), '1', 'PX', BUILD_TOKEN_TTL_MS)),
+      ALL_BUCKETS.map((bucket) =>
+        this.redis.set(this.bucketKey(bucket, `building:${token}`), '1', 'PX', BUILD_TOKEN_TTL_MS),
+      ),
     );
   }
 
@@ -311,7 +323,9 @@ export class SubscriptionStore {
   async markReady(token: string): Promise<boolean> {
     const marked = await this.all(
       'marking the table ready',
-      ALL_BUCKETS.map((bucket) => this.redis.subsMarkReady(this.bucketKey(bucket, `building:${token}`), this.bucketKey(bucket, 'ready'))),
+      ALL_BUCKETS.map((bucket) =>
+        this.redis.subsMarkReady(this.bucketKey(bucket, `building:${token}`), this.bucketKey(bucket, 'ready')),
+      ),
     );
     return marked.every((one) => one === 1);
   }

@@ -85,7 +85,8 @@ function strList(o: Record<string, unknown>, key: string): string[] {
   if (!Array.isArray(v) || !v.every((x) => typeof x === 'string' && x.length > 0 && x.length <= max)) {
     invalid(`metadata.${key} must be an array of strings of 1-${max} characters`);
   }
-  if (v.length > SUBSCRIPTION_LIMITS.maxListLength) invalid(`metadata.${key} has more than ${SUBSCRIPTION_LIMITS.maxListLength} entries`);
+  if (v.length > SUBSCRIPTION_LIMITS.maxListLength)
+    invalid(`metadata.${key} has more than ${SUBSCRIPTION_LIMITS.maxListLength} entries`);
   return [...new Set(v as string[])];
 }
 
@@ -100,8 +101,10 @@ function optionalSecret(o: Record<string, unknown>, key: string): string | null 
   const v = o[key] ?? null;
   if (v !== null && typeof v !== 'string') invalid(`${key} must be a string or null`);
   if (v === null || v.length === 0) return null;
-  if (v.length > SUBSCRIPTION_LIMITS.maxSecretLength) invalid(`${key} is longer than ${SUBSCRIPTION_LIMITS.maxSecretLength} characters`);
-  if (v.startsWith('whsec_') && (v.length === 6 || !STANDARD_SECRET.test(v))) invalid(`${key} starts with whsec_ but the rest is not base64`);
+  if (v.length > SUBSCRIPTION_LIMITS.maxSecretLength)
+    invalid(`${key} is longer than ${SUBSCRIPTION_LIMITS.maxSecretLength} characters`);
+  if (v.startsWith('whsec_') && (v.length === 6 || !STANDARD_SECRET.test(v)))
+    invalid(`${key} starts with whsec_ but the rest is not base64`);
   return v;
 }
 
@@ -165,10 +168,15 @@ export function validateSubscription(v: unknown, key: string | null): Subscripti
   const events = strList(meta as Record<string, unknown>, 'events');
   const projectIds = strList(meta as Record<string, unknown>, 'projectIds');
   if (events.length * projectIds.length > SUBSCRIPTION_LIMITS.maxIndexPairs) {
-    invalid(`metadata has ${events.length * projectIds.length} (project, event) pairs; at most ${SUBSCRIPTION_LIMITS.maxIndexPairs}`);
+    invalid(
+      `metadata has ${events.length * projectIds.length} (project, event) pairs; at most ${SUBSCRIPTION_LIMITS.maxIndexPairs}`,
+    );
   }
   const rate = o.rateLimitPerSecond ?? null;
-  if (rate !== null && !(Number.isSafeInteger(rate) && (rate as number) >= 1 && (rate as number) <= SUBSCRIPTION_LIMITS.maxRatePerSecond)) {
+  if (
+    rate !== null &&
+    !(Number.isSafeInteger(rate) && (rate as number) >= 1 && (rate as number) <= SUBSCRIPTION_LIMITS.maxRatePerSecond)
+  ) {
     invalid(`rateLimitPerSecond must be an integer from 1 to ${SUBSCRIPTION_LIMITS.maxRatePerSecond}, or null`);
   }
   const ordering = o.ordering ?? 'none';
@@ -196,7 +204,8 @@ export function validateSubscription(v: unknown, key: string | null): Subscripti
 
 /** Decodes a value from the subscriptions topic (Avro with Confluent framing, or JSON). */
 export async function decodeSubscription(value: Buffer, key: string | null, registry: Registry): Promise<Subscription> {
-  if (value.length > SUBSCRIPTION_LIMITS.maxRecordBytes) invalid(`record of ${value.length} bytes; at most ${SUBSCRIPTION_LIMITS.maxRecordBytes}`);
+  if (value.length > SUBSCRIPTION_LIMITS.maxRecordBytes)
+    invalid(`record of ${value.length} bytes; at most ${SUBSCRIPTION_LIMITS.maxRecordBytes}`);
   let parsed: unknown;
   if (isConfluentFramed(value)) {
     parsed = { ...((await registry.decode(value)) as object) };
@@ -256,6 +265,7 @@ export function activate(sub: Subscription): ActiveSubscription {
     problem,
     webhookJson: JSON.stringify(publicView(sub)),
     url: URL.canParse(sub.url) ? new URL(sub.url) : null,
-    previousSecretUntil: sub.previousSecret !== null && sub.previousSecretExpiresAt !== null ? Date.parse(sub.previousSecretExpiresAt) : 0,
+    previousSecretUntil:
+      sub.previousSecret !== null && sub.previousSecretExpiresAt !== null ? Date.parse(sub.previousSecretExpiresAt) : 0,
   };
 }

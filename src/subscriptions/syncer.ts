@@ -161,7 +161,8 @@ export class SubscriptionSyncer {
     this.buildToken = randomUUID();
     await this.o.retry(() => this.o.store.beginBuild(this.buildToken), 'restarting the table build');
     const partitions = await this.o.retry(() => this.endOffsets(), 'listing partitions');
-    for (const partition of partitions.keys()) this.consumer!.current!.seek({ topic: this.o.topic, partition, offset: '0' });
+    for (const partition of partitions.keys())
+      this.consumer!.current!.seek({ topic: this.o.topic, partition, offset: '0' });
   }
 
   private async completeBuild(): Promise<void> {
@@ -203,10 +204,14 @@ export class SubscriptionSyncer {
       const offsets = await this.o.admin.fetchTopicOffsets(this.o.topic);
       return new Map(offsets.map((o) => [o.partition, Number(o.high)]));
     } catch (err) {
-      throw new BlueWebhooksError('KAFKA_UNAVAILABLE', `fetching end offsets of ${this.o.topic}: ${errorMessage(err)}`, {
-        retriable: true,
-        cause: err,
-      });
+      throw new BlueWebhooksError(
+        'KAFKA_UNAVAILABLE',
+        `fetching end offsets of ${this.o.topic}: ${errorMessage(err)}`,
+        {
+          retriable: true,
+          cause: err,
+        },
+      );
     }
   }
 
@@ -216,7 +221,10 @@ export class SubscriptionSyncer {
     for (const m of batch.messages) {
       const change = await this.toChange(m);
       if (change) {
-        changes.push({ change, pos: { partition: batch.partition, offset: Number(m.offset), updatedAtMs: updatedAtOf(change, m) } });
+        changes.push({
+          change,
+          pos: { partition: batch.partition, offset: Number(m.offset), updatedAtMs: updatedAtOf(change, m) },
+        });
       }
     }
     const results = await this.o.retry(() => this.o.store.applyAll(changes), 'applying subscription changes');
@@ -248,7 +256,10 @@ export class SubscriptionSyncer {
     }
     if (m.value === null) return { kind: 'delete', id };
     try {
-      const sub = await this.o.retry(() => decodeSubscription(m.value!, id, this.o.registry), 'decoding a subscription');
+      const sub = await this.o.retry(
+        () => decodeSubscription(m.value!, id, this.o.registry),
+        'decoding a subscription',
+      );
       return { kind: 'put', id, sub };
     } catch (err) {
       if (err instanceof BlueWebhooksError && err.code === 'SHUTTING_DOWN') throw err;

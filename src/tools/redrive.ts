@@ -18,7 +18,6 @@ import { redrive } from '../retries/index.js';
 import { createLogger, errorMessage, silenceKafkajsTimerWarning } from '../shared/index.js';
 import { parseTimeArg } from './args.js';
 
-
 async function main(): Promise<void> {
   silenceKafkajsTimerWarning();
   const { values } = parseArgs({
@@ -31,7 +30,8 @@ async function main(): Promise<void> {
       'dry-run': { type: 'boolean', default: false },
     },
   });
-  if (values.events && values.webhook !== undefined) throw new Error('--events re-drives events, not one webhook\'s deliveries: leave out --webhook');
+  if (values.events && values.webhook !== undefined)
+    throw new Error("--events re-drives events, not one webhook's deliveries: leave out --webhook");
   if (!values.events && values.reason !== undefined) throw new Error('--reason applies to --events');
   if (!values.events && !values.webhook && !values.from && !values.to) {
     throw new Error('say what to re-drive: --webhook <id>, and/or --from/--to <ISO time>, or --events');
@@ -41,8 +41,17 @@ async function main(): Promise<void> {
   const config = loadConfig(process.env);
   const log = createLogger({ level: 'warn' });
   const kafka = createKafka({ brokers: config.kafka.brokers, clientId: 'blue-webhooks-redrive', log });
-  const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner, allowAutoTopicCreation: false });
-  const writer = new KafkaWriter({ producer, metrics: new Metrics({ defaultMetrics: false }), log, isStopping: () => false, maxRequestBytes: config.kafka.maxMessageBytes });
+  const producer = kafka.producer({
+    createPartitioner: Partitioners.DefaultPartitioner,
+    allowAutoTopicCreation: false,
+  });
+  const writer = new KafkaWriter({
+    producer,
+    metrics: new Metrics({ defaultMetrics: false }),
+    log,
+    isStopping: () => false,
+    maxRequestBytes: config.kafka.maxMessageBytes,
+  });
   await producer.connect();
   try {
     const dryRun = values['dry-run'];

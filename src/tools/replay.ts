@@ -19,9 +19,8 @@ import { Metrics } from '../metrics/index.js';
 import { replay } from '../replay/index.js';
 import { RetryTiers } from '../retries/index.js';
 import { createLogger, createRedisClient, errorMessage, silenceKafkajsTimerWarning } from '../shared/index.js';
-import { parseTimeArg } from './args.js';
 import { type ActiveSubscription, SubscriptionStore, SubscriptionTable } from '../subscriptions/index.js';
-
+import { parseTimeArg } from './args.js';
 
 async function main(): Promise<void> {
   silenceKafkajsTimerWarning();
@@ -36,8 +35,10 @@ async function main(): Promise<void> {
   });
   const fromMs = parseTimeArg('from', values.from);
   const toMs = parseTimeArg('to', values.to);
-  if (values.webhook === undefined && values.event === undefined) throw new Error('say what to replay: --webhook <id> --from <ISO> --to <ISO>, or --event <id>');
-  if (values.webhook !== undefined && (fromMs === undefined || toMs === undefined)) throw new Error('--webhook needs --from and --to');
+  if (values.webhook === undefined && values.event === undefined)
+    throw new Error('say what to replay: --webhook <id> --from <ISO> --to <ISO>, or --event <id>');
+  if (values.webhook !== undefined && (fromMs === undefined || toMs === undefined))
+    throw new Error('--webhook needs --from and --to');
   if (fromMs !== undefined && toMs !== undefined && fromMs >= toMs) throw new Error('--from must be before --to');
   const config = loadConfig(process.env);
   const tiers = new RetryTiers(config.retries.topicPrefix, config.retries.scheduleMs);
@@ -45,16 +46,29 @@ async function main(): Promise<void> {
   const log = createLogger({ level: 'warn' });
   const metrics = new Metrics({ defaultMetrics: false });
   const kafka = createKafka({ brokers: config.kafka.brokers, clientId: 'blue-webhooks-replay', log });
-  const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner, allowAutoTopicCreation: false });
+  const producer = kafka.producer({
+    createPartitioner: Partitioners.DefaultPartitioner,
+    allowAutoTopicCreation: false,
+  });
   const redis = createRedisClient(config.redis, { maxRetriesPerRequest: 3 });
-  const table = new SubscriptionTable(new SubscriptionStore(redis, config.redis.keyPrefix), config.subscriptions, metrics);
+  const table = new SubscriptionTable(
+    new SubscriptionStore(redis, config.redis.keyPrefix),
+    config.subscriptions,
+    metrics,
+  );
   let webhook: Promise<ActiveSubscription | null> | null = null;
   const started = Date.now();
   await producer.connect();
   try {
     const report = await replay({
       kafka,
-      writer: new KafkaWriter({ producer, metrics, log, isStopping: () => false, maxRequestBytes: config.kafka.maxMessageBytes }),
+      writer: new KafkaWriter({
+        producer,
+        metrics,
+        log,
+        isStopping: () => false,
+        maxRequestBytes: config.kafka.maxMessageBytes,
+      }),
       registry: new Registry(config.schemaRegistryUrl),
       eventsTopic: config.topics.events,
       retryTopic: tiers.topicOf(tiers.delaysMs[0]!),
@@ -64,7 +78,10 @@ async function main(): Promise<void> {
       dryRun: values['dry-run'],
       candidates: async (event) => {
         if (values.webhook === undefined) {
-          return (await table.candidates([{ projectId: event.project.id, eventType: event.event }])).values().next().value ?? [];
+          return (
+            (await table.candidates([{ projectId: event.project.id, eventType: event.event }])).values().next().value ??
+            []
+          );
         }
         webhook ??= table.current(values.webhook).then((sub) => {
           if (sub === null) throw new Error(`no webhook ${values.webhook} in the subscription table`);
@@ -74,7 +91,9 @@ async function main(): Promise<void> {
       },
       progress: (r) => process.stderr.write(`replay: ${JSON.stringify(r)}\n`),
     });
-    process.stdout.write(`${JSON.stringify({ ...report, dryRun: values['dry-run'], seconds: (Date.now() - started) / 1000 })}\n`);
+    process.stdout.write(
+      `${JSON.stringify({ ...report, dryRun: values['dry-run'], seconds: (Date.now() - started) / 1000 })}\n`,
+    );
   } finally {
     await producer.disconnect().catch(() => {});
     redis.disconnect();

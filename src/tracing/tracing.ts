@@ -1,4 +1,13 @@
-import { type Context, ROOT_CONTEXT, type Span, SpanKind, type TextMapGetter, type TextMapPropagator, type Tracer, trace } from '@opentelemetry/api';
+import {
+  type Context,
+  ROOT_CONTEXT,
+  type Span,
+  SpanKind,
+  type TextMapGetter,
+  type TextMapPropagator,
+  type Tracer,
+  trace,
+} from '@opentelemetry/api';
 
 export interface TracingOptions {
   /** OTEL_EXPORTER_OTLP_ENDPOINT: the collector's base URL (OTLP/HTTP); empty: no tracing at all. */
@@ -43,7 +52,12 @@ export class Tracing {
    */
   async init(): Promise<void> {
     if (!this.enabled || this.tracer) return;
-    const [{ W3CTraceContextPropagator }, { OTLPTraceExporter }, { resourceFromAttributes }, { BatchSpanProcessor, TracerProvider }] = await Promise.all([
+    const [
+      { W3CTraceContextPropagator },
+      { OTLPTraceExporter },
+      { resourceFromAttributes },
+      { BatchSpanProcessor, TracerProvider },
+    ] = await Promise.all([
       import('@opentelemetry/core'),
       import('@opentelemetry/exporter-trace-otlp-http'),
       import('@opentelemetry/resources'),
@@ -53,7 +67,10 @@ export class Tracing {
     const provider = new TracerProvider({
       resource: resourceFromAttributes({ 'service.name': o.serviceName, 'service.instance.id': o.instanceId }),
       spanProcessors: [
-        new BatchSpanProcessor({ exporter: new OTLPTraceExporter({ url: `${o.endpoint.replace(/\/+$/, '')}/v1/traces` }), scheduledDelayMillis: 1000 }),
+        new BatchSpanProcessor({
+          exporter: new OTLPTraceExporter({ url: `${o.endpoint.replace(/\/+$/, '')}/v1/traces` }),
+          scheduledDelayMillis: 1000,
+        }),
       ],
     });
     this.propagator = new W3CTraceContextPropagator();

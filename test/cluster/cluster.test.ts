@@ -8,7 +8,13 @@ import { sampleEvent, sampleSubscription } from '../../src/demo/sample-data.js';
 import type { WebhookResult } from '../../src/outcomes/result.js';
 import { bucketOf } from '../../src/shared/redis.js';
 import { SubscriptionStore } from '../../src/subscriptions/store.js';
-import { collectTopic, createScenario, produceEvents, putSubscription, startDispatcher } from '../helpers/dispatcher.js';
+import {
+  collectTopic,
+  createScenario,
+  produceEvents,
+  putSubscription,
+  startDispatcher,
+} from '../helpers/dispatcher.js';
 import { startReceiver } from '../helpers/receiver.js';
 import { deleteKeys } from '../helpers/redis.js';
 import { type RedisClusterHandle, startRedisCluster } from '../helpers/redis-cluster.js';
@@ -35,7 +41,11 @@ test('the table spreads over the three masters, and ids with braces, colons and 
   const projects = [...Array.from({ length: 200 }, (_, i) => `proj_${i}`), ...hostile];
   await store.applyAll(
     projects.map((projectId, i) => ({
-      change: { kind: 'put', id: `wh{${i}}`, sub: sampleSubscription({ id: `wh{${i}}`, metadata: { events: ['TODO_CREATED'], projectIds: [projectId] } }) },
+      change: {
+        kind: 'put',
+        id: `wh{${i}}`,
+        sub: sampleSubscription({ id: `wh{${i}}`, metadata: { events: ['TODO_CREATED'], projectIds: [projectId] } }),
+      },
       pos: { partition: 0, offset: i, updatedAtMs: 1 },
     })),
   );
@@ -53,13 +63,21 @@ test('the table spreads over the three masters, and ids with braces, colons and 
   const total = counts.reduce((sum, n) => sum + n, 0);
   t.diagnostic(`keys per master: ${[...perMaster].map(([node, n]) => `${node}=${n}`).join(', ')}`);
   assert.equal(counts.length, 3);
-  for (const n of counts) assert.ok(n > total / 10, `each master holds a share of the ${total} keys: ${counts.join(', ')}`);
+  for (const n of counts)
+    assert.ok(n > total / 10, `each master holds a share of the ${total} keys: ${counts.join(', ')}`);
 
   // A project moving to another bucket leaves the first one.
   const moving = projects.findIndex((p) => bucketOf(p) !== bucketOf('proj_0'));
   await store.applyAll([
     {
-      change: { kind: 'put', id: 'wh{0}', sub: sampleSubscription({ id: 'wh{0}', metadata: { events: ['TODO_CREATED'], projectIds: [projects[moving]!] } }) },
+      change: {
+        kind: 'put',
+        id: 'wh{0}',
+        sub: sampleSubscription({
+          id: 'wh{0}',
+          metadata: { events: ['TODO_CREATED'], projectIds: [projects[moving]!] },
+        }),
+      },
       pos: { partition: 0, offset: 10_000, updatedAtMs: 2 },
     },
   ]);
@@ -75,10 +93,21 @@ test('a master killed (SIGKILL) under load: its replica takes over and every eve
   const s = await createScenario(t);
   const rx = await startReceiver(t);
   const projectId = 'proj_failover';
-  await putSubscription(s, sampleSubscription({ id: 'wh_fo', url: `${rx.url}/hook`, metadata: { events: ['TODO_CREATED'], projectIds: [projectId] } }));
+  await putSubscription(
+    s,
+    sampleSubscription({
+      id: 'wh_fo',
+      url: `${rx.url}/hook`,
+      metadata: { events: ['TODO_CREATED'], projectIds: [projectId] },
+    }),
+  );
   const out = await collectTopic(s, s.topics.results, (v) => s.registry.decode(v!) as Promise<WebhookResult>);
   // No in-process cache: every event is matched in Redis, so the dead master is on the hot path.
-  await startDispatcher(s, { REDIS_CLUSTER_NODES: cluster.seeds, SUBSCRIPTION_CACHE_MAX_ENTRIES: '0', RETRY_SCHEDULE: Array(20).fill('500ms').join(',') });
+  await startDispatcher(s, {
+    REDIS_CLUSTER_NODES: cluster.seeds,
+    SUBSCRIPTION_CACHE_MAX_ENTRIES: '0',
+    RETRY_SCHEDULE: Array(20).fill('500ms').join(','),
+  });
   const event = (i: number) => sampleEvent({ eventId: `fo_${i}`, type: 'TODO_CREATED', projectId });
   const delivered = () => new Set(out.filter((r) => r.outcome === 'DELIVERED').map((r) => r.eventId));
   // 100 events, 20 a second, and the master holding this project's bucket (its index, its
@@ -95,7 +124,9 @@ test('a master killed (SIGKILL) under load: its replica takes over and every eve
   const beforeKill = delivered().size;
   const killedAt = Date.now();
   const { killed, promoted } = await cluster.killMasterOf(store.indexKey(projectId, 'TODO_CREATED'));
-  t.diagnostic(`killed ${killed} after ${beforeKill} deliveries; ${promoted} took over ${Date.now() - killedAt} ms later, by when ${delivered().size} were delivered`);
+  t.diagnostic(
+    `killed ${killed} after ${beforeKill} deliveries; ${promoted} took over ${Date.now() - killedAt} ms later, by when ${delivered().size} were delivered`,
+  );
   await producing;
   await waitFor(() => delivered().size === 100, { what: '100 events delivered after the failover', timeoutMs: 60_000 });
   assert.ok(rx.deliveries.length >= 100, 'the receiver got every one');

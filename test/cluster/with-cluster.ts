@@ -12,6 +12,8 @@ if (!command) {
 const cluster = await startRedisCluster();
 process.stderr.write(`[cluster] Redis Cluster up: ${cluster.seeds}\n`);
 const child = spawn(command, args, { stdio: 'inherit', env: { ...process.env, REDIS_CLUSTER_NODES: cluster.seeds } });
-const code = await new Promise<number>((resolve) => child.on('exit', (exitCode, signal) => resolve(exitCode ?? (signal ? 1 : 0))));
+const code = await new Promise<number>((resolve) =>
+  child.on('exit', (exitCode, signal) => resolve(exitCode ?? (signal ? 1 : 0))),
+);
 await cluster.stop();
 process.exit(code);

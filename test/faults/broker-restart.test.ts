@@ -2,8 +2,9 @@
 // and names Kafka, the dispatcher stays up, and every (event, webhook) pair is delivered and has
 // its DELIVERED outcome on the results topic once the broker is back. Twice: a short outage, and
 // one long enough for kafkajs to give up retrying, crash its consumers and restart them.
-import type { TestContext } from 'node:test';
+
 import assert from 'node:assert/strict';
+import type { TestContext } from 'node:test';
 import { test } from 'node:test';
 import { deliveryId } from '../../src/delivery/payload.js';
 import { sampleEvent, sampleSubscription } from '../../src/demo/sample-data.js';

@@ -11,7 +11,14 @@ import { Registry } from '../../src/codec/registry.js';
 import { deliveryId } from '../../src/delivery/payload.js';
 import { sampleEvent, sampleSubscription } from '../../src/demo/sample-data.js';
 import { decodeSubscription } from '../../src/subscriptions/subscription.js';
-import { collectTopic, committedToEnd, createScenario, parseMetrics, putSubscription, startDispatcher } from '../helpers/dispatcher.js';
+import {
+  collectTopic,
+  committedToEnd,
+  createScenario,
+  parseMetrics,
+  putSubscription,
+  startDispatcher,
+} from '../helpers/dispatcher.js';
 import { serve } from '../helpers/receiver.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -41,8 +48,24 @@ const pick = <T>(xs: readonly T[]): T => xs[int(xs.length)]!;
 // Odd strings: control characters, CR/LF, lone surrogates, NUL, zero-width, right-to-left, emoji,
 // prototype names, very long.
 const ODD = [
-  'TODO\r\nx-injected: 1', 'A\u0000B', '\ud800', '\udfff\ud800', '\u200b\u200e\u202e', '🔥'.repeat(50), 'Ünïcödé', '',
-  ' ', '__proto__', 'constructor', 'toString', '%ZZ', '../../etc/passwd', '$' + '{jndi:ldap://x}', 'x'.repeat(100_000), '\\', '"',
+  'TODO\r\nx-injected: 1',
+  'A\u0000B',
+  '\ud800',
+  '\udfff\ud800',
+  '\u200b\u200e\u202e',
+  '🔥'.repeat(50),
+  'Ünïcödé',
+  '',
+  ' ',
+  '__proto__',
+  'constructor',
+  'toString',
+  '%ZZ',
+  '../../etc/passwd',
+  '$' + '{jndi:ldap://x}',
+  'x'.repeat(100_000),
+  '\\',
+  '"',
 ];
 const ODD_VALUES: unknown[] = [null, 0, -1, 1e308, Number.MAX_SAFE_INTEGER + 2, true, [], {}, [[[]]], ...ODD];
 
@@ -65,7 +88,13 @@ function mutant(i: number): { kind: string; value: Buffer | string } {
     case 1:
       return { kind: 'odd event type', value: JSON.stringify({ ...e, event: pick(ODD) }) };
     case 2:
-      return { kind: 'deep nesting', value: JSON.stringify({ ...e, currentValue: 'N' }).replace('"N"', `{"x":${nested(pick([10, 60, 70, 500, 5000]))}}`) };
+      return {
+        kind: 'deep nesting',
+        value: JSON.stringify({ ...e, currentValue: 'N' }).replace(
+          '"N"',
+          `{"x":${nested(pick([10, 60, 70, 500, 5000]))}}`,
+        ),
+      };
     case 3:
       return { kind: 'huge string', value: JSON.stringify({ ...e, currentValue: { text: 'x'.repeat(int(300_000)) } }) };
     case 4: {
@@ -75,41 +104,111 @@ function mutant(i: number): { kind: string; value: Buffer | string } {
     case 5:
       return { kind: 'random bytes', value: Buffer.from(Array.from({ length: int(200) }, () => int(256))) };
     case 6:
-      return { kind: 'framed, random schema id', value: Buffer.concat([Buffer.from([0]), Buffer.from(Array.from({ length: 4 + int(50) }, () => int(256)))]) };
+      return {
+        kind: 'framed, random schema id',
+        value: Buffer.concat([Buffer.from([0]), Buffer.from(Array.from({ length: 4 + int(50) }, () => int(256)))]),
+      };
     case 7:
-      return { kind: 'odd unicode in values', value: JSON.stringify({ ...e, currentValue: { title: pick(ODD), [pick(ODD)]: pick(ODD) }, user: { id: pick(ODD.filter((s) => s.length > 0 && s.length < 200)) } }) };
+      return {
+        kind: 'odd unicode in values',
+        value: JSON.stringify({
+          ...e,
+          currentValue: { title: pick(ODD), [pick(ODD)]: pick(ODD) },
+          user: { id: pick(ODD.filter((s) => s.length > 0 && s.length < 200)) },
+        }),
+      };
     case 8:
-      return { kind: 'prototype keys', value: `{"__proto__":{"polluted":1},"constructor":{"prototype":{"x":1}},${JSON.stringify(e).slice(1)}` };
+      return {
+        kind: 'prototype keys',
+        value: `{"__proto__":{"polluted":1},"constructor":{"prototype":{"x":1}},${JSON.stringify(e).slice(1)}`,
+      };
     case 9:
       return { kind: 'empty or whitespace', value: pick(['', ' ', '\n\t', 'null', '{}', '[]', '""', '0']) };
     case 10:
       return { kind: 'BOM and padding', value: `\ufeff${JSON.stringify(e)}` };
     case 11:
-      return { kind: 'for the mutated subscriptions', value: JSON.stringify({ ...e, project: { id: pick([SUB_PROJECT, `${SUB_PROJECT}:TODO`]) }, event: pick([...TYPES, 'X']) }) };
+      return {
+        kind: 'for the mutated subscriptions',
+        value: JSON.stringify({
+          ...e,
+          project: { id: pick([SUB_PROJECT, `${SUB_PROJECT}:TODO`]) },
+          event: pick([...TYPES, 'X']),
+        }),
+      };
     case 12:
-      return { kind: 'big array for a costly filter', value: JSON.stringify({ ...e, event: 'COMMENT_CREATED', currentValue: { items: Array.from({ length: 20_000 }, (_, k) => k) } }) };
+      return {
+        kind: 'big array for a costly filter',
+        value: JSON.stringify({
+          ...e,
+          event: 'COMMENT_CREATED',
+          currentValue: { items: Array.from({ length: 20_000 }, (_, k) => k) },
+        }),
+      };
     default:
-      return { kind: 'valid variant', value: JSON.stringify({ ...e, currentValue: { ...(e.currentValue as object), extra: pick(ODD) } }) };
+      return {
+        kind: 'valid variant',
+        value: JSON.stringify({ ...e, currentValue: { ...(e.currentValue as object), extra: pick(ODD) } }),
+      };
   }
 }
 
 /** A mutated subscription record: [key, value]. */
 function subscriptionMutant(i: number, url: string): [string, string | null] {
   const id = `fz_sub_${i}`;
-  const s = sampleSubscription({ id, url: `${url}/sub/${i}`, metadata: { projectIds: [SUB_PROJECT], events: TYPES } }) as unknown as Record<string, unknown>;
+  const s = sampleSubscription({
+    id,
+    url: `${url}/sub/${i}`,
+    metadata: { projectIds: [SUB_PROJECT], events: TYPES },
+  }) as unknown as Record<string, unknown>;
   switch (int(12)) {
     case 0:
-      return [id, JSON.stringify({ ...s, [pick(['id', 'url', 'enabled', 'metadata', 'secret', 'companyId', 'createdAt', 'filters'])]: pick(ODD_VALUES) })];
+      return [
+        id,
+        JSON.stringify({
+          ...s,
+          [pick(['id', 'url', 'enabled', 'metadata', 'secret', 'companyId', 'createdAt', 'filters'])]: pick(ODD_VALUES),
+        }),
+      ];
     case 1:
-      return [id, JSON.stringify({ ...s, url: pick(['http://%ZZ@127.0.0.1/x', 'ftp://127.0.0.1/', 'javascript:alert(1)', 'http://', `${url}/p?q=${'%'.repeat(3)}`, 'http://10.0.0.1/x', `http://[::1]:1/x`, 'http://0x7f.1:1/x']) })];
+      return [
+        id,
+        JSON.stringify({
+          ...s,
+          url: pick([
+            'http://%ZZ@127.0.0.1/x',
+            'ftp://127.0.0.1/',
+            'javascript:alert(1)',
+            'http://',
+            `${url}/p?q=${'%'.repeat(3)}`,
+            'http://10.0.0.1/x',
+            `http://[::1]:1/x`,
+            'http://0x7f.1:1/x',
+          ]),
+        }),
+      ];
     case 2:
-      return [id, JSON.stringify({ ...s, metadata: { projectIds: Array.from({ length: 200 + int(50) }, (_, k) => `p${k}`), events: Array.from({ length: 200 }, (_, k) => `E${k}`) } })];
+      return [
+        id,
+        JSON.stringify({
+          ...s,
+          metadata: {
+            projectIds: Array.from({ length: 200 + int(50) }, (_, k) => `p${k}`),
+            events: Array.from({ length: 200 }, (_, k) => `E${k}`),
+          },
+        }),
+      ];
     case 3:
       return [id, JSON.stringify({ ...s, filters: Array.from({ length: 100 + int(1000) }, () => ({ not: [] })) })];
     case 4:
       return [id, JSON.stringify({ ...s, filters: JSON.parse(nested(20)) })];
     case 5:
-      return [id, JSON.stringify({ ...s, filters: Array.from({ length: 64 }, (_, k) => ({ path: 'currentValue.items', op: 'neq', value: k })) })];
+      return [
+        id,
+        JSON.stringify({
+          ...s,
+          filters: Array.from({ length: 64 }, (_, k) => ({ path: 'currentValue.items', op: 'neq', value: k })),
+        }),
+      ];
     case 6:
       return [id, JSON.stringify({ ...s, id: `other_${i}` })];
     case 7:
@@ -125,12 +224,20 @@ function subscriptionMutant(i: number, url: string): [string, string | null] {
   }
 }
 
-test(`fuzz: ${COUNT} generated event values and ${SUBSCRIPTIONS} subscriptions through the real stack`, { timeout: 600_000 }, async (t) => {
+test(`fuzz: ${COUNT} generated event values and ${SUBSCRIPTIONS} subscriptions through the real stack`, {
+  timeout: 600_000,
+}, async (t) => {
   t.diagnostic(`seed ${SEED} (FUZZ_SEED=${SEED} replays this run)`);
   const s = await createScenario(t);
   await s.admin.alterConfigs({
     validateOnly: false,
-    resources: [{ type: 2, name: s.topics.subscriptions, configEntries: [{ name: 'max.message.bytes', value: String(2 * 1024 * 1024) }] }],
+    resources: [
+      {
+        type: 2,
+        name: s.topics.subscriptions,
+        configEntries: [{ name: 'max.message.bytes', value: String(2 * 1024 * 1024) }],
+      },
+    ],
   });
   // Counts distinct deliveries per path; keeps no body (hundreds of thousands of requests).
   const received = new Map<string, Set<string>>();
@@ -144,15 +251,30 @@ test(`fuzz: ${COUNT} generated event values and ${SUBSCRIPTIONS} subscriptions t
     });
   });
   const rx = { url: rxUrl };
-  await putSubscription(s, sampleSubscription({ id: 'wh_good', url: `${rx.url}/good`, metadata: { projectIds: [PROJECT], events: TYPES } }));
+  await putSubscription(
+    s,
+    sampleSubscription({ id: 'wh_good', url: `${rx.url}/good`, metadata: { projectIds: [PROJECT], events: TYPES } }),
+  );
   // 64 conditions over every element of currentValue.items: the "big array" events exceed its budget.
   const costly = Array.from({ length: 64 }, (_, k) => ({ path: 'currentValue.items', op: 'neq', value: -(k + 1) }));
-  await putSubscription(s, sampleSubscription({ id: 'wh_costly', url: `${rx.url}/costly`, metadata: { projectIds: [PROJECT], events: ['COMMENT_CREATED'] }, filters: costly }));
+  await putSubscription(
+    s,
+    sampleSubscription({
+      id: 'wh_costly',
+      url: `${rx.url}/costly`,
+      metadata: { projectIds: [PROJECT], events: ['COMMENT_CREATED'] },
+      filters: costly,
+    }),
+  );
   const registry = new Registry(s.env.SCHEMA_REGISTRY_URL!);
   let expectedInvalid = 0;
   const subs = Array.from({ length: SUBSCRIPTIONS }, (_, i) => subscriptionMutant(i, rx.url));
   for (const [key, value] of subs) {
-    if (value !== null) expectedInvalid += await decodeSubscription(Buffer.from(value), key, registry).then(() => 0, () => 1);
+    if (value !== null)
+      expectedInvalid += await decodeSubscription(Buffer.from(value), key, registry).then(
+        () => 0,
+        () => 1,
+      );
   }
   const sendChunked = async (topic: string, messages: { key: string; value: Buffer | string | null }[]) => {
     // In requests well under the broker's limit.
@@ -166,13 +288,27 @@ test(`fuzz: ${COUNT} generated event values and ${SUBSCRIPTIONS} subscriptions t
       await s.producer.send({ topic, messages: batch });
     }
   };
-  await sendChunked(s.topics.subscriptions, subs.map(([key, value]) => ({ key, value })));
+  await sendChunked(
+    s.topics.subscriptions,
+    subs.map(([key, value]) => ({ key, value })),
+  );
   // Avro framed with the id of another schema (a subscription's) and of the right one.
   const wrongId = await registry.register('webhook-subscription', `${s.topics.events}-wrong-value`);
   const rightId = await registry.register('blue-event', `${s.topics.events}-value`);
 
   const dlq = await collectTopic(s, s.topics.dlq, (_v, headers) => headers['x-dlq-reason']!);
-  const results = await collectTopic(s, s.topics.results, (v) => s.registry.decode(v!) as Promise<{ eventId: string; deliveryId: string; attempt: number; outcome: string; reason: string | null }>);
+  const results = await collectTopic(
+    s,
+    s.topics.results,
+    (v) =>
+      s.registry.decode(v!) as Promise<{
+        eventId: string;
+        deliveryId: string;
+        attempt: number;
+        outcome: string;
+        reason: string | null;
+      }>,
+  );
   // A longer schedule than the tests' default: an endpoint kept busy by the burst diverts
   // deliveries to the retry path, and three quick retries could all find it busy again.
   const d = await startDispatcher(s, { RETRY_SCHEDULE: '1s,2s,5s,10s,20s,30s' });
@@ -188,7 +324,11 @@ test(`fuzz: ${COUNT} generated event values and ${SUBSCRIPTIONS} subscriptions t
       value = JSON.stringify(sampleEvent({ eventId: `good_${good++}`, projectId: PROJECT }));
     } else if (i % 97 === 1) {
       kind = 'avro, wrong schema';
-      value = await registry.encode(wrongId, { ...sampleSubscription(), metadata: { events: [], projectIds: [] }, filters: null });
+      value = await registry.encode(wrongId, {
+        ...sampleSubscription(),
+        metadata: { events: [], projectIds: [] },
+        filters: null,
+      });
     } else if (i % 97 === 2) {
       kind = 'avro, valid';
       value = await registry.encode(rightId, eventToAvro(sampleEvent({ eventId: `fz_${i}`, projectId: PROJECT })));
@@ -207,14 +347,18 @@ test(`fuzz: ${COUNT} generated event values and ${SUBSCRIPTIONS} subscriptions t
   await committedToEnd(s, s.group, s.topics.events, 300_000);
   const m = parseMetrics(await d.metrics());
   const sum = (prefix: string) => [...m].filter(([k]) => k.startsWith(prefix)).reduce((n, [, v]) => n + v, 0);
-  await waitFor(() => dlq.length === sum('blue_webhooks_events_dead_lettered_total'), { what: 'every dead letter read back' });
+  await waitFor(() => dlq.length === sum('blue_webhooks_events_dead_lettered_total'), {
+    what: 'every dead letter read back',
+  });
   const unmatched = m.get('blue_webhooks_events_unmatched_total') ?? 0;
   const withOutcome = new Set(results.map((r) => r.eventId));
   await waitFor(() => new Set(results.map((r) => r.eventId)).size + dlq.length + unmatched === COUNT, {
     what: 'every value accounted for',
     timeoutMs: 60_000,
   }).catch((err) => {
-    throw new Error(`${err.message}: ${withOutcome.size} with outcomes + ${dlq.length} dead letters + ${unmatched} unmatched != ${COUNT}`);
+    throw new Error(
+      `${err.message}: ${withOutcome.size} with outcomes + ${dlq.length} dead letters + ${unmatched} unmatched != ${COUNT}`,
+    );
   });
 
   assert.equal(d.proc.exitCode, null, 'the dispatcher is still running');
@@ -225,16 +369,27 @@ test(`fuzz: ${COUNT} generated event values and ${SUBSCRIPTIONS} subscriptions t
   const missing = () => goodIds.filter((id) => !received.get('/good')?.has(id));
   await waitFor(() => missing().length === 0, { what: 'every good event delivered', timeoutMs: 120_000 }).catch(() => {
     const lost = new Set(missing());
-    const outcomes = results.filter((r) => lost.has(r.deliveryId)).map((r) => `${r.deliveryId} ${r.attempt} ${r.outcome} ${r.reason}`);
+    const outcomes = results
+      .filter((r) => lost.has(r.deliveryId))
+      .map((r) => `${r.deliveryId} ${r.attempt} ${r.outcome} ${r.reason}`);
     assert.deepEqual(missing(), [], `every good event delivered; their outcomes: ${outcomes.join('; ')}`);
   });
-  assert.equal(sum('blue_webhooks_subscriptions_invalid_total') >= expectedInvalid, true, `at least the ${expectedInvalid} invalid subscriptions counted`);
+  assert.equal(
+    sum('blue_webhooks_subscriptions_invalid_total') >= expectedInvalid,
+    true,
+    `at least the ${expectedInvalid} invalid subscriptions counted`,
+  );
   assert.equal(sum('blue_webhooks_internal_errors_total'), 0, 'no input reached an unexpected exception');
-  if ((counts.get('big array for a costly filter') ?? 0) > 0) assert.ok((m.get('blue_webhooks_filter_budget_exceeded_total') ?? 0) > 0);
+  if ((counts.get('big array for a costly filter') ?? 0) > 0)
+    assert.ok((m.get('blue_webhooks_filter_budget_exceeded_total') ?? 0) > 0);
   assert.equal((await d.readyz()).status, 200);
   const reasons = new Map<string, number>();
   for (const r of dlq) reasons.set(r, (reasons.get(r) ?? 0) + 1);
   t.diagnostic(`classes: ${[...counts].map(([k, n]) => `${k} ${n}`).join(', ')}`);
-  t.diagnostic(`ends: ${withOutcome.size} events with outcomes, ${unmatched} matched no webhook, dead letters ${[...reasons].map(([k, n]) => `${k} ${n}`).join(', ')}`);
-  t.diagnostic(`subscriptions: ${SUBSCRIPTIONS} mutants, ${expectedInvalid} invalid expected, ${sum('blue_webhooks_subscriptions_invalid_total')} counted; filter budget stops ${m.get('blue_webhooks_filter_budget_exceeded_total') ?? 0}; internal errors ${sum('blue_webhooks_internal_errors_total')}`);
+  t.diagnostic(
+    `ends: ${withOutcome.size} events with outcomes, ${unmatched} matched no webhook, dead letters ${[...reasons].map(([k, n]) => `${k} ${n}`).join(', ')}`,
+  );
+  t.diagnostic(
+    `subscriptions: ${SUBSCRIPTIONS} mutants, ${expectedInvalid} invalid expected, ${sum('blue_webhooks_subscriptions_invalid_total')} counted; filter budget stops ${m.get('blue_webhooks_filter_budget_exceeded_total') ?? 0}; internal errors ${sum('blue_webhooks_internal_errors_total')}`,
+  );
 });

@@ -15,7 +15,15 @@ test('scaling 1 → 3 → 1 gracefully at 300 events/s, fan-out 2: every deliver
   const s = await createScenario(t, { partitions: 6 });
   // An endpoint that takes 20 ms, so deliveries are under way whenever partitions move.
   const rx = await startReceiver(t, (_d, res) => setTimeout(() => res.writeHead(200).end(), 20));
-  for (const id of ['wh_a', 'wh_b']) await putSubscription(s, sampleSubscription({ id, url: `${rx.url}/${id}`, metadata: { events: ['TODO_CREATED'], projectIds: ['proj_scale'] } }));
+  for (const id of ['wh_a', 'wh_b'])
+    await putSubscription(
+      s,
+      sampleSubscription({
+        id,
+        url: `${rx.url}/${id}`,
+        metadata: { events: ['TODO_CREATED'], projectIds: ['proj_scale'] },
+      }),
+    );
   const first = await startDispatcher(s);
 
   const produced: number[] = [];
@@ -24,7 +32,14 @@ test('scaling 1 → 3 → 1 gracefully at 300 events/s, fan-out 2: every deliver
     const t0 = performance.now();
     for (let tick = 0; tick < SECONDS * 10; tick++) {
       await waitFor(() => performance.now() >= t0 + tick * 100, { what: `tick ${tick}`, intervalMs: 5 });
-      const events = Array.from({ length: perTick }, (_, i) => sampleEvent({ eventId: `sc_${tick}_${i}`, type: 'TODO_CREATED', projectId: 'proj_scale', id: `todo_${(tick * perTick + i) % 500}` }));
+      const events = Array.from({ length: perTick }, (_, i) =>
+        sampleEvent({
+          eventId: `sc_${tick}_${i}`,
+          type: 'TODO_CREATED',
+          projectId: 'proj_scale',
+          id: `todo_${(tick * perTick + i) % 500}`,
+        }),
+      );
       await produceEvents(s, events);
       produced.push(Date.now());
     }
@@ -41,7 +56,11 @@ test('scaling 1 → 3 → 1 gracefully at 300 events/s, fan-out 2: every deliver
   const unique = () => rx.pairs().size;
   await waitFor(() => unique() === expected, { what: `${expected} deliveries`, timeoutMs: 60_000 });
   const duplicates = rx.deliveries.length - unique();
-  const drains = [first, ...added].flatMap((d) => d.logs.filter((l) => String(l.msg).startsWith('rebalance: work under way finished')));
-  t.diagnostic(`${expected} deliveries, ${duplicates} duplicates; drains before a rebalance: ${drains.map((l) => `${l.waitedMs} ms`).join(', ')}`);
+  const drains = [first, ...added].flatMap((d) =>
+    d.logs.filter((l) => String(l.msg).startsWith('rebalance: work under way finished')),
+  );
+  t.diagnostic(
+    `${expected} deliveries, ${duplicates} duplicates; drains before a rebalance: ${drains.map((l) => `${l.waitedMs} ms`).join(', ')}`,
+  );
   assert.equal(duplicates, 0, `${duplicates} of ${expected} delivered twice`);
 });

@@ -5,7 +5,15 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { sampleEvent, sampleSubscription } from '../../src/demo/sample-data.js';
-import { collectTopic, committedToEnd, createScenario, parseMetrics, produceEvents, putSubscription, startDispatcher } from '../helpers/dispatcher.js';
+import {
+  collectTopic,
+  committedToEnd,
+  createScenario,
+  parseMetrics,
+  produceEvents,
+  putSubscription,
+  startDispatcher,
+} from '../helpers/dispatcher.js';
 import { serve, startReceiver } from '../helpers/receiver.js';
 import { runScript } from '../helpers/run-script.js';
 import { waitFor } from '../helpers/wait.js';
@@ -14,7 +22,14 @@ test('a delivery stuck past STALL_TIMEOUT_MS is visible, logged, dead-lettered a
   const s = await createScenario(t, { partitions: 1 });
   const rx = await startReceiver(t);
   const { url: stuckUrl } = await serve(t, (req) => req.resume()); // never answers
-  await putSubscription(s, sampleSubscription({ id: 'wh_stuck', url: `${stuckUrl}/stuck`, metadata: { projectIds: ['proj_stuck'], events: ['TODO_CREATED'] } }));
+  await putSubscription(
+    s,
+    sampleSubscription({
+      id: 'wh_stuck',
+      url: `${stuckUrl}/stuck`,
+      metadata: { projectIds: ['proj_stuck'], events: ['TODO_CREATED'] },
+    }),
+  );
   await putSubscription(s, sampleSubscription({ id: 'wh_ok', url: `${rx.url}/ok` }));
   const dlq = await collectTopic(s, s.topics.dlq, (value, headers) => ({ value, headers }));
   const d = await startDispatcher(s, {
@@ -23,7 +38,10 @@ test('a delivery stuck past STALL_TIMEOUT_MS is visible, logged, dead-lettered a
     DELIVERY_HEADERS_TIMEOUT_MS: '120s',
     DELIVERY_BODY_TIMEOUT_MS: '120s',
   });
-  await produceEvents(s, [sampleEvent({ eventId: 'evt_stuck', projectId: 'proj_stuck' }), sampleEvent({ eventId: 'evt_ok' })]);
+  await produceEvents(s, [
+    sampleEvent({ eventId: 'evt_stuck', projectId: 'proj_stuck' }),
+    sampleEvent({ eventId: 'evt_ok' }),
+  ]);
   await waitFor(() => rx.at('/ok').length === 1, { what: 'the event behind the stuck one delivered' });
 
   // While stuck: the committed offset is held back, and the metrics say so.
@@ -71,7 +89,11 @@ test('an event dead-lettered as STALLED under too short a STALL_TIMEOUT_MS is re
   });
   await putSubscription(s, sampleSubscription({ id: 'wh_slow', url: `${url}/slow` }));
   const dlq = await collectTopic(s, s.topics.dlq, (value, headers) => ({ value, headers }));
-  const timeouts = { DELIVERY_TIMEOUT_MS: '120s', DELIVERY_HEADERS_TIMEOUT_MS: '120s', DELIVERY_BODY_TIMEOUT_MS: '120s' };
+  const timeouts = {
+    DELIVERY_TIMEOUT_MS: '120s',
+    DELIVERY_HEADERS_TIMEOUT_MS: '120s',
+    DELIVERY_BODY_TIMEOUT_MS: '120s',
+  };
   const first = await startDispatcher(s, { STALL_TIMEOUT_MS: '2s', ...timeouts });
   await produceEvents(s, [sampleEvent({ eventId: 'evt_slow', id: 'todo_slow' })]);
   await waitFor(() => dlq.length === 1, { what: 'the event dead-lettered as STALLED', timeoutMs: 20_000 });
@@ -85,9 +107,17 @@ test('an event dead-lettered as STALLED under too short a STALL_TIMEOUT_MS is re
   await startDispatcher(s, timeouts);
   const env = { ...process.env, ...s.env };
   const other = await runScript('src/tools/redrive.ts', ['--events', '--reason', 'INTERNAL_ERROR'], env);
-  assert.deepEqual(JSON.parse(other.output), { scanned: 1, matched: 0, redriven: 0, withoutValue: 0, dryRun: false }, other.output);
+  assert.deepEqual(
+    JSON.parse(other.output),
+    { scanned: 1, matched: 0, redriven: 0, withoutValue: 0, dryRun: false },
+    other.output,
+  );
   const dry = await runScript('src/tools/redrive.ts', ['--events', '--reason', 'STALLED', '--dry-run'], env);
-  assert.deepEqual(JSON.parse(dry.output), { scanned: 1, matched: 1, redriven: 0, withoutValue: 0, dryRun: true }, dry.output);
+  assert.deepEqual(
+    JSON.parse(dry.output),
+    { scanned: 1, matched: 1, redriven: 0, withoutValue: 0, dryRun: true },
+    dry.output,
+  );
   const run = await runScript('src/tools/redrive.ts', ['--events', '--reason', 'STALLED'], env);
   assert.equal(run.code, 0, run.output);
   assert.deepEqual(JSON.parse(run.output), { scanned: 1, matched: 1, redriven: 1, withoutValue: 0, dryRun: false });

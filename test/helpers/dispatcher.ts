@@ -4,8 +4,8 @@ import path from 'node:path';
 import type { TestContext } from 'node:test';
 import { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
 import type { Admin, Kafka, Producer } from 'kafkajs';
-import { readSchema } from '../../src/codec/registry.js';
 import { type BlueEvent, eventToAvro } from '../../src/codec/event.js';
+import { readSchema } from '../../src/codec/registry.js';
 import { type Subscription, subscriptionToAvro } from '../../src/subscriptions/subscription.js';
 import { defer } from './defer.js';
 import { stackEnv } from './env.js';
@@ -21,7 +21,15 @@ export interface Scenario {
   admin: Admin;
   producer: Producer;
   registry: SchemaRegistry;
-  topics: { events: string; subscriptions: string; results: string; dlq: string; deliveriesDlq: string; status: string; retryPrefix: string };
+  topics: {
+    events: string;
+    subscriptions: string;
+    results: string;
+    dlq: string;
+    deliveriesDlq: string;
+    status: string;
+    retryPrefix: string;
+  };
   group: string;
   redisPrefix: string;
   /** The environment a dispatcher of this scenario runs with. */
@@ -105,18 +113,31 @@ export async function createScenario(t: TestContext, opts: ScenarioOptions = {})
 }
 
 /** Produces a subscription record (JSON by default; null value = delete). */
-export async function putSubscription(s: Scenario, sub: Subscription | { id: string; value: null }, format: 'json' | 'avro' = 'json') {
+export async function putSubscription(
+  s: Scenario,
+  sub: Subscription | { id: string; value: null },
+  format: 'json' | 'avro' = 'json',
+) {
   if ('value' in sub) {
     await s.producer.send({ topic: s.topics.subscriptions, messages: [{ key: sub.id, value: null }] });
     return;
   }
   const value =
-    format === 'json' ? JSON.stringify(sub) : await s.registry.encode(await registerSchema(s, 'webhook-subscription', s.topics.subscriptions), subscriptionToAvro(sub));
+    format === 'json'
+      ? JSON.stringify(sub)
+      : await s.registry.encode(
+          await registerSchema(s, 'webhook-subscription', s.topics.subscriptions),
+          subscriptionToAvro(sub),
+        );
   await s.producer.send({ topic: s.topics.subscriptions, messages: [{ key: sub.id, value }] });
 }
 
 /** Produces events, keyed by their entity id, in one request. */
-export async function produceEvents(s: Scenario, events: Omit<BlueEvent, 'occurredAtMs'>[], format: 'json' | 'avro' = 'json') {
+export async function produceEvents(
+  s: Scenario,
+  events: Omit<BlueEvent, 'occurredAtMs'>[],
+  format: 'json' | 'avro' = 'json',
+) {
   const id = format === 'avro' ? await registerSchema(s, 'blue-event', s.topics.events) : 0;
   const messages = await Promise.all(
     events.map(async (e) => ({
@@ -131,17 +152,28 @@ export async function produceEvents(s: Scenario, events: Omit<BlueEvent, 'occurr
 }
 
 const schemaIds = new Map<string, number>();
-async function registerSchema(s: Scenario, name: 'blue-event' | 'webhook-subscription', topic: string): Promise<number> {
+async function registerSchema(
+  s: Scenario,
+  name: 'blue-event' | 'webhook-subscription',
+  topic: string,
+): Promise<number> {
   const key = `${name}:${topic}`;
   if (!schemaIds.has(key)) {
-    const { id } = await s.registry.register({ type: 'AVRO' as never, schema: readSchema(name) }, { subject: `${topic}-value` });
+    const { id } = await s.registry.register(
+      { type: 'AVRO' as never, schema: readSchema(name) },
+      { subject: `${topic}-value` },
+    );
     schemaIds.set(key, id);
   }
   return schemaIds.get(key)!;
 }
 
 /** Every record of a topic from its beginning, collected as it arrives, until the test ends. */
-export async function collectTopic<T>(s: Scenario, topic: string, decode: (value: Buffer | null, headers: Record<string, string>) => Promise<T> | T): Promise<T[]> {
+export async function collectTopic<T>(
+  s: Scenario,
+  topic: string,
+  decode: (value: Buffer | null, headers: Record<string, string>) => Promise<T> | T,
+): Promise<T[]> {
   const out: T[] = [];
   const consumer = s.kafka.consumer({ groupId: uniqueName('it.collect'), maxWaitTimeInMs: 100 });
   await consumer.connect();
@@ -170,7 +202,11 @@ export interface DispatcherProcess {
 }
 
 /** Runs the dispatcher (src/main.ts) as its own process and waits until it consumes events. */
-export async function startDispatcher(s: Scenario, env: Record<string, string> = {}, opts: { waitReady?: boolean } = {}): Promise<DispatcherProcess> {
+export async function startDispatcher(
+  s: Scenario,
+  env: Record<string, string> = {},
+  opts: { waitReady?: boolean } = {},
+): Promise<DispatcherProcess> {
   const proc = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'src/main.ts')], {
     cwd: root,
     env: { PATH: process.env.PATH ?? '', INSTANCE_ID: `it-${randomBytes(3).toString('hex')}`, ...s.env, ...env },
@@ -218,7 +254,10 @@ export async function startDispatcher(s: Scenario, env: Record<string, string> =
   if (started === 'exited') throw new Error(`dispatcher exited at start: ${stderr.join('')}`);
   d.metricsPort = Number((started as { metricsPort: number }).metricsPort);
   if (opts.waitReady ?? true) {
-    await waitFor(async () => (await d.readyz()).status === 200, { what: 'the dispatcher to be ready', timeoutMs: 60_000 });
+    await waitFor(async () => (await d.readyz()).status === 200, {
+      what: 'the dispatcher to be ready',
+      timeoutMs: 60_000,
+    });
   }
   return d;
 }

@@ -34,7 +34,10 @@ export interface TestTopicOptions {
  * topics are being created (CI saw it once); then what is missing is created again and the
  * topics' metadata is polled until every partition has a leader.
  */
-export async function createTopics(admin: Admin, topics: Parameters<Admin['createTopics']>[0]['topics']): Promise<void> {
+export async function createTopics(
+  admin: Admin,
+  topics: Parameters<Admin['createTopics']>[0]['topics'],
+): Promise<void> {
   try {
     await admin.createTopics({ waitForLeaders: true, topics });
   } catch (err) {
@@ -46,7 +49,10 @@ export async function createTopics(admin: Admin, topics: Parameters<Admin['creat
         const missing = topics.filter((topic) => !existing.has(topic.topic));
         if (missing.length > 0) await admin.createTopics({ topics: missing }).catch(() => {});
         const { topics: found } = await admin.fetchTopicMetadata({ topics: names });
-        return found.length === names.length && found.every((topic) => topic.partitions.length > 0 && topic.partitions.every((p) => p.leader >= 0));
+        return (
+          found.length === names.length &&
+          found.every((topic) => topic.partitions.length > 0 && topic.partitions.every((p) => p.leader >= 0))
+        );
       },
       { what: `leaders for ${names.join(', ')}`, intervalMs: 200 },
     );
@@ -56,7 +62,9 @@ export async function createTopics(admin: Admin, topics: Parameters<Admin['creat
 /** Creates a uniquely named topic and deletes it when the test ends. */
 export async function createTestTopic(t: TestContext, admin: Admin, prefix: string, opts: TestTopicOptions = {}) {
   const topic = uniqueName(prefix);
-  await createTopics(admin, [{ topic, numPartitions: opts.numPartitions ?? 3, replicationFactor: 1, configEntries: opts.configEntries }]);
+  await createTopics(admin, [
+    { topic, numPartitions: opts.numPartitions ?? 3, replicationFactor: 1, configEntries: opts.configEntries },
+  ]);
   defer(t, () => admin.deleteTopics({ topics: [topic] }).catch(() => {}));
   return topic;
 }

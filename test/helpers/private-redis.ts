@@ -31,7 +31,11 @@ export async function privateRedis(t: TestContext) {
   const r = {
     url: `redis://127.0.0.1:${port}`,
     async start() {
-      proc = spawn('redis-server', ['--bind', '127.0.0.1', '--port', String(port), '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+      proc = spawn(
+        'redis-server',
+        ['--bind', '127.0.0.1', '--port', String(port), '--save', '', '--appendonly', 'no'],
+        { stdio: 'ignore' },
+      );
       await waitFor(answers, { what: 'the private redis-server' });
     },
     async kill() {

@@ -25,14 +25,22 @@ export interface Receiver {
 }
 
 /** An HTTP server on a loopback address, port 0, closed (connections too) when the test ends. */
-export async function serve(t: TestContext, handler: http.RequestListener, host = '127.0.0.1'): Promise<{ port: number; url: string }> {
+export async function serve(
+  t: TestContext,
+  handler: http.RequestListener,
+  host = '127.0.0.1',
+): Promise<{ port: number; url: string }> {
   const server = http.createServer(handler);
   server.keepAliveTimeout = 60_000;
   await new Promise<void>((r) => server.listen(0, host, r));
-  defer(t, () => new Promise<void>((r) => {
-    server.close(() => r());
-    server.closeAllConnections();
-  }));
+  defer(
+    t,
+    () =>
+      new Promise<void>((r) => {
+        server.close(() => r());
+        server.closeAllConnections();
+      }),
+  );
   const port = (server.address() as AddressInfo).port;
   return { port, url: `http://${host}:${port}` };
 }
@@ -52,7 +60,12 @@ export async function startReceiver(t: TestContext, respond?: Responder): Promis
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
-      const d = { path: req.url ?? '/', headers: req.headers, body: Buffer.concat(chunks).toString('utf8'), receivedAt: Date.now() };
+      const d = {
+        path: req.url ?? '/',
+        headers: req.headers,
+        body: Buffer.concat(chunks).toString('utf8'),
+        receivedAt: Date.now(),
+      };
       deliveries.push(d);
       receiver.respond(d, res);
     });

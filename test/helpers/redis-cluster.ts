@@ -36,20 +36,48 @@ export async function startRedisCluster(): Promise<RedisClusterHandle> {
   for (const port of ports) {
     const proc = spawn(
       'redis-server',
-      ['--bind', '127.0.0.1', '--port', String(port), '--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`, '--cluster-node-timeout', '2000', '--save', '', '--appendonly', 'no', '--dir', dir],
+      [
+        '--bind',
+        '127.0.0.1',
+        '--port',
+        String(port),
+        '--cluster-enabled',
+        'yes',
+        '--cluster-config-file',
+        `nodes-${port}.conf`,
+        '--cluster-node-timeout',
+        '2000',
+        '--save',
+        '',
+        '--appendonly',
+        'no',
+        '--dir',
+        dir,
+      ],
       { stdio: 'ignore' },
     );
     procs.set(port, proc);
   }
   const nodes = ports.map((port) => `127.0.0.1:${port}`);
-  await waitFor(async () => (await Promise.all(ports.map((port) => ping(port)))).every(Boolean), { what: 'six redis-server processes' });
+  await waitFor(async () => (await Promise.all(ports.map((port) => ping(port)))).every(Boolean), {
+    what: 'six redis-server processes',
+  });
   // Masters are the first three; redis-cli gives each one replica from the last three.
   await run('redis-cli', ['--cluster', 'create', ...nodes, '--cluster-replicas', '1', '--cluster-yes']);
-  await waitFor(async () => (await Promise.all(ports.map((port) => clusterOk(port)))).every(Boolean), { what: 'cluster_state:ok on every node', timeoutMs: 30_000 });
+  await waitFor(async () => (await Promise.all(ports.map((port) => clusterOk(port)))).every(Boolean), {
+    what: 'cluster_state:ok on every node',
+    timeoutMs: 30_000,
+  });
   // A replica that has not finished its first sync never takes over: wait for every link.
-  await waitFor(async () => (await Promise.all(ports.slice(3).map((port) => replicaLinked(port)))).every(Boolean), { what: 'every replica synced with its master', timeoutMs: 30_000 });
+  await waitFor(async () => (await Promise.all(ports.slice(3).map((port) => replicaLinked(port)))).every(Boolean), {
+    what: 'every replica synced with its master',
+    timeoutMs: 30_000,
+  });
 
-  const admin = new Cluster(nodes.map((node) => ({ host: '127.0.0.1', port: Number(node.split(':')[1]) })), { scaleReads: 'master' });
+  const admin = new Cluster(
+    nodes.map((node) => ({ host: '127.0.0.1', port: Number(node.split(':')[1]) })),
+    { scaleReads: 'master' },
+  );
   const masters = async () => {
     await refreshSlots(admin);
     return admin.nodes('master');
@@ -87,7 +115,9 @@ export async function startRedisCluster(): Promise<RedisClusterHandle> {
       await exited;
       const promoted = await waitFor(
         async () => {
-          const survivor = ports.find((p) => p !== port && procs.get(p)?.exitCode === null && procs.get(p)?.signalCode === null)!;
+          const survivor = ports.find(
+            (p) => p !== port && procs.get(p)?.exitCode === null && procs.get(p)?.signalCode === null,
+          )!;
           const probe = new Redis(survivor, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 0 });
           probe.on('error', () => {});
           try {

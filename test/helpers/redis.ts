@@ -18,7 +18,8 @@ export function serviceRedis(): RedisClient {
 export async function deleteKeys(redis: RedisClient, prefix: string): Promise<number> {
   let deleted = 0;
   // A cluster client knows its masters only once it has loaded the slot map.
-  if (redis instanceof Cluster && redis.status !== 'ready') await new Promise((resolve) => redis.once('ready', resolve));
+  if (redis instanceof Cluster && redis.status !== 'ready')
+    await new Promise((resolve) => redis.once('ready', resolve));
   for (const node of redis instanceof Cluster ? redis.nodes('master') : [redis]) {
     let cursor = '0';
     do {

@@ -24,6 +24,11 @@ export async function runCommand(
 }
 
 /** Runs one of the project's TypeScript entry points to completion; returns its exit code and output. */
-export function runScript(file: string, args: string[], env: Record<string, string | undefined>, timeoutMs = 90_000): Promise<{ code: number | null; output: string }> {
+export function runScript(
+  file: string,
+  args: string[],
+  env: Record<string, string | undefined>,
+  timeoutMs = 90_000,
+): Promise<{ code: number | null; output: string }> {
   return runCommand(process.execPath, ['--import', 'tsx', path.join(root, file), ...args], { env, timeoutMs });
 }

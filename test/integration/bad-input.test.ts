@@ -3,7 +3,14 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { sampleEvent, sampleSubscription } from '../../src/demo/sample-data.js';
-import { collectTopic, createScenario, parseMetrics, produceEvents, putSubscription, startDispatcher } from '../helpers/dispatcher.js';
+import {
+  collectTopic,
+  createScenario,
+  parseMetrics,
+  produceEvents,
+  putSubscription,
+  startDispatcher,
+} from '../helpers/dispatcher.js';
 import { startReceiver } from '../helpers/receiver.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -23,7 +30,8 @@ test('garbage, unknown schema ids, invalid JSON and missing fields land in the D
     ['INVALID_EVENT', Buffer.from(JSON.stringify(missing))],
   ];
   await produceEvents(s, [sampleEvent({ eventId: 'good_1' })]);
-  for (const [, value] of bad) await s.producer.send({ topic: s.topics.events, messages: [{ key: 'k', value, headers: { origin: 'test' } }] });
+  for (const [, value] of bad)
+    await s.producer.send({ topic: s.topics.events, messages: [{ key: 'k', value, headers: { origin: 'test' } }] });
   await produceEvents(s, [sampleEvent({ eventId: 'good_2' }), sampleEvent({ eventId: 'good_3' })], 'avro');
 
   await waitFor(() => dlq.length === 4 && rx.deliveries.length === 3, { what: '4 dead letters and 3 deliveries' });
@@ -41,10 +49,13 @@ test('garbage, unknown schema ids, invalid JSON and missing fields land in the D
     assert.equal(m.get(`blue_webhooks_events_dead_lettered_total{reason="${reason}"}`), 1, reason);
   }
   // Their offsets are committed like any other.
-  await waitFor(async () => {
-    const [o] = await s.admin.fetchOffsets({ groupId: s.group, topics: [s.topics.events] });
-    return o!.partitions[0]!.offset === '7';
-  }, { what: 'offsets committed past the bad events' });
+  await waitFor(
+    async () => {
+      const [o] = await s.admin.fetchOffsets({ groupId: s.group, topics: [s.topics.events] });
+      return o!.partitions[0]!.offset === '7';
+    },
+    { what: 'offsets committed past the bad events' },
+  );
 });
 
 test('failed, refused and slow-to-fail endpoints get outcomes; other webhooks are unaffected', async (t) => {
@@ -55,11 +66,16 @@ test('failed, refused and slow-to-fail endpoints get outcomes; other webhooks ar
     else if (d.path === '/redirect') res.writeHead(302, { location: 'http://169.254.169.254/' }).end();
     else res.writeHead(204).end();
   });
-  for (const p of ['500', '400', 'redirect', 'ok']) await putSubscription(s, sampleSubscription({ id: `wh_${p}`, url: `${rx.url}/${p}` }));
+  for (const p of ['500', '400', 'redirect', 'ok'])
+    await putSubscription(s, sampleSubscription({ id: `wh_${p}`, url: `${rx.url}/${p}` }));
   // Internal and not allow-listed for this dispatcher (it allows 127.0.0.1 and ::1 only).
   await putSubscription(s, sampleSubscription({ id: 'wh_metadata', url: 'http://169.254.169.254/latest/meta-data' }));
   await putSubscription(s, sampleSubscription({ id: 'wh_private', url: 'http://10.0.0.1:1/x' }));
-  const results = await collectTopic(s, s.topics.results, (v) => s.registry.decode(v!) as Promise<Record<string, unknown>>);
+  const results = await collectTopic(
+    s,
+    s.topics.results,
+    (v) => s.registry.decode(v!) as Promise<Record<string, unknown>>,
+  );
   // No retries here: every outcome is final after one attempt.
   const d = await startDispatcher(s, { RETRY_SCHEDULE: 'none' });
   await produceEvents(s, [sampleEvent({ eventId: 'evt_f' })]);
@@ -67,8 +83,14 @@ test('failed, refused and slow-to-fail endpoints get outcomes; other webhooks ar
 
   const by = (id: string) => results.find((r) => r.webhookId === id)!;
   assert.deepEqual([by('wh_ok').outcome, by('wh_ok').httpStatus], ['DELIVERED', 204]);
-  assert.deepEqual([by('wh_500').outcome, by('wh_500').httpStatus, by('wh_500').responseSnippet, by('wh_500').reason], ['FAILED', 500, 'boom', 'exhausted']);
-  assert.deepEqual([by('wh_400').outcome, by('wh_400').httpStatus, by('wh_400').reason], ['FAILED', 400, 'final_status']);
+  assert.deepEqual(
+    [by('wh_500').outcome, by('wh_500').httpStatus, by('wh_500').responseSnippet, by('wh_500').reason],
+    ['FAILED', 500, 'boom', 'exhausted'],
+  );
+  assert.deepEqual(
+    [by('wh_400').outcome, by('wh_400').httpStatus, by('wh_400').reason],
+    ['FAILED', 400, 'final_status'],
+  );
   assert.deepEqual([by('wh_redirect').outcome, by('wh_redirect').httpStatus], ['FAILED', 302]);
   for (const id of ['wh_metadata', 'wh_private']) {
     assert.equal(by(id).outcome, 'FAILED');

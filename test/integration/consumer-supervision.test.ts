@@ -7,8 +7,8 @@ import { SupervisedConsumer } from '../../src/kafka/supervised-consumer.js';
 import { Metrics } from '../../src/metrics/metrics.js';
 import { createLogger } from '../../src/shared/logger.js';
 import { defer } from '../helpers/defer.js';
-import { createTestTopic, testAdmin, testKafka, uniqueName } from '../helpers/kafka.js';
 import { parseMetrics } from '../helpers/dispatcher.js';
+import { createTestTopic, testAdmin, testKafka, uniqueName } from '../helpers/kafka.js';
 import { waitFor } from '../helpers/wait.js';
 
 test('a consumer that kafkajs gives up on is replaced, and the replacement reads on from the committed offset', async (t) => {
@@ -30,7 +30,11 @@ test('a consumer that kafkajs gives up on is replaced, and the replacement reads
     metrics,
     log: createLogger({ write: (line) => logs.push(JSON.parse(line)) }),
     backoff: { initialMs: 100, maxMs: 100 },
-    config: { groupId: uniqueName('it.supervised'), maxWaitTimeInMs: 100, retry: { retries: 1, restartOnFailure: async () => true } },
+    config: {
+      groupId: uniqueName('it.supervised'),
+      maxWaitTimeInMs: 100,
+      retry: { retries: 1, restartOnFailure: async () => true },
+    },
     setup: async (c) => {
       await c.subscribe({ topic, fromBeginning: true });
       await c.run({
@@ -54,5 +58,9 @@ test('a consumer that kafkajs gives up on is replaced, and the replacement reads
   assert.deepEqual(seen, ['a', 'b', 'c'], 'read on from the commit after a: nothing skipped, nothing read twice');
   const m = parseMetrics(await metrics.registry.metrics());
   assert.equal(m.get('blue_webhooks_consumer_crashes_total{consumer="events",restarted_by="service"}'), 1);
-  assert.ok(logs.some((l) => l.msg === 'consumer crashed and kafkajs gave up on it; starting a new one' && l.consumer === 'events'));
+  assert.ok(
+    logs.some(
+      (l) => l.msg === 'consumer crashed and kafkajs gave up on it; starting a new one' && l.consumer === 'events',
+    ),
+  );
 });

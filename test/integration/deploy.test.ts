@@ -13,7 +13,9 @@ const prometheusDir = path.join(root, 'deploy/prometheus');
 const promtool = spawnSync('promtool', ['--version']).status === 0;
 const noPromtool = promtool ? false : 'promtool is not installed (apt-get install prometheus; .ci/run does it)';
 
-test('the alert rules load, and each alert fires in its promtool unit test and stays quiet in the other case', { skip: noPromtool }, () => {
+test('the alert rules load, and each alert fires in its promtool unit test and stays quiet in the other case', {
+  skip: noPromtool,
+}, () => {
   const check = spawnSync('promtool', ['check', 'rules', 'alerts.yml'], { cwd: prometheusDir, encoding: 'utf8' });
   assert.equal(check.status, 0, check.stdout + check.stderr);
   const config = spawnSync('promtool', ['check', 'config', 'prometheus.yml'], { cwd: prometheusDir, encoding: 'utf8' });
@@ -27,8 +29,16 @@ test('the alert rules load, and each alert fires in its promtool unit test and s
   const alerts = [...rules.matchAll(/- alert: (\w+)/g)].map((m) => m[1]!);
   assert.ok(alerts.length >= 10);
   for (const alert of alerts) {
-    assert.match(tests, new RegExp(`alertname: ${alert}\\n\\s+exp_alerts:\\n\\s+- exp_labels`), `${alert} is expected to fire in a test`);
-    assert.match(tests, new RegExp(`alertname: ${alert}, exp_alerts: \\[\\]`), `${alert} is expected not to fire in a test`);
+    assert.match(
+      tests,
+      new RegExp(`alertname: ${alert}\\n\\s+exp_alerts:\\n\\s+- exp_labels`),
+      `${alert} is expected to fire in a test`,
+    );
+    assert.match(
+      tests,
+      new RegExp(`alertname: ${alert}, exp_alerts: \\[\\]`),
+      `${alert} is expected not to fire in a test`,
+    );
     assert.match(runbook, new RegExp(`^## ${alert}$`, 'm'), `${alert} has a runbook section`);
   }
 });
@@ -36,7 +46,9 @@ test('the alert rules load, and each alert fires in its promtool unit test and s
 const manifests = fs
   .readdirSync(path.join(root, 'deploy/k8s'))
   .filter((f) => f.endsWith('.yaml'))
-  .flatMap((f) => parseAllDocuments(fs.readFileSync(path.join(root, 'deploy/k8s', f), 'utf8')).map((d) => ({ file: f, doc: d })));
+  .flatMap((f) =>
+    parseAllDocuments(fs.readFileSync(path.join(root, 'deploy/k8s', f), 'utf8')).map((d) => ({ file: f, doc: d })),
+  );
 
 function manifest(kind: string) {
   const found = manifests.find((m) => m.doc.toJS()?.kind === kind);
@@ -48,7 +60,8 @@ test('the Kubernetes manifests parse, and every variable they set is one the ser
   for (const m of manifests) assert.deepEqual(m.doc.errors, [], m.file);
   const known = new Set(Object.keys(DEFAULTS));
   const configMap = manifest('ConfigMap');
-  for (const name of Object.keys(configMap.data)) assert.ok(known.has(name), `ConfigMap key ${name} is not a config variable`);
+  for (const name of Object.keys(configMap.data))
+    assert.ok(known.has(name), `ConfigMap key ${name} is not a config variable`);
   const container = manifest('Deployment').spec.template.spec.containers[0];
   for (const { name } of container.env) assert.ok(known.has(name), `env ${name} is not a config variable`);
 });
@@ -60,14 +73,19 @@ test('the Deployment probes /healthz and /readyz, runs as non-root, and outlives
   assert.equal(container.livenessProbe.httpGet.path, '/healthz');
   assert.equal(container.readinessProbe.httpGet.path, '/readyz');
   assert.equal(String(container.ports[0].containerPort), configMap.METRICS_PORT ?? DEFAULTS.METRICS_PORT);
-  assert.ok(container.resources.requests.cpu && container.resources.requests.memory && container.resources.limits.memory);
+  assert.ok(
+    container.resources.requests.cpu && container.resources.requests.memory && container.resources.limits.memory,
+  );
   assert.equal(pod.securityContext.runAsNonRoot, true);
   assert.equal(container.securityContext.allowPrivilegeEscalation, false);
   const graceMs = Number(configMap.SHUTDOWN_GRACE_MS ?? DEFAULTS.SHUTDOWN_GRACE_MS);
   assert.ok(pod.terminationGracePeriodSeconds * 1000 > graceMs + 5000, 'time to drain, then leave the groups');
   assert.equal(manifest('PodDisruptionBudget').spec.maxUnavailable, 1);
   const scaled = manifest('ScaledObject').spec;
-  assert.ok(scaled.maxReplicaCount <= Number(configMap.TOPIC_PARTITIONS ?? DEFAULTS.TOPIC_PARTITIONS), 'no more replicas than partitions');
+  assert.ok(
+    scaled.maxReplicaCount <= Number(configMap.TOPIC_PARTITIONS ?? DEFAULTS.TOPIC_PARTITIONS),
+    'no more replicas than partitions',
+  );
   assert.ok(scaled.cooldownPeriod >= 300, 'a cool-down long enough to avoid rebalance storms');
   const trigger = scaled.triggers[0].metadata;
   assert.equal(trigger.consumerGroup, configMap.CONSUMER_GROUP);
@@ -77,7 +95,11 @@ test('the Deployment probes /healthz and /readyz, runs as non-root, and outlives
 test('the image starts the service as `npm start` does, with the same Node flags (the bench runs those too)', () => {
   const dockerfile = fs.readFileSync(path.join(root, 'Dockerfile'), 'utf8');
   const cmd = JSON.parse(/^CMD (\[.*\])$/m.exec(dockerfile)?.[1] ?? 'null') as string[] | null;
-  const start = (JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as { scripts: { start: string } }).scripts.start;
+  const start = (JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as { scripts: { start: string } })
+    .scripts.start;
   assert.deepEqual(cmd, start.split(/\s+/));
-  assert.ok(cmd.some((arg) => arg.startsWith('--max-semi-space-size=')), 'the young generation is sized (see README, Performance)');
+  assert.ok(
+    cmd.some((arg) => arg.startsWith('--max-semi-space-size=')),
+    'the young generation is sized (see README, Performance)',
+  );
 });

@@ -23,7 +23,11 @@ test('delivers Blue payloads signed both ways, for JSON and Avro events and subs
   const avro = sampleSubscription({ id: 'wh_avro', url: `${rx.url}/avro`, secret: null });
   await putSubscription(s, json, 'json');
   await putSubscription(s, avro, 'avro');
-  const results = await collectTopic(s, s.topics.results, (v) => s.registry.decode(v!) as Promise<Record<string, unknown>>);
+  const results = await collectTopic(
+    s,
+    s.topics.results,
+    (v) => s.registry.decode(v!) as Promise<Record<string, unknown>>,
+  );
   const d = await startDispatcher(s);
 
   const e1 = sampleEvent({ eventId: 'evt_json_1' });
@@ -40,7 +44,15 @@ test('delivers Blue payloads signed both ways, for JSON and Avro events and subs
     assert.match(String(r.headers['user-agent']), /^blue-webhooks\/\d+\.\d+\.\d+/);
     assert.equal(r.headers['x-blue-event'], event.event);
     assert.equal(r.headers['webhook-id'], r.headers['x-blue-delivery']);
-    assert.deepEqual(Object.keys(body), ['event', 'webhook', 'currentValue', 'previousValue', 'company', 'project', 'user']);
+    assert.deepEqual(Object.keys(body), [
+      'event',
+      'webhook',
+      'currentValue',
+      'previousValue',
+      'company',
+      'project',
+      'user',
+    ]);
     assert.deepEqual(body.currentValue, event.currentValue);
     assert.deepEqual(body.previousValue, event.previousValue);
     assert.deepEqual(body.company, event.company);
@@ -103,9 +115,13 @@ test('a burst of 1,000 events to two webhooks: every pair delivered once (delive
   await produceEvents(s, events);
   await waitFor(() => rx.deliveries.length >= 2 * N, { what: `${2 * N} deliveries`, timeoutMs: 60_000 });
   const seconds = (Math.max(...rx.deliveries.map((r) => r.receivedAt)) - t0) / 1000;
-  const latencies = rx.deliveries.map((r) => r.receivedAt - JSON.parse(r.body).currentValue.sentAt).sort((a, b) => a - b);
+  const latencies = rx.deliveries
+    .map((r) => r.receivedAt - JSON.parse(r.body).currentValue.sentAt)
+    .sort((a, b) => a - b);
   const pct = (p: number) => latencies[Math.floor((p / 100) * (latencies.length - 1))];
-  t.diagnostic(`${(2 * N / seconds).toFixed(0)} deliveries/s; event-to-receipt p50 ${pct(50)} ms, p99 ${pct(99)} ms (produced as one burst)`);
+  t.diagnostic(
+    `${((2 * N) / seconds).toFixed(0)} deliveries/s; event-to-receipt p50 ${pct(50)} ms, p99 ${pct(99)} ms (produced as one burst)`,
+  );
   assert.equal(rx.pairs().size, 2 * N);
   assert.equal(rx.deliveries.length, 2 * N, 'no duplicates');
 });

@@ -19,7 +19,10 @@ import { runCommand } from '../helpers/run-script.js';
 const root = path.resolve(import.meta.dirname, '../..');
 
 function freshCopy(into: string): void {
-  const files = execFileSync('git', ['ls-files', '-z', '--cached', '--others', '--exclude-standard'], { cwd: root, encoding: 'utf8' })
+  const files = execFileSync('git', ['ls-files', '-z', '--cached', '--others', '--exclude-standard'], {
+    cwd: root,
+    encoding: 'utf8',
+  })
     .split('\0')
     .filter((file) => file && fs.existsSync(path.join(root, file)));
   for (const file of files) {
@@ -49,9 +52,16 @@ test('npm run demo works the first time, in a fresh copy with an empty STACK_DIR
     fs.rmSync(scratch, { recursive: true, force: true });
   });
 
-  const { code, output } = await runCommand('npm', ['run', '--silent', 'demo'], { env, cwd: clone, timeoutMs: 420_000 });
+  const { code, output } = await runCommand('npm', ['run', '--silent', 'demo'], {
+    env,
+    cwd: clone,
+    timeoutMs: 420_000,
+  });
   assert.equal(code, 0, output);
-  assert.ok(fs.readdirSync(stackDir).some((dir) => dir.startsWith('kafka-')), 'this run fetched the Kafka jars into the empty STACK_DIR');
+  assert.ok(
+    fs.readdirSync(stackDir).some((dir) => dir.startsWith('kafka-')),
+    'this run fetched the Kafka jars into the empty STACK_DIR',
+  );
   assert.match(output, /\[stack\] fetch/, 'the fetch is announced on stderr');
   assert.equal(output.match(/\[demo\] received .*X-Blue-Signature valid, webhook-signature valid/g)?.length, 2, output);
   assert.match(output, /outcome on blue\.webhook-results: DELIVERED/);

@@ -25,7 +25,8 @@ function client(t: TestContext, overrides: Partial<ConstructorParameters<typeof 
   return http;
 }
 
-const post = (http: HttpClient, url: string) => http.post({ url: new URL(url), headers: { 'content-type': 'application/json' }, body: Buffer.from('{"a":1}') });
+const post = (http: HttpClient, url: string) =>
+  http.post({ url: new URL(url), headers: { 'content-type': 'application/json' }, body: Buffer.from('{"a":1}') });
 const status = (r: HttpPostResult) => ('status' in r ? r.status : null);
 const errorOf = (r: HttpPostResult) => ('error' in r ? (r.error as { name?: string; code?: string }) : null);
 

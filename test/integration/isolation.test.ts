@@ -3,7 +3,13 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { test } from 'node:test';
 import { sampleEvent, sampleSubscription } from '../../src/demo/sample-data.js';
-import { createScenario, parseMetrics, produceEvents, putSubscription, startDispatcher } from '../helpers/dispatcher.js';
+import {
+  createScenario,
+  parseMetrics,
+  produceEvents,
+  putSubscription,
+  startDispatcher,
+} from '../helpers/dispatcher.js';
 import { serve } from '../helpers/receiver.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -30,11 +36,30 @@ test('nine fast endpoints keep at least 90% of their delivery rate beside one th
   const project = (phase: string) => `proj_${phase}`;
   // Phase A: the nine alone. Phase B: the nine plus the hanging one, on another project.
   for (const [i, e] of fast.entries()) {
-    await putSubscription(s, sampleSubscription({ id: `fast_${i}`, url: e.url, metadata: { events: ['TODO_CREATED'], projectIds: [project('a'), project('b')] } }));
+    await putSubscription(
+      s,
+      sampleSubscription({
+        id: `fast_${i}`,
+        url: e.url,
+        metadata: { events: ['TODO_CREATED'], projectIds: [project('a'), project('b')] },
+      }),
+    );
   }
-  await putSubscription(s, sampleSubscription({ id: 'hanging', url: hanging.url, metadata: { events: ['TODO_CREATED'], projectIds: [project('b')] } }));
+  await putSubscription(
+    s,
+    sampleSubscription({
+      id: 'hanging',
+      url: hanging.url,
+      metadata: { events: ['TODO_CREATED'], projectIds: [project('b')] },
+    }),
+  );
   // Deliveries that overflow the hanging endpoint come back after the whole test, not in a later phase.
-  const d = await startDispatcher(s, { RETRY_SCHEDULE: '10m', DELIVERY_TIMEOUT_MS: '30000', DELIVERY_HEADERS_TIMEOUT_MS: '30000', MAX_IN_FLIGHT_DELIVERIES: '500' });
+  const d = await startDispatcher(s, {
+    RETRY_SCHEDULE: '10m',
+    DELIVERY_TIMEOUT_MS: '30000',
+    DELIVERY_HEADERS_TIMEOUT_MS: '30000',
+    MAX_IN_FLIGHT_DELIVERIES: '500',
+  });
   const delivered = () => fast.reduce((n, e) => n + e.state.count, 0);
   // Read from /proc: scraping /metrics would add work to the very process being measured.
   const rss = () => Number(/VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${d.proc.pid}/status`, 'utf8'))![1]) * 1024;
@@ -44,7 +69,9 @@ test('nine fast endpoints keep at least 90% of their delivery rate beside one th
     const start = delivered();
     const t0 = performance.now();
     let peak = 0;
-    const events = Array.from({ length: EVENTS }, (_, i) => sampleEvent({ eventId: `${name}_${i}`, projectId: project(projectOf) }));
+    const events = Array.from({ length: EVENTS }, (_, i) =>
+      sampleEvent({ eventId: `${name}_${i}`, projectId: project(projectOf) }),
+    );
     if (eventsPerSec === 0) {
       await produceEvents(s, events);
     } else {
@@ -56,10 +83,13 @@ test('nine fast endpoints keep at least 90% of their delivery rate beside one th
         await produceEvents(s, events.slice(i, i + slice));
       }
     }
-    await waitFor(async () => {
-      peak = Math.max(peak, rss());
-      return delivered() - start === EVENTS * 9;
-    }, { what: `phase ${name}: ${EVENTS * 9} deliveries to the nine`, timeoutMs: 120_000, intervalMs: 100 });
+    await waitFor(
+      async () => {
+        peak = Math.max(peak, rss());
+        return delivered() - start === EVENTS * 9;
+      },
+      { what: `phase ${name}: ${EVENTS * 9} deliveries to the nine`, timeoutMs: 120_000, intervalMs: 100 },
+    );
     const seconds = (performance.now() - t0) / 1000;
     return { rate: (EVENTS * 9) / seconds, seconds, peakMb: peak / 1048576 };
   };
@@ -72,7 +102,11 @@ test('nine fast endpoints keep at least 90% of their delivery rate beside one th
   t.diagnostic(`capacity ${capacity.toFixed(0)} events/s; phases offered ${offered} events/s`);
   // Alternate the phases (A B, B A, A B) so drift in the machine's load falls on both alike.
   const totals = { a: { n: 0, s: 0, peak: 0 }, b: { n: 0, s: 0, peak: 0 } };
-  for (const [round, order] of [['a', 'b'], ['b', 'a'], ['a', 'b']].entries()) {
+  for (const [round, order] of [
+    ['a', 'b'],
+    ['b', 'a'],
+    ['a', 'b'],
+  ].entries()) {
     for (const p of order as ('a' | 'b')[]) {
       const r = await phase(`${p}${round}`, p, offered);
       t.diagnostic(`phase ${p}${round}: ${r.rate.toFixed(0)}/s`);
@@ -89,7 +123,13 @@ test('nine fast endpoints keep at least 90% of their delivery rate beside one th
       `beside a hanging endpoint: ${rateB.toFixed(0)} deliveries/s (peak RSS ${totals.b.peak.toFixed(0)} MB); ratio ${ratio.toFixed(3)}`,
   );
   assert.ok(ratio >= 0.9, `ratio ${ratio.toFixed(3)} < 0.9`);
-  assert.ok(totals.b.peak < totals.a.peak + 100, `RSS beside the hanging endpoint ${totals.b.peak.toFixed(0)} MB vs ${totals.a.peak.toFixed(0)} MB`);
+  assert.ok(
+    totals.b.peak < totals.a.peak + 100,
+    `RSS beside the hanging endpoint ${totals.b.peak.toFixed(0)} MB vs ${totals.a.peak.toFixed(0)} MB`,
+  );
   const m = parseMetrics(await d.metrics());
-  assert.ok((m.get('blue_webhooks_endpoint_saturated_total') ?? 0) > 0, 'the hanging endpoint overflowed into the retry path');
+  assert.ok(
+    (m.get('blue_webhooks_endpoint_saturated_total') ?? 0) > 0,
+    'the hanging endpoint overflowed into the retry path',
+  );
 });

@@ -8,8 +8,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { sampleEvent, sampleSubscription } from '../../src/demo/sample-data.js';
-import { createScenario, produceEvents, putSubscription, startDispatcher } from '../helpers/dispatcher.js';
 import { defer } from '../helpers/defer.js';
+import { createScenario, produceEvents, putSubscription, startDispatcher } from '../helpers/dispatcher.js';
 import { freePort } from '../helpers/private-redis.js';
 import { serve, startReceiver } from '../helpers/receiver.js';
 import { waitFor } from '../helpers/wait.js';
@@ -23,16 +23,32 @@ interface Answer<T> {
   data: T;
 }
 
-test('a real Prometheus: every dashboard expression returns data, every rule loads, induced faults fire their alerts', { skip }, async (t) => {
+test('a real Prometheus: every dashboard expression returns data, every rule loads, induced faults fire their alerts', {
+  skip,
+}, async (t) => {
   const s = await createScenario(t, { partitions: 1 });
   const ok = await startReceiver(t);
   const failing = await startReceiver(t, (_d, res) => res.writeHead(500).end());
   const { url: hangingUrl } = await serve(t, (req) => req.resume()); // never answers
   await putSubscription(s, sampleSubscription({ id: 'wh_ok', url: `${ok.url}/ok`, rateLimitPerSecond: 1000 }));
   for (let i = 0; i < 11; i++) {
-    await putSubscription(s, sampleSubscription({ id: `wh_down_${i}`, url: `${failing.url}/down`, metadata: { events: ['TODO_MOVED'], projectIds: ['proj_down'] } }));
+    await putSubscription(
+      s,
+      sampleSubscription({
+        id: `wh_down_${i}`,
+        url: `${failing.url}/down`,
+        metadata: { events: ['TODO_MOVED'], projectIds: ['proj_down'] },
+      }),
+    );
   }
-  await putSubscription(s, sampleSubscription({ id: 'wh_hang', url: `${hangingUrl}/hang`, metadata: { events: ['TODO_CREATED'], projectIds: ['proj_hang'] } }));
+  await putSubscription(
+    s,
+    sampleSubscription({
+      id: 'wh_hang',
+      url: `${hangingUrl}/hang`,
+      metadata: { events: ['TODO_CREATED'], projectIds: ['proj_hang'] },
+    }),
+  );
   const d = await startDispatcher(s, {
     CB_FAILURE_THRESHOLD: '1',
     RETRY_SCHEDULE: '500ms,500ms',
@@ -46,7 +62,9 @@ test('a real Prometheus: every dashboard expression returns data, every rule loa
   // rules every second, with each `for:` shortened to 0s (the expressions are the same).
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'prometheus-'));
   defer(t, () => fs.rmSync(dir, { recursive: true, force: true }));
-  const rules = fs.readFileSync(path.join(root, 'deploy/prometheus/alerts.yml'), 'utf8').replace(/^(\s+)for: \w+$/gm, '$1for: 0s');
+  const rules = fs
+    .readFileSync(path.join(root, 'deploy/prometheus/alerts.yml'), 'utf8')
+    .replace(/^(\s+)for: \w+$/gm, '$1for: 0s');
   fs.writeFileSync(path.join(dir, 'alerts.yml'), rules);
   fs.writeFileSync(
     path.join(dir, 'prometheus.yml'),
@@ -55,7 +73,11 @@ test('a real Prometheus: every dashboard expression returns data, every rule loa
   const port = await freePort();
   const prometheus: ChildProcess = spawn(
     'prometheus',
-    [`--config.file=${path.join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${path.join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`],
+    [
+      `--config.file=${path.join(dir, 'prometheus.yml')}`,
+      `--storage.tsdb.path=${path.join(dir, 'data')}`,
+      `--web.listen-address=127.0.0.1:${port}`,
+    ],
     { stdio: 'ignore' },
   );
   defer(t, () => {
@@ -70,7 +92,10 @@ test('a real Prometheus: every dashboard expression returns data, every rule loa
 
   // Traffic: deliveries, a garbage event (events DLQ), failures (retries, open circuits, exhausted
   // deliveries: deliveries DLQ), and a delivery that never ends (a stall).
-  await produceEvents(s, Array.from({ length: 20 }, (_, i) => sampleEvent({ eventId: `ok_${i}`, id: `todo_ok_${i}` })));
+  await produceEvents(
+    s,
+    Array.from({ length: 20 }, (_, i) => sampleEvent({ eventId: `ok_${i}`, id: `todo_ok_${i}` })),
+  );
   await s.producer.send({ topic: s.topics.events, messages: [{ key: 'junk', value: 'not json' }] });
   await produceEvents(s, [sampleEvent({ eventId: 'down_1', type: 'TODO_MOVED', projectId: 'proj_down' })]);
   await produceEvents(s, [sampleEvent({ eventId: 'hang_1', projectId: 'proj_hang' })]);
@@ -79,17 +104,33 @@ test('a real Prometheus: every dashboard expression returns data, every rule loa
   const groups = await api<{ groups: { rules: { name: string; health: string }[] }[] }>('rules');
   const loaded = groups.groups.flatMap((g) => g.rules);
   assert.equal(loaded.length, [...rules.matchAll(/- alert: /g)].length, 'every rule loaded');
-  assert.ok(loaded.every((r) => r.health !== 'err'), JSON.stringify(loaded.filter((r) => r.health === 'err')));
+  assert.ok(
+    loaded.every((r) => r.health !== 'err'),
+    JSON.stringify(loaded.filter((r) => r.health === 'err')),
+  );
 
   // Faults: their alerts fire.
-  const firing = async () => new Set((await api<{ alerts: { labels: { alertname: string }; state: string }[] }>('alerts')).alerts.filter((a) => a.state === 'firing').map((a) => a.labels.alertname));
+  const firing = async () =>
+    new Set(
+      (await api<{ alerts: { labels: { alertname: string }; state: string }[] }>('alerts')).alerts
+        .filter((a) => a.state === 'firing')
+        .map((a) => a.labels.alertname),
+    );
   for (const alert of ['BlueWebhooksUnhealthyEndpoints', 'BlueWebhooksPartitionStalled']) {
-    await waitFor(async () => (await firing()).has(alert), { what: `${alert} to fire`, timeoutMs: 60_000, intervalMs: 500 });
+    await waitFor(async () => (await firing()).has(alert), {
+      what: `${alert} to fire`,
+      timeoutMs: 60_000,
+      intervalMs: 500,
+    });
   }
 
   // Dashboard: every expression of every panel returns data.
-  const dashboard = JSON.parse(fs.readFileSync(path.join(root, 'deploy/grafana/blue-webhooks.json'), 'utf8')) as { panels: { title: string; targets: { expr: string }[] }[] };
-  const expressions = dashboard.panels.flatMap((p) => p.targets.map((target) => ({ panel: p.title, expr: target.expr })));
+  const dashboard = JSON.parse(fs.readFileSync(path.join(root, 'deploy/grafana/blue-webhooks.json'), 'utf8')) as {
+    panels: { title: string; targets: { expr: string }[] }[];
+  };
+  const expressions = dashboard.panels.flatMap((p) =>
+    p.targets.map((target) => ({ panel: p.title, expr: target.expr })),
+  );
   assert.ok(expressions.length >= 14);
   await waitFor(
     async () => {
@@ -103,7 +144,8 @@ test('a real Prometheus: every dashboard expression returns data, every rule loa
   ).catch(async (err) => {
     const empty = [];
     for (const { panel, expr } of expressions) {
-      if ((await api<{ result: unknown[] }>(`query?query=${encodeURIComponent(expr)}`)).result.length === 0) empty.push(`${panel}: ${expr}`);
+      if ((await api<{ result: unknown[] }>(`query?query=${encodeURIComponent(expr)}`)).result.length === 0)
+        empty.push(`${panel}: ${expr}`);
     }
     throw new Error(`${(err as Error).message}; empty: ${empty.join(' | ')}`);
   });

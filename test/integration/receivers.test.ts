@@ -5,8 +5,8 @@ import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { type TestContext, test } from 'node:test';
 import { sampleEvent, sampleSubscription } from '../../src/demo/sample-data.js';
-import { createScenario, produceEvents, putSubscription, startDispatcher } from '../helpers/dispatcher.js';
 import { defer } from '../helpers/defer.js';
+import { createScenario, produceEvents, putSubscription, startDispatcher } from '../helpers/dispatcher.js';
 import { startReceiver } from '../helpers/receiver.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -31,8 +31,14 @@ async function runExample(t: TestContext, file: string, secret: string) {
     buffered = parts.pop()!;
     for (const p of parts) lines.push(JSON.parse(p));
   });
-  const { listening } = await waitFor(() => lines.find((l) => 'listening' in l) as { listening: number } | undefined, { what: `${file} to listen` });
-  return { url: `http://127.0.0.1:${listening}/hook`, verified: () => lines.filter((l) => l.verified === true).length, refused: () => lines.filter((l) => l.verified === false).length };
+  const { listening } = await waitFor(() => lines.find((l) => 'listening' in l) as { listening: number } | undefined, {
+    what: `${file} to listen`,
+  });
+  return {
+    url: `http://127.0.0.1:${listening}/hook`,
+    verified: () => lines.filter((l) => l.verified === true).length,
+    refused: () => lines.filter((l) => l.verified === false).length,
+  };
 }
 
 test('the example receivers verify real deliveries during a secret rotation, with either secret', async (t) => {
@@ -43,21 +49,37 @@ test('the example receivers verify real deliveries during a secret rotation, wit
     nodeCrypto: await runExample(t, 'node-crypto.mjs', CURRENT),
   };
   const recorder = await startReceiver(t); // keeps bodies and headers for the openssl check
-  const rotation = { secret: CURRENT, previousSecret: PREVIOUS, previousSecretExpiresAt: new Date(Date.now() + 3_600_000).toISOString() };
-  for (const [id, url] of [...Object.entries(receivers).map(([id, r]) => [id, r.url]), ['recorder', `${recorder.url}/hook`]] as [string, string][]) {
+  const rotation = {
+    secret: CURRENT,
+    previousSecret: PREVIOUS,
+    previousSecretExpiresAt: new Date(Date.now() + 3_600_000).toISOString(),
+  };
+  for (const [id, url] of [
+    ...Object.entries(receivers).map(([id, r]) => [id, r.url]),
+    ['recorder', `${recorder.url}/hook`],
+  ] as [string, string][]) {
     await putSubscription(s, sampleSubscription({ id, url, ...rotation }), 'avro');
   }
   await startDispatcher(s);
   const N = 5;
-  await produceEvents(s, Array.from({ length: N }, (_, i) => sampleEvent({ eventId: `rot_${i}` })));
-  await waitFor(() => Object.values(receivers).every((r) => r.verified() + r.refused() >= N) && recorder.deliveries.length >= N, { what: 'every receiver to get every delivery' });
+  await produceEvents(
+    s,
+    Array.from({ length: N }, (_, i) => sampleEvent({ eventId: `rot_${i}` })),
+  );
+  await waitFor(
+    () => Object.values(receivers).every((r) => r.verified() + r.refused() >= N) && recorder.deliveries.length >= N,
+    { what: 'every receiver to get every delivery' },
+  );
   for (const [name, r] of Object.entries(receivers)) {
     assert.equal(r.refused(), 0, `${name} refused a delivery`);
     assert.equal(r.verified(), N, `${name} verified every delivery`);
   }
   // The openssl check, on the recorded deliveries: valid as sent, refused when a byte changes.
   for (const d of recorder.deliveries) {
-    const check = (body: string) => spawnSync('sh', [path.join(examples, 'verify-openssl.sh'), CURRENT, String(d.headers['x-blue-signature'])], { input: body }).status;
+    const check = (body: string) =>
+      spawnSync('sh', [path.join(examples, 'verify-openssl.sh'), CURRENT, String(d.headers['x-blue-signature'])], {
+        input: body,
+      }).status;
     assert.equal(check(d.body), 0, 'openssl verifies the delivery');
     assert.equal(check(`${d.body} `), 1, 'openssl refuses a changed body');
   }
@@ -67,7 +89,11 @@ test('after the rotation ends, a receiver still on the previous secret refuses d
   const s = await createScenario(t);
   const stale = await runExample(t, 'standardwebhooks.mjs', PREVIOUS);
   const fresh = await runExample(t, 'standardwebhooks.mjs', CURRENT);
-  const ended = { secret: CURRENT, previousSecret: PREVIOUS, previousSecretExpiresAt: new Date(Date.now() - 1000).toISOString() };
+  const ended = {
+    secret: CURRENT,
+    previousSecret: PREVIOUS,
+    previousSecretExpiresAt: new Date(Date.now() - 1000).toISOString(),
+  };
   await putSubscription(s, sampleSubscription({ id: 'stale', url: stale.url, ...ended }));
   await putSubscription(s, sampleSubscription({ id: 'fresh', url: fresh.url, ...ended }));
   await startDispatcher(s, { RETRY_SCHEDULE: 'none' });

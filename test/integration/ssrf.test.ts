@@ -3,7 +3,13 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { sampleEvent, sampleSubscription } from '../../src/demo/sample-data.js';
 import type { WebhookResult } from '../../src/outcomes/result.js';
-import { collectTopic, createScenario, produceEvents, putSubscription, startDispatcher } from '../helpers/dispatcher.js';
+import {
+  collectTopic,
+  createScenario,
+  produceEvents,
+  putSubscription,
+  startDispatcher,
+} from '../helpers/dispatcher.js';
 import { serve } from '../helpers/receiver.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -47,7 +53,10 @@ test('the allow-list lets through exactly what it names; every other internal sp
     if (r.webhookId === 'allowed') {
       assert.equal(r.outcome, 'DELIVERED');
     } else {
-      assert.deepEqual([r.webhookId, r.outcome, r.reason, r.error?.code], [r.webhookId, 'FAILED', 'refused', 'TARGET_REFUSED']);
+      assert.deepEqual(
+        [r.webhookId, r.outcome, r.reason, r.error?.code],
+        [r.webhookId, 'FAILED', 'refused', 'TARGET_REFUSED'],
+      );
     }
   }
   assert.deepEqual(allowedHost.hits, ['/ok']);

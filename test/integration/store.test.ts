@@ -14,7 +14,12 @@ test('replays, out-of-order puts and stale puts after a delete never overwrite n
   const put = (url: string, updatedAt: number): TableChange => ({
     kind: 'put',
     id: 'wh',
-    sub: sampleSubscription({ id: 'wh', url, updatedAt: new Date(updatedAt).toISOString(), metadata: { events: ['E'], projectIds: ['P'] } }),
+    sub: sampleSubscription({
+      id: 'wh',
+      url,
+      updatedAt: new Date(updatedAt).toISOString(),
+      metadata: { events: ['E'], projectIds: ['P'] },
+    }),
   });
   const apply = async (change: TableChange, offset: number, updatedAtMs: number, partition = 0) =>
     (await store.applyAll([{ change, pos: { partition, offset, updatedAtMs } }]))[0]!.applied;
@@ -37,7 +42,10 @@ test('replays, out-of-order puts and stale puts after a delete never overwrite n
   assert.ok(await apply(put('http://b/', 20_000), 5, 20_000), 'a newer record re-creates it');
   assert.equal(await current(), 'http://b/');
   assert.equal(await candidates(), 1);
-  assert.ok(await apply({ kind: 'inert', id: 'wh', reason: 'INVALID_FILTER: x' }, 6, 1), 'an unusable record makes it inert');
+  assert.ok(
+    await apply({ kind: 'inert', id: 'wh', reason: 'INVALID_FILTER: x' }, 6, 1),
+    'an unusable record makes it inert',
+  );
   assert.equal(await current(), null);
   assert.equal(await store.liveCount(), 0);
 });
@@ -45,8 +53,14 @@ test('replays, out-of-order puts and stale puts after a delete never overwrite n
 test('lookups refuse to answer while the table is not marked complete', async (t) => {
   const { redis, prefix } = testRedis(t);
   const store = new SubscriptionStore(redis, prefix);
-  await assert.rejects(store.lookup([{ projectId: 'P', eventType: 'E' }]), (e: { code: string }) => e.code === 'TABLE_NOT_READY');
-  await assert.rejects(store.get('wh'), (e: { code: string; retriable: boolean }) => e.code === 'TABLE_NOT_READY' && e.retriable);
+  await assert.rejects(
+    store.lookup([{ projectId: 'P', eventType: 'E' }]),
+    (e: { code: string }) => e.code === 'TABLE_NOT_READY',
+  );
+  await assert.rejects(
+    store.get('wh'),
+    (e: { code: string; retriable: boolean }) => e.code === 'TABLE_NOT_READY' && e.retriable,
+  );
   await store.beginBuild('t1');
   await redis.del(store.bucketKey(17, 'building:t1')); // what a flush of one master during the build does
   assert.equal(await store.markReady('t1'), false, 'a build that lost its writes is not marked complete');
@@ -62,11 +76,20 @@ test('a change applied halfway (home written, a bucket step lost) is finished by
   const to = Array.from({ length: 100 }, (_, i) => `proj_${i}`).find((p) => bucketOf(p) !== bucketOf(from))!;
   const put = (projectId: string, offset: number) => [
     {
-      change: { kind: 'put', id: 'wh', sub: sampleSubscription({ id: 'wh', updatedAt: new Date(offset).toISOString(), metadata: { events: ['E'], projectIds: [projectId] } }) } as TableChange,
+      change: {
+        kind: 'put',
+        id: 'wh',
+        sub: sampleSubscription({
+          id: 'wh',
+          updatedAt: new Date(offset).toISOString(),
+          metadata: { events: ['E'], projectIds: [projectId] },
+        }),
+      } as TableChange,
       pos: { partition: 0, offset, updatedAtMs: offset },
     },
   ];
-  const ids = async (projectId: string) => (await store.lookup([{ projectId, eventType: 'E' }]))[0]!.map((json) => JSON.parse(json).id);
+  const ids = async (projectId: string) =>
+    (await store.lookup([{ projectId, eventType: 'E' }]))[0]!.map((json) => JSON.parse(json).id);
   await store.applyAll(put(from, 1));
   assert.deepEqual(await ids(from), ['wh']);
 

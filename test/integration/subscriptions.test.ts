@@ -5,7 +5,13 @@ import { test } from 'node:test';
 import { sampleEvent, sampleSubscription } from '../../src/demo/sample-data.js';
 import { SubscriptionStore } from '../../src/subscriptions/store.js';
 import { defer } from '../helpers/defer.js';
-import { createScenario, parseMetrics, produceEvents, putSubscription, startDispatcher } from '../helpers/dispatcher.js';
+import {
+  createScenario,
+  parseMetrics,
+  produceEvents,
+  putSubscription,
+  startDispatcher,
+} from '../helpers/dispatcher.js';
 import { startReceiver } from '../helpers/receiver.js';
 import { deleteKeys, serviceRedis } from '../helpers/redis.js';
 import { waitFor } from '../helpers/wait.js';
@@ -15,10 +21,13 @@ test('create, update, stale update and delete each take effect for the events pr
   const rx = await startReceiver(t);
   const d = await startDispatcher(s);
   const handled = async (n: number) =>
-    waitFor(async () => {
-      const m = parseMetrics(await d.metrics());
-      return m.get('blue_webhooks_events_consumed_total') === n && m.get('blue_webhooks_deliveries_in_flight') === 0;
-    }, { what: `${n} events handled` });
+    waitFor(
+      async () => {
+        const m = parseMetrics(await d.metrics());
+        return m.get('blue_webhooks_events_consumed_total') === n && m.get('blue_webhooks_deliveries_in_flight') === 0;
+      },
+      { what: `${n} events handled` },
+    );
   const t0 = Date.now();
   const at = (ms: number) => new Date(t0 + ms).toISOString();
 
@@ -39,14 +48,20 @@ test('create, update, stale update and delete each take effect for the events pr
   await putSubscription(s, { id: 'wh', value: null });
   await produceEvents(s, [sampleEvent({ eventId: 'd' })]);
   await handled(4);
-  assert.deepEqual(rx.deliveries.map((r) => r.path), ['/v1', '/v2', '/v2']);
+  assert.deepEqual(
+    rx.deliveries.map((r) => r.path),
+    ['/v1', '/v2', '/v2'],
+  );
 });
 
 test('a replica started cold delivers to a webhook created before its events', async (t) => {
   const s = await createScenario(t);
   const rx = await startReceiver(t);
   await putSubscription(s, sampleSubscription({ id: 'early', url: `${rx.url}/early` }));
-  await produceEvents(s, Array.from({ length: 20 }, (_, i) => sampleEvent({ eventId: `cold_${i}` })));
+  await produceEvents(
+    s,
+    Array.from({ length: 20 }, (_, i) => sampleEvent({ eventId: `cold_${i}` })),
+  );
   const d = await startDispatcher(s);
   await waitFor(() => rx.deliveries.length === 20, { what: '20 deliveries' });
   assert.equal((await d.readyz()).status, 200);

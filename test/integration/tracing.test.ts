@@ -15,7 +15,8 @@ interface OtlpSpan {
 }
 
 /** OTLP/JSON ids are hex; some serializers send base64: either way, hex. */
-const hex = (id: string | undefined) => (id === undefined || /^[0-9a-f]*$/.test(id) ? id : Buffer.from(id, 'base64').toString('hex'));
+const hex = (id: string | undefined) =>
+  id === undefined || /^[0-9a-f]*$/.test(id) ? id : Buffer.from(id, 'base64').toString('hex');
 
 test('a traceparent from Kafka continues into the webhook request, with consume → match → attempt → outcome spans at the collector', async (t) => {
   const s = await createScenario(t);
@@ -27,7 +28,14 @@ test('a traceparent from Kafka continues into the webhook request, with consume 
       if (req.url === '/v1/traces') {
         const body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
         for (const rs of body.resourceSpans ?? []) {
-          for (const ss of rs.scopeSpans ?? []) for (const sp of ss.spans ?? []) spans.push({ ...sp, traceId: hex(sp.traceId)!, spanId: hex(sp.spanId)!, parentSpanId: hex(sp.parentSpanId) });
+          for (const ss of rs.scopeSpans ?? [])
+            for (const sp of ss.spans ?? [])
+              spans.push({
+                ...sp,
+                traceId: hex(sp.traceId)!,
+                spanId: hex(sp.spanId)!,
+                parentSpanId: hex(sp.parentSpanId),
+              });
         }
       }
       res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
@@ -41,7 +49,9 @@ test('a traceparent from Kafka continues into the webhook request, with consume 
   const event = sampleEvent({ eventId: 'evt_traced' });
   await s.producer.send({
     topic: s.topics.events,
-    messages: [{ key: 'todo_traced', value: JSON.stringify(event), headers: { traceparent: `00-${traceId}-${parentId}-01` } }],
+    messages: [
+      { key: 'todo_traced', value: JSON.stringify(event), headers: { traceparent: `00-${traceId}-${parentId}-01` } },
+    ],
   });
   const delivery = await waitFor(() => rx.deliveries[0], { what: 'the delivery' });
   const sent = /^00-([0-9a-f]{32})-([0-9a-f]{16})-01$/.exec(String(delivery.headers.traceparent));
@@ -49,7 +59,10 @@ test('a traceparent from Kafka continues into the webhook request, with consume 
   assert.equal(sent[1], traceId, 'the same trace');
 
   const byName = (name: string) => spans.find((sp) => sp.name === name && sp.traceId === traceId);
-  await waitFor(() => ['consume', 'match', 'attempt', 'outcome'].every(byName), { what: 'the four spans at the collector', timeoutMs: 30_000 });
+  await waitFor(() => ['consume', 'match', 'attempt', 'outcome'].every(byName), {
+    what: 'the four spans at the collector',
+    timeoutMs: 30_000,
+  });
   const [consume, match, attempt, outcome] = ['consume', 'match', 'attempt', 'outcome'].map((n) => byName(n)!);
   assert.equal(consume!.parentSpanId, parentId, 'consume continues the producer span');
   assert.equal(match!.parentSpanId, consume!.spanId);
@@ -58,12 +71,24 @@ test('a traceparent from Kafka continues into the webhook request, with consume 
   assert.equal(sent[2], attempt!.spanId, 'the webhook request carries the attempt span');
 
   // Hostile traceparents (huge, binary, wrong version, all-zero ids) are ignored: a new trace starts.
-  const hostile = ['x'.repeat(100_000), Buffer.from([0xff, 0x00, 0x0a, 0x0d]), `ff-${traceId}-${parentId}-01`, `00-${'0'.repeat(32)}-${'0'.repeat(16)}-01`, `00-${traceId}-${parentId}-01-extra\r\n`];
+  const hostile = [
+    'x'.repeat(100_000),
+    Buffer.from([0xff, 0x00, 0x0a, 0x0d]),
+    `ff-${traceId}-${parentId}-01`,
+    `00-${'0'.repeat(32)}-${'0'.repeat(16)}-01`,
+    `00-${traceId}-${parentId}-01-extra\r\n`,
+  ];
   await s.producer.send({
     topic: s.topics.events,
-    messages: hostile.map((traceparent, i) => ({ key: `todo_h${i}`, value: JSON.stringify(sampleEvent({ eventId: `evt_hostile_${i}` })), headers: { traceparent } })),
+    messages: hostile.map((traceparent, i) => ({
+      key: `todo_h${i}`,
+      value: JSON.stringify(sampleEvent({ eventId: `evt_hostile_${i}` })),
+      headers: { traceparent },
+    })),
   });
-  await waitFor(() => rx.deliveries.length === 1 + hostile.length, { what: 'the events with hostile traceparents delivered' });
+  await waitFor(() => rx.deliveries.length === 1 + hostile.length, {
+    what: 'the events with hostile traceparents delivered',
+  });
   for (const d of rx.deliveries.slice(1)) {
     const fresh = /^00-([0-9a-f]{32})-[0-9a-f]{16}-0[01]$/.exec(String(d.headers.traceparent));
     assert.ok(fresh, `a valid traceparent: ${String(d.headers.traceparent).slice(0, 80)}`);
@@ -78,7 +103,13 @@ test('without OTEL_EXPORTER_OTLP_ENDPOINT there is no provider: no traceparent i
   await startDispatcher(s);
   await s.producer.send({
     topic: s.topics.events,
-    messages: [{ key: 'todo_x', value: JSON.stringify(sampleEvent({ eventId: 'evt_plain' })), headers: { traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' } }],
+    messages: [
+      {
+        key: 'todo_x',
+        value: JSON.stringify(sampleEvent({ eventId: 'evt_plain' })),
+        headers: { traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' },
+      },
+    ],
   });
   const delivery = await waitFor(() => rx.deliveries[0], { what: 'the delivery' });
   assert.equal(delivery.headers.traceparent, undefined);

@@ -15,7 +15,13 @@ async function writerFor(t: import('node:test').TestContext, maxRequestBytes = 1
   const producer = kafka.producer({ allowAutoTopicCreation: false });
   await producer.connect();
   defer(t, () => producer.disconnect());
-  const writer = new KafkaWriter({ producer, metrics: new Metrics({ defaultMetrics: false }), log: createLogger({ write: () => {} }), isStopping: () => false, maxRequestBytes });
+  const writer = new KafkaWriter({
+    producer,
+    metrics: new Metrics({ defaultMetrics: false }),
+    log: createLogger({ write: () => {} }),
+    isStopping: () => false,
+    maxRequestBytes,
+  });
   return { admin, writer };
 }
 
@@ -40,15 +46,30 @@ test('a record over the limit is compressed and sent alone when that fits, refus
   const compressible = Buffer.from('Collect the numbers from every team. '.repeat(40_000)); // 1.5 MB
   assert.notEqual(await within(writer.write(topic, { key: 'a', value: compressible }), 30_000), 'hung');
   const random = Buffer.from(randomBytes(2_000_000).toString('base64')); // 2.7 MB, barely compressible
-  const refused = await within(writer.write(topic, { key: 'b', value: random }).then(() => 'written', (err: { code?: string }) => err.code), 10_000);
+  const refused = await within(
+    writer.write(topic, { key: 'b', value: random }).then(
+      () => 'written',
+      (err: { code?: string }) => err.code,
+    ),
+    10_000,
+  );
   assert.equal(refused, 'RECORD_TOO_LARGE');
 });
 
 test('a topic with a smaller limit than ours: requests are halved until they fit, and a lone record over it is refused', async (t) => {
   const { admin, writer } = await writerFor(t);
-  const topic = await createTestTopic(t, admin, 'it.writer', { numPartitions: 1, configEntries: [{ name: 'max.message.bytes', value: '100000' }] });
+  const topic = await createTestTopic(t, admin, 'it.writer', {
+    numPartitions: 1,
+    configEntries: [{ name: 'max.message.bytes', value: '100000' }],
+  });
   const writes = Array.from({ length: 6 }, () => writer.write(topic, { key: 'k', value: randomBytes(40_000) }));
   assert.notEqual(await within(Promise.all(writes), 30_000), 'hung');
-  const refused = await within(writer.write(topic, { key: 'k', value: randomBytes(150_000) }).then(() => 'written', (err: { code?: string }) => err.code), 30_000);
+  const refused = await within(
+    writer.write(topic, { key: 'k', value: randomBytes(150_000) }).then(
+      () => 'written',
+      (err: { code?: string }) => err.code,
+    ),
+    30_000,
+  );
   assert.equal(refused, 'RECORD_TOO_LARGE');
 });

@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { decodeEvent } from '../../src/codec/event.js';
 import type { Registry } from '../../src/codec/registry.js';
-import { sampleEvent, sampleSubscription } from '../../src/demo/sample-data.js';
 import { deliveryBody, deliveryId, eventPayload } from '../../src/delivery/payload.js';
+import { sampleEvent, sampleSubscription } from '../../src/demo/sample-data.js';
 import { activate, validateSubscription } from '../../src/subscriptions/subscription.js';
 
 // JSON decoding never touches the registry.
@@ -33,7 +33,10 @@ test('bad events are refused with a stable code and a reason', async () => {
     ['[]', 'DECODE_FAILED', /neither/],
   ];
   for (const [value, code, message] of cases) {
-    await assert.rejects(decodeJson(value), (err: { code: string; message: string }) => err.code === code && message.test(err.message));
+    await assert.rejects(
+      decodeJson(value),
+      (err: { code: string; message: string }) => err.code === code && message.test(err.message),
+    );
   }
   await assert.rejects(decodeEvent(null, noRegistry), /empty value/);
 });
@@ -69,7 +72,11 @@ test('rateLimitPerSecond and ordering: optional, null or absent means none, anyt
   const set = validateSubscription({ ...older, rateLimitPerSecond: 20, ordering: 'entity' }, older.id);
   assert.deepEqual([set.rateLimitPerSecond, set.ordering], [20, 'entity']);
   for (const rate of [0, -1, 1.5, '20', 1e9, Number.NaN, true, [20], { n: 20 }]) {
-    assert.throws(() => validateSubscription({ ...older, rateLimitPerSecond: rate }, older.id), /rateLimitPerSecond must be an integer from 1 to 100000/, String(rate));
+    assert.throws(
+      () => validateSubscription({ ...older, rateLimitPerSecond: rate }, older.id),
+      /rateLimitPerSecond must be an integer from 1 to 100000/,
+      String(rate),
+    );
   }
   for (const ordering of ['ENTITY', 'entity ', 'key', '', 1, true, {}]) {
     assert.throws(() => validateSubscription({ ...older, ordering }, older.id), /ordering must be/, String(ordering));
@@ -97,11 +104,26 @@ test('delivery ids are stable per (event, webhook) and differ otherwise', () => 
 
 test('secrets: whsec_ must be base64 after the prefix; previousSecret and its expiry are optional; messages never quote a secret', () => {
   const s = sampleSubscription();
-  assert.equal(validateSubscription({ ...s, secret: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw' }, s.id).secret, 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw');
-  assert.equal(validateSubscription({ ...s, secret: 'any other string' }, s.id).secret, 'any other string', 'other secrets keep their rule');
-  const rotated = validateSubscription({ ...s, previousSecret: 'old-secret', previousSecretExpiresAt: '2026-12-01T00:00:00Z' }, s.id);
+  assert.equal(
+    validateSubscription({ ...s, secret: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw' }, s.id).secret,
+    'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw',
+  );
+  assert.equal(
+    validateSubscription({ ...s, secret: 'any other string' }, s.id).secret,
+    'any other string',
+    'other secrets keep their rule',
+  );
+  const rotated = validateSubscription(
+    { ...s, previousSecret: 'old-secret', previousSecretExpiresAt: '2026-12-01T00:00:00Z' },
+    s.id,
+  );
   assert.deepEqual([rotated.previousSecret, rotated.previousSecretExpiresAt], ['old-secret', '2026-12-01T00:00:00Z']);
-  assert.equal(validateSubscription({ ...s, previousSecret: '', previousSecretExpiresAt: '2026-12-01T00:00:00Z' }, s.id).previousSecretExpiresAt, null, 'no previous secret, no expiry');
+  assert.equal(
+    validateSubscription({ ...s, previousSecret: '', previousSecretExpiresAt: '2026-12-01T00:00:00Z' }, s.id)
+      .previousSecretExpiresAt,
+    null,
+    'no previous secret, no expiry',
+  );
   const bad: [Record<string, unknown>, RegExp][] = [
     [{ secret: 'whsec_not*base64!' }, /secret starts with whsec_ but the rest is not base64/],
     [{ secret: 'whsec_' }, /not base64/],
@@ -109,7 +131,10 @@ test('secrets: whsec_ must be base64 after the prefix; previousSecret and its ex
     [{ previousSecret: 'whsec_%%%%' }, /previousSecret starts with whsec_/],
     [{ previousSecret: 42 }, /previousSecret must be a string or null/],
     [{ secret: 'x'.repeat(1025) }, /secret is longer than 1024/],
-    [{ previousSecret: 'old', previousSecretExpiresAt: 'tomorrow' }, /previousSecretExpiresAt must be an ISO-8601 time/],
+    [
+      { previousSecret: 'old', previousSecretExpiresAt: 'tomorrow' },
+      /previousSecretExpiresAt must be an ISO-8601 time/,
+    ],
     [{ previousSecret: 'old', previousSecretExpiresAt: 1 }, /previousSecretExpiresAt/],
   ];
   for (const [fields, message] of bad) {

@@ -7,7 +7,12 @@ test('defaults point at the local stack and name the contract topics', () => {
   assert.deepEqual(c.kafka.brokers, ['127.0.0.1:9092']);
   assert.equal(c.schemaRegistryUrl, 'http://127.0.0.1:8081/apis/ccompat/v7');
   assert.equal(c.redis.url, 'redis://127.0.0.1:6379');
-  assert.deepEqual(c.topics, { events: 'blue.events', subscriptions: 'blue.webhooks', results: 'blue.webhook-results', dlq: 'blue.events.dlq' });
+  assert.deepEqual(c.topics, {
+    events: 'blue.events',
+    subscriptions: 'blue.webhooks',
+    results: 'blue.webhook-results',
+    dlq: 'blue.events.dlq',
+  });
   assert.equal(c.kafka.consumerGroup, 'blue-webhooks');
   assert.equal(c.metrics.port, 9464);
   assert.deepEqual(c.delivery.allowlist, []);
@@ -51,7 +56,10 @@ test('every bad variable is named, with what it expects, in one error', () => {
   }
   assert.ok(err instanceof ConfigError);
   for (const name of Object.keys(bad)) {
-    assert.ok(err.problems.some((p) => p.startsWith(`${name}:`)), `${name} is named`);
+    assert.ok(
+      err.problems.some((p) => p.startsWith(`${name}:`)),
+      `${name} is named`,
+    );
   }
   assert.match(err.message, /METRICS_PORT: expected an integer from 0 to 65535, got 99999/);
   assert.match(err.message, /DISABLE_AFTER: expected a duration from 1s to 365d, got 500 ms/);
@@ -75,12 +83,31 @@ test('every default parses', () => {
 
 test('Redis Cluster seeds are host:port pairs; none means one node; a key prefix may not be a hash tag; credentials must decode', () => {
   assert.deepEqual(loadConfig({}).redis.clusterNodes, []);
-  assert.deepEqual(loadConfig({ REDIS_CLUSTER_NODES: ' 10.0.0.1:7000, [::1]:7001 ' }).redis.clusterNodes, ['10.0.0.1:7000', '[::1]:7001']);
-  assert.equal(loadConfig({ REDIS_URL: 'redis://user:p%40ss@10.0.0.1:6379' }).redis.url, 'redis://user:p%40ss@10.0.0.1:6379');
-  for (const bad of [{ REDIS_CLUSTER_NODES: 'redis-0' }, { REDIS_CLUSTER_NODES: 'a:1,b' }, { REDIS_KEY_PREFIX: 'bw:{x}:' }, { REDIS_KEY_PREFIX: 'a}' }, { REDIS_URL: 'redis://u:%zz@h:6379' }]) {
-    assert.throws(() => loadConfig(bad), (err: Error) => err instanceof ConfigError && err.message.includes(Object.keys(bad)[0]!), JSON.stringify(bad));
+  assert.deepEqual(loadConfig({ REDIS_CLUSTER_NODES: ' 10.0.0.1:7000, [::1]:7001 ' }).redis.clusterNodes, [
+    '10.0.0.1:7000',
+    '[::1]:7001',
+  ]);
+  assert.equal(
+    loadConfig({ REDIS_URL: 'redis://user:p%40ss@10.0.0.1:6379' }).redis.url,
+    'redis://user:p%40ss@10.0.0.1:6379',
+  );
+  for (const bad of [
+    { REDIS_CLUSTER_NODES: 'redis-0' },
+    { REDIS_CLUSTER_NODES: 'a:1,b' },
+    { REDIS_KEY_PREFIX: 'bw:{x}:' },
+    { REDIS_KEY_PREFIX: 'a}' },
+    { REDIS_URL: 'redis://u:%zz@h:6379' },
+  ]) {
+    assert.throws(
+      () => loadConfig(bad),
+      (err: Error) => err instanceof ConfigError && err.message.includes(Object.keys(bad)[0]!),
+      JSON.stringify(bad),
+    );
   }
   assert.equal(loadConfig({}).redis.keyPrefix, 'bw:');
   // A password in a value that does not parse is not echoed in the error.
-  assert.throws(() => loadConfig({ REDIS_URL: 'redis//user:hunter2@h:6379' }), (err: Error) => err.message.includes('REDIS_URL') && !err.message.includes('hunter2'));
+  assert.throws(
+    () => loadConfig({ REDIS_URL: 'redis//user:hunter2@h:6379' }),
+    (err: Error) => err.message.includes('REDIS_URL') && !err.message.includes('hunter2'),
+  );
 });

@@ -60,7 +60,10 @@ test('past a full queue, a fast endpoint still queues what callers bring; a slow
   assert.equal(gate.enter('fast'), 'entered');
   assert.ok(gate.enter('fast') instanceof Promise);
   assert.ok(gate.waitForRoom('fast') instanceof Promise, 'the events consumer waits for room');
-  assert.ok(gate.enter('fast') instanceof Promise, 'a caller that did not wait (a retry) is queued: 2 ms each keeps up');
+  assert.ok(
+    gate.enter('fast') instanceof Promise,
+    'a caller that did not wait (a retry) is queued: 2 ms each keeps up',
+  );
   // 10 s per delivery: one more would wait 20 s.
   const { gate: slow } = gateWithClock({ maxConcurrency: 1, maxQueue: 1, maxWaitMs: 1000 });
   assert.equal(slow.enter('slow'), 'entered');

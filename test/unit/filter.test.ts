@@ -31,7 +31,11 @@ describe('filter operators', () => {
     ['exists on a missing field', { path: 'currentValue.missing', op: 'exists' }, false],
     ['contains in a string', { path: 'currentValue.title', op: 'contains', value: 'quarterly' }, true],
     ['contains in a string, mismatch', { path: 'currentValue.title', op: 'contains', value: 'annual' }, false],
-    ['custom field by selector', { path: 'currentValue.todoCustomFields[id=cf_priority].value', op: 'eq', value: 'High' }, true],
+    [
+      'custom field by selector',
+      { path: 'currentValue.todoCustomFields[id=cf_priority].value', op: 'eq', value: 'High' },
+      true,
+    ],
     ['gt on a number', { path: 'currentValue.todoCustomFields[id=cf_points].value', op: 'gt', value: 5 }, true],
     ['gte equal', { path: 'currentValue.todoCustomFields[id=cf_points].value', op: 'gte', value: 8 }, true],
     ['lt', { path: 'currentValue.todoCustomFields[id=cf_points].value', op: 'lt', value: 8 }, false],
@@ -39,8 +43,24 @@ describe('filter operators', () => {
     ['gt never compares a string with a number', { path: 'currentValue.title', op: 'gt', value: 1 }, false],
     ['index segment', { path: 'currentValue.todoUsers[1].id', op: 'eq', value: 'u_2' }, true],
     ['event type root', { path: 'event', op: 'in', value: ['TODO_CREATED'] }, true],
-    ['an array is "all"', [{ path: 'event', op: 'eq', value: 'TODO_CREATED' }, { path: 'currentValue.done', op: 'eq', value: true }], false],
-    ['any', { any: [{ path: 'currentValue.done', op: 'eq', value: true }, { path: 'project.id', op: 'exists' }] }, true],
+    [
+      'an array is "all"',
+      [
+        { path: 'event', op: 'eq', value: 'TODO_CREATED' },
+        { path: 'currentValue.done', op: 'eq', value: true },
+      ],
+      false,
+    ],
+    [
+      'any',
+      {
+        any: [
+          { path: 'currentValue.done', op: 'eq', value: true },
+          { path: 'project.id', op: 'exists' },
+        ],
+      },
+      true,
+    ],
     ['not', { not: { path: 'currentValue.done', op: 'eq', value: true } }, true],
   ];
   for (const [name, f, expected] of cases) test(name, () => assert.equal(holds(f), expected));
@@ -58,12 +78,23 @@ describe('invalid filters are refused with a message that says where', () => {
     [{ path: 'currentValue.x', op: 'eq', value: 1, extra: 1 }, /unknown key "extra"/],
     [{ all: [{ path: 'currentValue.x', op: 'eq', value: 1 }], any: [] }, /nothing beside it/],
     [42, /expected a condition/],
-    [{ any: [{ path: 'event', op: 'eq', value: 'x' }, { path: 'nope', op: 'eq', value: 1 }] }, /\$\.any\[1\]/],
+    [
+      {
+        any: [
+          { path: 'event', op: 'eq', value: 'x' },
+          { path: 'nope', op: 'eq', value: 1 },
+        ],
+      },
+      /\$\.any\[1\]/,
+    ],
     [Array.from({ length: 65 }, () => ({ path: 'event', op: 'exists' })), /more than 64 conditions/],
   ];
   for (const [f, message] of cases) {
     test(JSON.stringify(f).slice(0, 70), () => {
-      assert.throws(() => compileFilter(f), (err: unknown) => err instanceof FilterError && err.code === 'INVALID_FILTER' && message.test(err.message));
+      assert.throws(
+        () => compileFilter(f),
+        (err: unknown) => err instanceof FilterError && err.code === 'INVALID_FILTER' && message.test(err.message),
+      );
     });
   }
 });

@@ -27,7 +27,8 @@ const LAYERS = [
 ];
 const rank = new Map(LAYERS.flatMap((names, layer) => names.map((name) => [name, layer] as const)));
 
-const IMPORT = /(?:import|export)\s+(?:type\s+)?(?:\{[^}]*\}|\*(?:\s+as\s+\w+)?|\w+)\s+from\s+'(\.[^']*)'|import\('(\.[^']*)'\)/g;
+const IMPORT =
+  /(?:import|export)\s+(?:type\s+)?(?:\{[^}]*\}|\*(?:\s+as\s+\w+)?|\w+)\s+from\s+'(\.[^']*)'|import\('(\.[^']*)'\)/g;
 
 interface Import {
   file: string;
@@ -55,13 +56,17 @@ function crossImports(): Import[] {
       const target = path.resolve(path.dirname(file), spec);
       const from = placeOf(file);
       const to = placeOf(target).replace(/\.js$/, '.ts');
-      return from === to ? [] : [{ file: path.relative(SRC, file), spec, from, to, target: path.relative(SRC, target) }];
+      return from === to
+        ? []
+        : [{ file: path.relative(SRC, file), spec, from, to, target: path.relative(SRC, target) }];
     }),
   );
 }
 
 test('every top folder and file of src/ has its place in the layers', () => {
-  const places = fs.readdirSync(SRC).filter((name) => name.endsWith('.ts') || fs.statSync(path.join(SRC, name)).isDirectory());
+  const places = fs
+    .readdirSync(SRC)
+    .filter((name) => name.endsWith('.ts') || fs.statSync(path.join(SRC, name)).isDirectory());
   assert.deepEqual(
     places.filter((place) => !rank.has(place)),
     [],
@@ -71,8 +76,13 @@ test('every top folder and file of src/ has its place in the layers', () => {
 
 test('no import points up the layers, or across one layer', () => {
   const imports = crossImports();
-  assert.ok(imports.length > 50, `only ${imports.length} imports across folders were found: is the pattern still right?`);
-  const upward = imports.filter((i) => rank.get(i.to)! >= rank.get(i.from)!).map((i) => `${i.file} -> ${i.spec} (${i.from} is not above ${i.to})`);
+  assert.ok(
+    imports.length > 50,
+    `only ${imports.length} imports across folders were found: is the pattern still right?`,
+  );
+  const upward = imports
+    .filter((i) => rank.get(i.to)! >= rank.get(i.from)!)
+    .map((i) => `${i.file} -> ${i.spec} (${i.from} is not above ${i.to})`);
   assert.deepEqual(upward, []);
 });
 
@@ -86,7 +96,9 @@ test('another folder is imported through its index.ts only', () => {
 test('an index.ts only re-exports its own folder', () => {
   const outside = sourceFiles(SRC)
     .filter((file) => path.basename(file) === 'index.ts')
-    .flatMap((file) => [...fs.readFileSync(file, 'utf8').matchAll(IMPORT)].map((m) => `${path.relative(SRC, file)} -> ${m[1] ?? m[2]}`))
+    .flatMap((file) =>
+      [...fs.readFileSync(file, 'utf8').matchAll(IMPORT)].map((m) => `${path.relative(SRC, file)} -> ${m[1] ?? m[2]}`),
+    )
     .filter((line) => !/-> \.\/[^/]+\.js$/.test(line));
   assert.deepEqual(outside, []);
 });

@@ -10,7 +10,8 @@ test('2xx is delivered', () => {
 });
 
 test('408, 429 and 5xx are retriable; other 4xx and 3xx are final; 410 says gone', () => {
-  for (const s of [408, 429, 500, 502, 503, 504]) assert.deepEqual([status(s).delivered, status(s).retriable], [false, true], String(s));
+  for (const s of [408, 429, 500, 502, 503, 504])
+    assert.deepEqual([status(s).delivered, status(s).retriable], [false, true], String(s));
   for (const s of [301, 302, 400, 401, 403, 404, 410, 422]) assert.equal(status(s).retriable, false, String(s));
   assert.equal(status(410).gone, true);
   assert.match(status(302).message!, /redirects are not followed/);
@@ -18,7 +19,10 @@ test('408, 429 and 5xx are retriable; other 4xx and 3xx are final; 410 says gone
 
 test('Retry-After is read on 429 and 503, as seconds or an HTTP date', () => {
   assert.equal(status(429, { 'retry-after': '7' }).retryAfterMs, 7000);
-  assert.equal(status(503, { 'retry-after': new Date(1_000_000 + 5000).toUTCString() }).retryAfterMs, 4000 + 1000 - (1_000_000 % 1000));
+  assert.equal(
+    status(503, { 'retry-after': new Date(1_000_000 + 5000).toUTCString() }).retryAfterMs,
+    4000 + 1000 - (1_000_000 % 1000),
+  );
   assert.equal(status(500, { 'retry-after': '7' }).retryAfterMs, null);
   assert.equal(parseRetryAfter('soon', 0), null);
 });
@@ -32,6 +36,8 @@ test('request errors map to stable codes', () => {
   assert.equal(err('ENOTFOUND').code, 'DNS_FAILED');
   const abort = classifyAttempt({ error: Object.assign(new Error('aborted'), { name: 'TimeoutError' }) });
   assert.equal(abort.code, 'TIMEOUT');
-  const refused = classifyAttempt({ error: Object.assign(new Error('connect failed'), { cause: new TargetRefusedError('internal') }) });
+  const refused = classifyAttempt({
+    error: Object.assign(new Error('connect failed'), { cause: new TargetRefusedError('internal') }),
+  });
   assert.deepEqual([refused.code, refused.retriable], ['TARGET_REFUSED', false]);
 });

@@ -25,7 +25,10 @@ function pipelineWith(opts: { matches?: () => boolean; run?: () => Promise<void>
   const metrics = new Metrics({ defaultMetrics: false });
   const pipeline = new EventPipeline({
     registry: {} as Registry,
-    table: { candidates: async (keys: { projectId: string; eventType: string }[]) => new Map(keys.map((k) => [candidateKey(k.projectId, k.eventType), [target]])) } as unknown as SubscriptionTable,
+    table: {
+      candidates: async (keys: { projectId: string; eventType: string }[]) =>
+        new Map(keys.map((k) => [candidateKey(k.projectId, k.eventType), [target]])),
+    } as unknown as SubscriptionTable,
     ensureFresh: async () => {},
     runner: { run: opts.run ?? (async () => {}), waitForRoom: () => undefined } as unknown as DeliveryRunner,
     deadLetters: {
@@ -40,9 +43,27 @@ function pipelineWith(opts: { matches?: () => boolean; run?: () => Promise<void>
     tracing: new Tracing({ endpoint: '', serviceName: 'test', instanceId: 'test' }),
   });
   const tracker = new PartitionTracker();
-  const messages = [0, 1, 2].map((i) => ({ offset: String(i), timestamp: String(Date.now()), key: null, value: Buffer.from(JSON.stringify(sampleEvent({ eventId: `e${i}` }))), headers: {}, attributes: 0 }) as unknown as KafkaMessage);
+  const messages = [0, 1, 2].map(
+    (i) =>
+      ({
+        offset: String(i),
+        timestamp: String(Date.now()),
+        key: null,
+        value: Buffer.from(JSON.stringify(sampleEvent({ eventId: `e${i}` }))),
+        headers: {},
+        attributes: 0,
+      }) as unknown as KafkaMessage,
+  );
   const handle = () =>
-    pipeline.handleBatch({ topic: 't', partition: 0, messages, tracker, resolveOffset: () => {}, heartbeat: async () => {}, pauseFor: () => {} });
+    pipeline.handleBatch({
+      topic: 't',
+      partition: 0,
+      messages,
+      tracker,
+      resolveOffset: () => {},
+      heartbeat: async () => {},
+      pauseFor: () => {},
+    });
   return { handle, tracker, letters, metrics };
 }
 
@@ -52,25 +73,43 @@ async function settled(tracker: PartitionTracker, offset: number) {
 }
 
 test('a filter that throws: each event is dead-lettered as INTERNAL_ERROR (stage match) and its offset finishes', async () => {
-  const { handle, tracker, letters, metrics } = pipelineWith({ matches: () => { throw new TypeError('boom in a filter'); } });
+  const { handle, tracker, letters, metrics } = pipelineWith({
+    matches: () => {
+      throw new TypeError('boom in a filter');
+    },
+  });
   await handle();
   assert.equal(await settled(tracker, 3), 3);
-  assert.deepEqual(letters.map((l) => [l.offset, l.reason]), [['0', 'INTERNAL_ERROR'], ['1', 'INTERNAL_ERROR'], ['2', 'INTERNAL_ERROR']]);
+  assert.deepEqual(
+    letters.map((l) => [l.offset, l.reason]),
+    [
+      ['0', 'INTERNAL_ERROR'],
+      ['1', 'INTERNAL_ERROR'],
+      ['2', 'INTERNAL_ERROR'],
+    ],
+  );
   assert.match(letters[0]!.detail, /^match: boom in a filter/);
   assert.equal((await metrics.internalErrors.get()).values.find((v) => v.labels.stage === 'match')?.value, 3);
 });
 
 test('a delivery that rejects: the event is dead-lettered once (stage delivery) and its offset finishes', async () => {
-  const { handle, tracker, letters } = pipelineWith({ run: () => Promise.reject(new RangeError('Invalid string length')) });
+  const { handle, tracker, letters } = pipelineWith({
+    run: () => Promise.reject(new RangeError('Invalid string length')),
+  });
   await handle();
   assert.equal(await settled(tracker, 3), 3);
-  assert.deepEqual(letters.map((l) => l.reason), ['INTERNAL_ERROR', 'INTERNAL_ERROR', 'INTERNAL_ERROR']);
+  assert.deepEqual(
+    letters.map((l) => l.reason),
+    ['INTERNAL_ERROR', 'INTERNAL_ERROR', 'INTERNAL_ERROR'],
+  );
   assert.match(letters[0]!.detail, /^delivery: Invalid string length/);
 });
 
 test('a delivery stopped by shutdown leaves its offset unfinished, for the next owner', async () => {
   const { BlueWebhooksError } = await import('../../src/shared/errors.js');
-  const { handle, tracker, letters } = pipelineWith({ run: () => Promise.reject(new BlueWebhooksError('SHUTTING_DOWN', 'stopping')) });
+  const { handle, tracker, letters } = pipelineWith({
+    run: () => Promise.reject(new BlueWebhooksError('SHUTTING_DOWN', 'stopping')),
+  });
   await handle();
   assert.equal(await settled(tracker, 3), null);
   assert.equal(letters.length, 0);

@@ -6,13 +6,23 @@ import { decodeEvent, EVENT_LIMITS } from '../../src/codec/event.js';
 import type { Registry } from '../../src/codec/registry.js';
 import { ConfigError, loadConfig } from '../../src/config/config.js';
 import { invalidHeader } from '../../src/delivery/deliverer.js';
-import { messageBytes } from '../../src/kafka/writer.js';
 import { sampleEvent, sampleSubscription } from '../../src/demo/sample-data.js';
+import { subscriptionMatches } from '../../src/ingest/pipeline.js';
+import { messageBytes } from '../../src/kafka/writer.js';
 import { decodeRetry, encodeRetry, type RetryRecord } from '../../src/retries/record.js';
 import { createLogger, redact } from '../../src/shared/logger.js';
-import { compileFilter, FILTER_LIMITS, type FilterContext, FilterBudgetExceeded } from '../../src/subscriptions/filter.js';
-import { activate, decodeSubscription, SUBSCRIPTION_LIMITS, validateSubscription } from '../../src/subscriptions/subscription.js';
-import { subscriptionMatches } from '../../src/ingest/pipeline.js';
+import {
+  compileFilter,
+  FILTER_LIMITS,
+  FilterBudgetExceeded,
+  type FilterContext,
+} from '../../src/subscriptions/filter.js';
+import {
+  activate,
+  decodeSubscription,
+  SUBSCRIPTION_LIMITS,
+  validateSubscription,
+} from '../../src/subscriptions/subscription.js';
 
 const noRegistry = {} as Registry;
 const problemOf = (env: Record<string, string>): string => {
@@ -27,7 +37,10 @@ const problemOf = (env: Record<string, string>): string => {
 
 describe('config gaps are errors that name the variable', () => {
   const cases: [Record<string, string>, RegExp][] = [
-    [{ DELIVERY_ALLOWLIST: '10.0.0.0/99' }, /DELIVERY_ALLOWLIST: "10.0.0.0\/99": expected a prefix length from 0 to 32/],
+    [
+      { DELIVERY_ALLOWLIST: '10.0.0.0/99' },
+      /DELIVERY_ALLOWLIST: "10.0.0.0\/99": expected a prefix length from 0 to 32/,
+    ],
     [{ DELIVERY_ALLOWLIST: '::1/200' }, /DELIVERY_ALLOWLIST: "::1\/200": expected a prefix length from 0 to 128/],
     [{ DELIVERY_ALLOWLIST: 'foo/33' }, /DELIVERY_ALLOWLIST: "foo\/33": a prefix length goes with an IP address/],
     [{ RETRY_SCHEDULE: '5s,,1m' }, /RETRY_SCHEDULE: expected comma-separated durations with none empty/],
@@ -42,14 +55,19 @@ describe('config gaps are errors that name the variable', () => {
   ];
   for (const [env, expected] of cases) test(JSON.stringify(env), () => assert.match(problemOf(env), expected));
   test('good values still pass', () => {
-    const c = loadConfig({ DELIVERY_ALLOWLIST: '10.0.0.0/8,[::1]/128,::1,hooks.internal,*.svc.local', RETRY_SCHEDULE: '5s, 1m', CB_FAILURE_RATE: '0.25' });
+    const c = loadConfig({
+      DELIVERY_ALLOWLIST: '10.0.0.0/8,[::1]/128,::1,hooks.internal,*.svc.local',
+      RETRY_SCHEDULE: '5s, 1m',
+      CB_FAILURE_RATE: '0.25',
+    });
     assert.deepEqual(c.retries.scheduleMs, [5000, 60_000]);
     assert.equal(c.health.failureRate, 0.25);
   });
 });
 
 describe('events with hostile shapes are refused at decode, with a reason that does not echo them', () => {
-  const decodeJson = (v: unknown) => decodeEvent(Buffer.from(typeof v === 'string' ? v : JSON.stringify(v)), noRegistry);
+  const decodeJson = (v: unknown) =>
+    decodeEvent(Buffer.from(typeof v === 'string' ? v : JSON.stringify(v)), noRegistry);
   test('currentValue nested 10,000 levels deep', async () => {
     // Built as text: JSON.stringify itself cannot write a value this deep.
     const deep = `${'{"a":'.repeat(10_000)}{}${'}'.repeat(10_000)}`;
@@ -62,16 +80,28 @@ describe('events with hostile shapes are refused at decode, with a reason that d
     await decodeJson({ ...sampleEvent(), currentValue: ok });
   });
   test('ids longer than the limit', async () => {
-    await assert.rejects(decodeJson({ ...sampleEvent(), project: { id: 'p'.repeat(300) } }), /project\.id is longer than 256/);
+    await assert.rejects(
+      decodeJson({ ...sampleEvent(), project: { id: 'p'.repeat(300) } }),
+      /project\.id is longer than 256/,
+    );
   });
   test('a parse error says where, never what', async () => {
     const secretish = '{"id": "evt", "token": "s3cr3t-value';
-    await assert.rejects(decodeJson(secretish), (err: Error) => !err.message.includes('s3cr3t') && /not valid JSON/.test(err.message));
-    await assert.rejects(decodeJson({ ...sampleEvent(), occurredAt: 'my-secret-date' }), (err: Error) => !err.message.includes('my-secret'));
+    await assert.rejects(
+      decodeJson(secretish),
+      (err: Error) => !err.message.includes('s3cr3t') && /not valid JSON/.test(err.message),
+    );
+    await assert.rejects(
+      decodeJson({ ...sampleEvent(), occurredAt: 'my-secret-date' }),
+      (err: Error) => !err.message.includes('my-secret'),
+    );
   });
   test('subscription parse errors do not quote the secret', async () => {
     const value = Buffer.from('{"id":"wh","secret":"whsec_top_secret_value",');
-    await assert.rejects(decodeSubscription(value, 'wh', noRegistry), (err: Error) => !err.message.includes('top_secret'));
+    await assert.rejects(
+      decodeSubscription(value, 'wh', noRegistry),
+      (err: Error) => !err.message.includes('top_secret'),
+    );
   });
 });
 
@@ -79,37 +109,54 @@ describe('subscriptions over the limits are invalid, not a crash', () => {
   test('200 projects x 1,000 events (200,000 index entries)', () => {
     const projectIds = Array.from({ length: 200 }, (_, i) => `p${i}`);
     const events = Array.from({ length: 1000 }, (_, i) => `E${i}`);
-    assert.throws(() => validateSubscription({ ...sampleSubscription(), metadata: { projectIds, events } }, null), /200000 \(project, event\) pairs; at most 20000/);
+    assert.throws(
+      () => validateSubscription({ ...sampleSubscription(), metadata: { projectIds, events } }, null),
+      /200000 \(project, event\) pairs; at most 20000/,
+    );
   });
   test('a record over the size limit', async () => {
-    const big = Buffer.from(JSON.stringify({ ...sampleSubscription(), name: 'n'.repeat(SUBSCRIPTION_LIMITS.maxRecordBytes) }));
+    const big = Buffer.from(
+      JSON.stringify({ ...sampleSubscription(), name: 'n'.repeat(SUBSCRIPTION_LIMITS.maxRecordBytes) }),
+    );
     await assert.rejects(decodeSubscription(big, null, noRegistry), /record of \d+ bytes; at most 262144/);
   });
   test('a URL whose user info cannot be decoded', () => {
-    assert.throws(() => validateSubscription({ ...sampleSubscription(), url: 'http://%ZZ@example.com/x' }, null), /user info has an invalid percent-escape/);
+    assert.throws(
+      () => validateSubscription({ ...sampleSubscription(), url: 'http://%ZZ@example.com/x' }, null),
+      /user info has an invalid percent-escape/,
+    );
   });
-  test('a stored filter that today\'s limits refuse makes the webhook match nothing, without throwing', () => {
+  test("a stored filter that today's limits refuse makes the webhook match nothing, without throwing", () => {
     const filters = { not: Array.from({ length: 300 }, () => ({ not: [] })) };
     const active = activate({ ...sampleSubscription(), filters });
     assert.match(active.problem!, /more than 256 nodes/);
     const e = { ...sampleEvent(), occurredAtMs: 0 };
-    assert.equal(subscriptionMatches(active, e, () => ({ ...e })), 'no_match');
+    assert.equal(
+      subscriptionMatches(active, e, () => ({ ...e })),
+      'no_match',
+    );
   });
   test('a candidate is re-checked against its own projects and events', () => {
     const active = activate(sampleSubscription({ metadata: { projectIds: ['P:TODO'], events: ['X'] } }));
     const e = { ...sampleEvent({ type: 'TODO:X' }), occurredAtMs: 0 };
     const other = { ...e, project: { id: 'P' }, company: { id: active.sub.companyId } };
-    assert.equal(subscriptionMatches(active, other, () => ({ ...other })), 'no_match');
+    assert.equal(
+      subscriptionMatches(active, other, () => ({ ...other })),
+      'no_match',
+    );
   });
 });
 
 describe('filter cost is bounded', () => {
-  const ctxWith = (currentValue: unknown): FilterContext => ({ ...sampleEvent(), currentValue } as unknown as FilterContext);
+  const ctxWith = (currentValue: unknown): FilterContext =>
+    ({ ...sampleEvent(), currentValue }) as unknown as FilterContext;
   test('100,000 {"not": []} nodes are refused at validation', () => {
     assert.throws(() => compileFilter(Array.from({ length: 100_000 }, () => ({ not: [] }))), /more than 256 nodes/);
   });
   test('64 neq conditions over a 500,000-element array stop at the visit budget, quickly', () => {
-    const f = compileFilter(Array.from({ length: 64 }, (_, i) => ({ path: 'currentValue.items', op: 'neq', value: i })));
+    const f = compileFilter(
+      Array.from({ length: 64 }, (_, i) => ({ path: 'currentValue.items', op: 'neq', value: i })),
+    );
     const big = ctxWith({ items: Array.from({ length: 500_000 }, (_, i) => i + 100) });
     const t0 = performance.now();
     assert.throws(() => f(big), FilterBudgetExceeded);
@@ -124,7 +171,10 @@ describe('filter cost is bounded', () => {
   test('paths see own properties only', () => {
     assert.equal(compileFilter({ path: 'currentValue.constructor', op: 'exists' })(ctxWith({})), false);
     assert.equal(compileFilter({ path: 'currentValue.toString', op: 'exists' })(ctxWith({})), false);
-    assert.equal(compileFilter({ path: 'currentValue.items.constructor', op: 'exists' })(ctxWith({ items: [{}] })), false);
+    assert.equal(
+      compileFilter({ path: 'currentValue.items.constructor', op: 'exists' })(ctxWith({ items: [{}] })),
+      false,
+    );
   });
 });
 
@@ -137,12 +187,31 @@ describe('header values and record sizes', () => {
     assert.equal(messageBytes({ key: 'ab', value: Buffer.alloc(100), headers: { h: 'xyz' } }), 64 + 2 + 100 + 1 + 3);
   });
   test('retry records are checked field by field, event included', () => {
-    const good: RetryRecord = { v: 1, deliveryId: 'd', webhookId: 'w', attempt: 2, retry: 1, dueAt: 1, firstAttemptAt: 1, eventTimestampMs: 1, event: sampleEvent() };
+    const good: RetryRecord = {
+      v: 1,
+      deliveryId: 'd',
+      webhookId: 'w',
+      attempt: 2,
+      retry: 1,
+      dueAt: 1,
+      firstAttemptAt: 1,
+      eventTimestampMs: 1,
+      event: sampleEvent(),
+    };
     assert.equal(decodeRetry(encodeRetry(good)).deliveryId, 'd');
     assert.equal(decodeRetry(encodeRetry({ ...good, entity: 'A'.repeat(22) })).entity, 'A'.repeat(22));
     const hostileEntities = [42, '', 'x'.repeat(65), { nested: 'x' }, ['a'], null];
-    for (const bad of [{ ...good, attempt: 'x' }, { ...good, dueAt: null }, { ...good, event: { ...good.event, event: 'A\nB' } }, { ...good, webhookId: '' }, ...hostileEntities.map((entity) => ({ ...good, entity }))]) {
-      assert.throws(() => decodeRetry(Buffer.from(JSON.stringify(bad))), (err: Error & { code?: string }) => err.code === 'INVALID_RETRY_RECORD');
+    for (const bad of [
+      { ...good, attempt: 'x' },
+      { ...good, dueAt: null },
+      { ...good, event: { ...good.event, event: 'A\nB' } },
+      { ...good, webhookId: '' },
+      ...hostileEntities.map((entity) => ({ ...good, entity })),
+    ]) {
+      assert.throws(
+        () => decodeRetry(Buffer.from(JSON.stringify(bad))),
+        (err: Error & { code?: string }) => err.code === 'INVALID_RETRY_RECORD',
+      );
     }
   });
 });
@@ -154,26 +223,54 @@ describe('log redaction', () => {
     const lines: string[] = [];
     const log = createLogger({ write: (l) => lines.push(l) });
     log.info('x', { deep, a: { b: { c: { d: { e: { f: { g: { h: { secret: 'EIGHT-DEEP' } } } } } } } } });
-    log.info('y', { token: 'T1', apiKey: 'K1', api_key: 'K2', Authorization: 'A1', cookie: 'C1', previousSecret: 'P1', headers: { 'set-cookie': 'C2' } });
+    log.info('y', {
+      token: 'T1',
+      apiKey: 'K1',
+      api_key: 'K2',
+      Authorization: 'A1',
+      cookie: 'C1',
+      previousSecret: 'P1',
+      headers: { 'set-cookie': 'C2' },
+    });
     const out = lines.join('');
-    for (const s of ['DEEP-SECRET', 'EIGHT-DEEP', 'T1', 'K1', 'K2', 'A1', 'C1', 'P1', 'C2']) assert.ok(!out.includes(`"${s}"`), `${s} is not logged`);
+    for (const s of ['DEEP-SECRET', 'EIGHT-DEEP', 'T1', 'K1', 'K2', 'A1', 'C1', 'P1', 'C2'])
+      assert.ok(!out.includes(`"${s}"`), `${s} is not logged`);
   });
   test('one JSON object a line: time, level, msg, the bindings (redacted too) and the fields', () => {
     const lines: string[] = [];
-    const log = createLogger({ write: (l) => lines.push(l), level: 'info', bindings: { service: 's', clientSecret: 'B1' } });
+    const log = createLogger({
+      write: (l) => lines.push(l),
+      level: 'info',
+      bindings: { service: 's', clientSecret: 'B1' },
+    });
     log.debug('hidden');
-    log.child({ partition: 3, auth: { accessToken: 'B2' } }).warn('retry at http://u:p@h/x', { attempt: 2, error: new Error('boom') });
+    log
+      .child({ partition: 3, auth: { accessToken: 'B2' } })
+      .warn('retry at http://u:p@h/x', { attempt: 2, error: new Error('boom') });
     assert.equal(lines.length, 1);
     assert.ok(lines[0]?.endsWith('\n'));
     const entry = JSON.parse(lines[0] ?? '');
     assert.match(entry.time, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
     assert.deepEqual(
       { ...entry, time: 'T' },
-      { level: 'warn', time: 'T', msg: 'retry at http://[redacted]@h/x', service: 's', clientSecret: '[redacted]', partition: 3, auth: { accessToken: '[redacted]' }, attempt: 2, error: { name: 'Error', message: 'boom' } },
+      {
+        level: 'warn',
+        time: 'T',
+        msg: 'retry at http://[redacted]@h/x',
+        service: 's',
+        clientSecret: '[redacted]',
+        partition: 3,
+        auth: { accessToken: '[redacted]' },
+        attempt: 2,
+        error: { name: 'Error', message: 'boom' },
+      },
     );
   });
   test('URL user info and query strings, in any string', () => {
-    const r = redact({ url: 'https://user:pa55@hooks.example.com/x?token=abc', msg: 'failed to reach http://u:p@h/y?sig=1 now' }) as Record<string, string>;
+    const r = redact({
+      url: 'https://user:pa55@hooks.example.com/x?token=abc',
+      msg: 'failed to reach http://u:p@h/y?sig=1 now',
+    }) as Record<string, string>;
     assert.equal(r.url, 'https://[redacted]@hooks.example.com/x?[redacted]');
     assert.equal(r.msg, 'failed to reach http://[redacted]@h/y?[redacted] now');
   });

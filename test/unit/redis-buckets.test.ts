@@ -8,7 +8,10 @@ test('bucketOf is pinned (FNV-1a mod 64) and spreads ids evenly', () => {
   assert.deepEqual(['', 'proj_0', 'clakt90vu000bvt64hhffqleq', 'wh_1', 'ünï'].map(bucketOf), [5, 33, 3, 10, 32]);
   const counts = new Array<number>(REDIS_BUCKETS).fill(0);
   for (let i = 0; i < 64_000; i++) counts[bucketOf(`proj_${i}`)]!++;
-  assert.ok(Math.min(...counts) > 900 && Math.max(...counts) < 1100, `per bucket: ${Math.min(...counts)}–${Math.max(...counts)}`);
+  assert.ok(
+    Math.min(...counts) > 900 && Math.max(...counts) < 1100,
+    `per bucket: ${Math.min(...counts)}–${Math.max(...counts)}`,
+  );
 });
 
 test("a bucket's keys carry its number as their only hash tag, whatever the prefix", () => {

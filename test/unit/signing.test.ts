@@ -1,11 +1,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Webhook } from 'standardwebhooks';
-import { sampleEvent, sampleSubscription } from '../../src/demo/sample-data.js';
 import { Deliverer } from '../../src/delivery/deliverer.js';
 import type { HttpClient } from '../../src/delivery/http-client.js';
 import { eventPayload } from '../../src/delivery/payload.js';
-import { activate, validateSubscription } from '../../src/subscriptions/subscription.js';
 import {
   blueSignature,
   safeEqual,
@@ -13,6 +11,8 @@ import {
   verifyBlueSignature,
   verifyStandardSignature,
 } from '../../src/delivery/signing.js';
+import { sampleEvent, sampleSubscription } from '../../src/demo/sample-data.js';
+import { activate, validateSubscription } from '../../src/subscriptions/subscription.js';
 
 // Golden vectors, computed independently with openssl:
 //   printf '%s' "$BODY" | openssl dgst -sha256 -hmac 'söme-secret'                       (hex)
@@ -33,7 +33,11 @@ test('webhook-signature matches the golden vector', () => {
 
 test('the standardwebhooks package verifies our signature (key = UTF-8 bytes of the secret)', () => {
   const ts = Math.floor(Date.now() / 1000);
-  const headers = { 'webhook-id': 'msg_x', 'webhook-timestamp': String(ts), 'webhook-signature': standardSignature(SECRET, 'msg_x', ts, BODY) };
+  const headers = {
+    'webhook-id': 'msg_x',
+    'webhook-timestamp': String(ts),
+    'webhook-signature': standardSignature(SECRET, 'msg_x', ts, BODY),
+  };
   assert.doesNotThrow(() => new Webhook(Buffer.from(SECRET, 'utf8'), { format: 'raw' }).verify(BODY, headers));
   assert.throws(() => new Webhook(Buffer.from('other', 'utf8'), { format: 'raw' }).verify(BODY, headers));
 });
@@ -45,13 +49,20 @@ const WHSEC = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
 const SPEC_BODY = '{"test": 2432232314}';
 
 test('a whsec_ secret signs webhook-signature with its decoded key (the specification vector), X-Blue-Signature with the string', () => {
-  assert.equal(standardSignature(WHSEC, 'msg_p5jXN8AQM9LWM0D4loKWxJek', 1614265330, SPEC_BODY), 'v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=');
+  assert.equal(
+    standardSignature(WHSEC, 'msg_p5jXN8AQM9LWM0D4loKWxJek', 1614265330, SPEC_BODY),
+    'v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=',
+  );
   assert.equal(blueSignature(WHSEC, SPEC_BODY), '80ec8a89ce3cd22133a1066caecb4d04fea7467657c8514d717ec42c38a5c94c');
 });
 
 test('the standardwebhooks package verifies a whsec_ secret the usual way: new Webhook(secret)', () => {
   const ts = Math.floor(Date.now() / 1000);
-  const headers = { 'webhook-id': 'msg_x', 'webhook-timestamp': String(ts), 'webhook-signature': standardSignature(WHSEC, 'msg_x', ts, BODY) };
+  const headers = {
+    'webhook-id': 'msg_x',
+    'webhook-timestamp': String(ts),
+    'webhook-signature': standardSignature(WHSEC, 'msg_x', ts, BODY),
+  };
   assert.doesNotThrow(() => new Webhook(WHSEC).verify(BODY, headers));
   assert.throws(() => new Webhook('whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA').verify(BODY, headers));
 });
@@ -79,21 +90,46 @@ test('during a rotation webhook-signature carries both signatures, current first
   const current = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
   const previous = 'whsec_c2VjcmV0LWJlZm9yZS10aGUtcm90YXRpb24=';
   const delivery = (expiresAt: string | null) => {
-    const sub = validateSubscription({ ...sampleSubscription(), secret: current, previousSecret: previous, previousSecretExpiresAt: expiresAt }, null);
+    const sub = validateSubscription(
+      { ...sampleSubscription(), secret: current, previousSecret: previous, previousSecretExpiresAt: expiresAt },
+      null,
+    );
     const event = { ...sampleEvent(), occurredAtMs: Date.now() };
-    return { deliveryId: 'msg_rot', event, payload: eventPayload(event), target: activate(sub), eventTimestampMs: Date.now(), entity: null };
+    return {
+      deliveryId: 'msg_rot',
+      event,
+      payload: eventPayload(event),
+      target: activate(sub),
+      eventTimestampMs: Date.now(),
+      entity: null,
+    };
   };
   const body = Buffer.from(BODY);
   const during = deliverer.headers(delivery(new Date(Date.now() + 60_000).toISOString()), body, 1);
   const signatures = during['webhook-signature']!.split(' ');
   assert.equal(signatures.length, 2);
-  assert.equal(signatures[0], standardSignature(current, 'msg_rot', Number(during['webhook-timestamp']), body), 'the current one first');
-  const headers = { 'webhook-id': 'msg_rot', 'webhook-timestamp': during['webhook-timestamp']!, 'webhook-signature': during['webhook-signature']! };
-  for (const secret of [current, previous]) assert.doesNotThrow(() => new Webhook(secret).verify(BODY, headers), 'either secret verifies');
+  assert.equal(
+    signatures[0],
+    standardSignature(current, 'msg_rot', Number(during['webhook-timestamp']), body),
+    'the current one first',
+  );
+  const headers = {
+    'webhook-id': 'msg_rot',
+    'webhook-timestamp': during['webhook-timestamp']!,
+    'webhook-signature': during['webhook-signature']!,
+  };
+  for (const secret of [current, previous])
+    assert.doesNotThrow(() => new Webhook(secret).verify(BODY, headers), 'either secret verifies');
   assert.equal(during['x-blue-signature'], blueSignature(current, body), 'X-Blue-Signature: the current secret only');
   for (const expiresAt of [new Date(Date.now() - 1000).toISOString(), null]) {
     const after = deliverer.headers(delivery(expiresAt), body, 1);
     assert.equal(after['webhook-signature']!.split(' ').length, 1, `expiry ${expiresAt}: only the current one`);
-    assert.throws(() => new Webhook(previous).verify(BODY, { ...headers, 'webhook-timestamp': after['webhook-timestamp']!, 'webhook-signature': after['webhook-signature']! }));
+    assert.throws(() =>
+      new Webhook(previous).verify(BODY, {
+        ...headers,
+        'webhook-timestamp': after['webhook-timestamp']!,
+        'webhook-signature': after['webhook-signature']!,
+      }),
+    );
   }
 });

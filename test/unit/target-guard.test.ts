@@ -4,19 +4,57 @@ import { embeddedIPv4, isInternalAddress, TargetGuard, TargetRefusedError } from
 
 describe('internal addresses are refused', () => {
   const internal = [
-    '127.0.0.1', '127.255.255.254', '10.1.2.3', '172.16.0.1', '172.31.255.255', '192.168.1.1',
-    '169.254.169.254', '100.64.0.1', '100.127.255.255', '0.0.0.0', '224.0.0.1', '239.255.255.250',
-    '255.255.255.255', '240.0.0.1', '::1', '::', 'fc00::1', 'fd12:3456::1', 'fe80::1', 'fe80::1%eth0', 'ff02::1',
-    '::ffff:127.0.0.1', '::ffff:7f00:1', '::ffff:10.0.0.1', '::ffff:169.254.169.254', '::127.0.0.1', '::a00:1',
-    '64:ff9b::a9fe:a9fe', '2002:7f00:1::1', '2001:db8::1',
+    '127.0.0.1',
+    '127.255.255.254',
+    '10.1.2.3',
+    '172.16.0.1',
+    '172.31.255.255',
+    '192.168.1.1',
+    '169.254.169.254',
+    '100.64.0.1',
+    '100.127.255.255',
+    '0.0.0.0',
+    '224.0.0.1',
+    '239.255.255.250',
+    '255.255.255.255',
+    '240.0.0.1',
+    '::1',
+    '::',
+    'fc00::1',
+    'fd12:3456::1',
+    'fe80::1',
+    'fe80::1%eth0',
+    'ff02::1',
+    '::ffff:127.0.0.1',
+    '::ffff:7f00:1',
+    '::ffff:10.0.0.1',
+    '::ffff:169.254.169.254',
+    '::127.0.0.1',
+    '::a00:1',
+    '64:ff9b::a9fe:a9fe',
+    '2002:7f00:1::1',
+    '2001:db8::1',
     // IPv4-mapped (any), IPv4-translated, documentation (RFC 9637), 6to4 relay anycast.
-    '::ffff:8.8.8.8', '::ffff:0:808:808', '3fff::1', '3fff:fff:ffff::1', '192.88.99.1',
+    '::ffff:8.8.8.8',
+    '::ffff:0:808:808',
+    '3fff::1',
+    '3fff:fff:ffff::1',
+    '192.88.99.1',
   ];
   for (const a of internal) test(a, () => assert.ok(isInternalAddress(a)));
 });
 
 describe('public addresses pass', () => {
-  for (const a of ['8.8.8.8', '1.1.1.1', '172.32.0.1', '100.128.0.1', '2606:4700:4700::1111', '64:ff9b::808:808', '3fff:1000::1', '192.88.100.1']) {
+  for (const a of [
+    '8.8.8.8',
+    '1.1.1.1',
+    '172.32.0.1',
+    '100.128.0.1',
+    '2606:4700:4700::1111',
+    '64:ff9b::808:808',
+    '3fff:1000::1',
+    '192.88.100.1',
+  ]) {
     test(a, () => assert.ok(!isInternalAddress(a)));
   }
 });
@@ -32,9 +70,18 @@ test('embedded IPv4 forms are recognised', () => {
 describe('URL spellings of loopback are refused before any connection', () => {
   const guard = new TargetGuard();
   const urls = [
-    'http://127.0.0.1/', 'http://2130706433/', 'http://0x7f.0.0.1/', 'http://0177.0.0.1/', 'http://0x7f000001/',
-    'http://127.1/', 'http://[::1]/', 'http://[::ffff:127.0.0.1]/', 'http://[::ffff:7f00:1]/', 'http://169.254.169.254/latest/meta-data',
-    'http://0/', 'https://[fe80::1]/',
+    'http://127.0.0.1/',
+    'http://2130706433/',
+    'http://0x7f.0.0.1/',
+    'http://0177.0.0.1/',
+    'http://0x7f000001/',
+    'http://127.1/',
+    'http://[::1]/',
+    'http://[::ffff:127.0.0.1]/',
+    'http://[::ffff:7f00:1]/',
+    'http://169.254.169.254/latest/meta-data',
+    'http://0/',
+    'https://[fe80::1]/',
   ];
   for (const u of urls) test(u, () => assert.throws(() => guard.checkUrl(new URL(u)), TargetRefusedError));
   test('other schemes', () => assert.throws(() => guard.checkUrl(new URL('file:///etc/passwd')), /scheme/));
