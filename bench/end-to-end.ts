@@ -1,0 +1,214 @@
+// (c) The dispatcher end to end: 1, 2 and 3 replicas at fan-out 1, 1 and 2 at fan-out 10, with the
+// CPU of every process; --compare alternates two builds. (d) The naive dispatcher beside it, and
+// (g) both again against an endpoint that answers in ENDPOINT_LATENCY_MS.
+import fs from 'node:fs';
+import path from 'node:path';
+import {
+  ask,
+  type Bench,
+  check,
+  cpuOf,
+  cpuSeconds,
+  createTopicsRetrying,
+  ENDPOINT_LATENCY_MS,
+  envOf,
+  flags,
+  log,
+  machineProcesses,
+  metric,
+  nextMessage,
+  problems,
+  produceAll,
+  results,
+  root,
+  type Shape,
+  SIZE,
+  spawnTs,
+  startDispatcher,
+  stopDispatcher,
+  waitForDeliveries,
+  waitJoined,
+} from './harness.js';
+
+export interface DispatcherRun {
+  name: string;
+  shape: string;
+  replicas: number;
+  events: number;
+  deliveries: number;
+  duplicates: number;
+  seconds: number;
+  deliveriesPerSec: number;
+  produceEventsPerSec: number;
+  peakRssMb: number;
+  signaturesSampled: number;
+  cpuSeconds: Record<string, number>;
+  dispatcherCpuSecondsEach: number[];
+  retriesScheduled: number;
+  endpointSaturated: number;
+}
+
+/** One end-to-end run on an events topic of its own, so no run re-reads another's events. */
+export async function runDispatcher(
+  bench: Bench,
+  shape: Shape,
+  count: number,
+  replicas: number,
+  label: string,
+  profile?: string,
+  cwd = root,
+): Promise<{ run: DispatcherRun; eventsTopic: string }> {
+  const { admin, producer, rx, stack, base } = bench;
+  const name = `${shape.name} × ${replicas} replica${replicas > 1 ? 's' : ''}${label}`;
+  await ask(rx, { cmd: 'reset' }, 'reset');
+  const id = `${shape.name}.${replicas}${label.replace(/\W+/g, '')}`;
+  const group = `${base}.c.${id}`;
+  const runShape = { ...shape, topics: { ...shape.topics, events: `${base}.c.${id}.events` } };
+  await createTopicsRetrying(admin, [{ topic: runShape.topics.events, numPartitions: 12, replicationFactor: 1 }]);
+  // Replicas join first, then the events are produced.
+  const ds = await Promise.all(
+    Array.from({ length: replicas }, () => startDispatcher(envOf(runShape, stack, group), profile, cwd)),
+  );
+  await waitJoined(admin, group, replicas);
+  const procs = machineProcesses(ds, rx);
+  const cpuBefore = cpuOf(procs);
+  const eachBefore = ds.map((d) => cpuSeconds(d.proc.pid!));
+  const produceRate = await produceAll(producer, runShape, count, id);
+  const expected = count * shape.fanout;
+  let peak = 0;
+  const s = await waitForDeliveries(rx, expected, 30 * 60_000, async () => {
+    peak = Math.max(peak, ...ds.map((d) => d.rssMb()));
+  });
+  const peakRss = Math.max(peak, ...ds.map((d) => d.peakRssMb()));
+  const cpuAfter = cpuOf(procs);
+  const eachCpu = ds.map((d, i) => +(cpuSeconds(d.proc.pid!) - eachBefore[i]!).toFixed(2));
+  let retried = 0;
+  let saturated = 0;
+  for (const x of ds) {
+    retried += await metric(x, 'blue_webhooks_retries_scheduled_total');
+    saturated += await metric(x, 'blue_webhooks_endpoint_saturated_total');
+  }
+  const cpu = Object.fromEntries(Object.keys(cpuAfter).map((k) => [k, +(cpuAfter[k]! - cpuBefore[k]!).toFixed(2)]));
+  await Promise.all(ds.map(stopDispatcher));
+  check(name, s, expected);
+  const seconds = (s.lastAt - s.firstAt) / 1000;
+  log(
+    `${name}: ${(s.unique / seconds).toFixed(0)} deliveries/s (${seconds.toFixed(1)} s; producer ${produceRate.toFixed(0)} events/s; peak RSS ${peakRss.toFixed(0)} MB)`,
+  );
+  if (retried > 0) log(`  ${retried} retries scheduled (${saturated} for a saturated endpoint)`);
+  log(
+    `  CPU seconds during the run: ${Object.entries(cpu)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ')}${replicas > 1 ? ` (each dispatcher: ${eachCpu.join(', ')})` : ''}`,
+  );
+  return {
+    run: {
+      name,
+      shape: shape.name,
+      replicas,
+      events: count,
+      deliveries: s.unique,
+      duplicates: s.total - s.unique,
+      seconds,
+      deliveriesPerSec: s.unique / seconds,
+      produceEventsPerSec: produceRate,
+      peakRssMb: peakRss,
+      signaturesSampled: s.sampled,
+      cpuSeconds: cpu,
+      dispatcherCpuSecondsEach: eachCpu,
+      retriesScheduled: retried,
+      endpointSaturated: saturated,
+    },
+    eventsTopic: runShape.topics.events,
+  };
+}
+
+/** Dispatcher CPU per delivery, in µs. */
+export const cpuUsPerDelivery = (run: DispatcherRun) => (run.cpuSeconds.dispatcher! / run.deliveries) * 1e6;
+
+/** --compare DIR: fan-out 1 on 1 replica, alternating this build with DIR's, 3 rounds each. */
+export async function compareBuilds(bench: Bench, fo1: Shape, other: string): Promise<void> {
+  const rounds: { current: number[]; baseline: number[]; cpuUs: { current: number[]; baseline: number[] } } = {
+    current: [],
+    baseline: [],
+    cpuUs: { current: [], baseline: [] },
+  };
+  for (let round = 1; round <= 3; round++) {
+    for (const which of ['current', 'baseline'] as const) {
+      // --profile: a profile of the current build's first round.
+      const profile =
+        flags.profile && which === 'current' && round === 1 ? path.join(root, 'bench/results/profile') : undefined;
+      const cwd = which === 'current' ? root : other;
+      const { run } = await runDispatcher(bench, fo1, SIZE.events, 1, ` ${which} ${round}`, profile, cwd);
+      rounds[which].push(run.deliveriesPerSec);
+      rounds.cpuUs[which].push(cpuUsPerDelivery(run));
+    }
+  }
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[1]!;
+  const ratio = median(rounds.current) / median(rounds.baseline);
+  results.compare = { baselineDir: other, ...rounds, medianRatio: ratio };
+  log(
+    `compare (fan-out 1, 1 replica, median of 3): current ${median(rounds.current).toFixed(0)} / baseline ${median(rounds.baseline).toFixed(0)} deliveries/s = ${ratio.toFixed(3)}; dispatcher CPU per delivery ${median(rounds.cpuUs.current).toFixed(0)} / ${median(rounds.cpuUs.baseline).toFixed(0)} µs`,
+  );
+  fs.mkdirSync(path.join(root, 'bench/results'), { recursive: true });
+  fs.writeFileSync(
+    path.join(root, 'bench/results/compare.json'),
+    `${JSON.stringify({ ...results, problems }, null, 2)}\n`,
+  );
+}
+
+/**
+ * (c) at fan-out 1 on 1, 2 and 3 replicas (the same load, and the CPU of each process), and at
+ * fan-out 10 on 1 and 2. Returns the runs, and the events topic of fan-out 1 on 1 replica, which
+ * the limits and the naive dispatcher read again.
+ */
+export async function endToEnd(
+  bench: Bench,
+  fo1: Shape,
+  fo10: Shape,
+): Promise<{ runs: DispatcherRun[]; fo1Events: string }> {
+  const runs: DispatcherRun[] = [];
+  let fo1Events = '';
+  for (const [shape, count] of [
+    [fo1, SIZE.events],
+    [fo10, SIZE.fanout10Events],
+  ] as const) {
+    for (const replicas of shape.fanout === 1 ? [1, 2, 3] : [1, 2]) {
+      const profile =
+        flags.profile && shape.fanout === 1 && replicas === 1 ? path.join(root, 'bench/results/profile') : undefined;
+      const { run, eventsTopic } = await runDispatcher(bench, shape, count, replicas, '', profile);
+      if (replicas === 1 && shape.fanout === 1) fo1Events = eventsTopic;
+      runs.push(run);
+    }
+  }
+  results.dispatcher = runs;
+  return { runs, fo1Events };
+}
+
+/** (d) The naive dispatcher (one event, one lookup, one request at a time) on a slice of the fan-out 1 events. */
+export async function runNaive(bench: Bench, fo1: Shape, fo1Events: string, events: number, group: string) {
+  await ask(bench.rx, { cmd: 'reset' }, 'reset');
+  const naive = spawnTs('bench/naive.ts', [
+    bench.stack.KAFKA_BROKERS!,
+    fo1Events,
+    group,
+    bench.stack.REDIS_URL!,
+    fo1.redisPrefix,
+    String(events),
+  ]);
+  return nextMessage<{ deliveriesPerSec: number; deliveries: number }>(naive);
+}
+
+/**
+ * (g) c and d again against an endpoint that takes ENDPOINT_LATENCY_MS to answer, as real
+ * endpoints do; on loopback a round trip is a fraction of a millisecond, which flatters (d).
+ */
+export async function withEndpointLatency(bench: Bench, fo1: Shape, fo1Events: string) {
+  await ask(bench.rx, { cmd: 'delay', delayMs: ENDPOINT_LATENCY_MS }, 'delay');
+  const cSlow = (await runDispatcher(bench, fo1, SIZE.latencyEvents, 1, ` @ ${ENDPOINT_LATENCY_MS} ms`)).run;
+  const dSlow = await runNaive(bench, fo1, fo1Events, SIZE.latencyNaiveEvents, `${bench.base}.g`);
+  await ask(bench.rx, { cmd: 'delay', delayMs: 0 }, 'delay');
+  results.endpointLatency = { latencyMs: ENDPOINT_LATENCY_MS, dispatcher: cSlow, naive: dSlow };
+  log(`(g) naive dispatcher @ ${ENDPOINT_LATENCY_MS} ms: ${dSlow.deliveriesPerSec.toFixed(1)} deliveries/s`);
+  return { cSlow, dSlow };
+}
