@@ -7,7 +7,15 @@ import { Deliverer, EndpointGate, HttpClient, RateLimiter, TargetGuard } from '.
 import { DeliveryRunner } from './dispatch/index.js';
 import { CircuitBreaker, type WebhookStatusEvent } from './health/index.js';
 import { EventPipeline, RetryHandler } from './ingest/index.js';
-import { createKafka, DeadLetters, ensureTopics, KafkaWriter, serviceTopics, TrackedConsumer } from './kafka/index.js';
+import {
+  createKafka,
+  DeadLetters,
+  ensureTopics,
+  KafkaReadiness,
+  KafkaWriter,
+  serviceTopics,
+  TrackedConsumer,
+} from './kafka/index.js';
 import { Metrics, type MetricsServer, startMetricsServer } from './metrics/index.js';
 import { EntityOrder } from './ordering/index.js';
 import { AvroPublisher, type WebhookResult } from './outcomes/index.js';
@@ -25,18 +33,12 @@ import {
 import { SubscriptionStore, SubscriptionSyncer, SubscriptionTable } from './subscriptions/index.js';
 import { Tracing } from './tracing/index.js';
 
-// Readiness learns of a lost broker within about interval + timeout.
-const KAFKA_HEALTH_INTERVAL_MS = 2000;
-const KAFKA_HEALTH_TIMEOUT_MS = 1500;
-
 /** The dispatcher: every component, wired from one validated Config. */
 export class App {
   readonly metrics = new Metrics();
   private readonly kafka: Kafka;
   private readonly admin: Admin;
-  /** Asks the cluster one question at a time with no retries, so a lost broker shows at once. */
-  private readonly healthAdmin: Admin;
-  private checkingKafka = false;
+  private readonly kafkaReadiness: KafkaReadiness;
   private readonly producer: Producer;
   private readonly redis: RedisClient;
   private readonly http: HttpClient;
@@ -49,8 +51,6 @@ export class App {
   private readonly tracing: Tracing;
   private server: MetricsServer | null = null;
   private stopping = false;
-  private kafkaHealth: { ok: boolean; error: string } = { ok: false, error: 'not checked yet' };
-  private healthTimer: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly config: Config,
@@ -63,12 +63,11 @@ export class App {
       log,
     });
     this.admin = this.kafka.admin();
-    this.healthAdmin = createKafka({
+    this.kafkaReadiness = new KafkaReadiness({
       brokers: config.kafka.brokers,
       clientId: `${config.kafka.clientId}-${config.instanceId}-health`,
       log,
-      retries: 0,
-    }).admin();
+    });
     this.producer = this.kafka.producer({
       createPartitioner: Partitioners.DefaultPartitioner,
       allowAutoTopicCreation: false,
@@ -162,7 +161,7 @@ export class App {
       sessionTimeoutMs: config.kafka.sessionTimeoutMs,
       stallTimeoutMs: config.kafka.stallTimeoutMs,
       rebalanceDrainMs: config.shutdownGraceMs,
-      dependenciesUp: () => this.redis.status === 'ready' && this.kafkaHealth.ok,
+      dependenciesUp: () => this.redis.status === 'ready' && this.kafkaReadiness.problem === null,
     };
     const events = new TrackedConsumer({
       ...consumerOptions,
@@ -226,7 +225,7 @@ export class App {
         consumer: () => (this.consumers.every((c) => c.isJoined()) ? null : 'not a member of every consumer group'),
         subscriptions: () => (this.syncer.isReady() ? null : 'subscription table not caught up'),
         redis: () => (this.redis.status === 'ready' ? null : `redis connection is ${this.redis.status}`),
-        kafka: () => (this.kafkaHealth.ok ? null : `kafka: ${this.kafkaHealth.error}`),
+        kafka: () => (this.kafkaReadiness.problem === null ? null : `kafka: ${this.kafkaReadiness.problem}`),
         stalled: () => {
           const stalled = this.consumers.flatMap((c) => c.stalledPartitions());
           return stalled.length === 0 ? null : `offsets unfinished for STALL_TIMEOUT_MS in ${stalled.join(', ')}`;
@@ -247,9 +246,7 @@ export class App {
         throw kafkaError('connecting', err);
       }
     }, 'connecting to Kafka');
-    await this.checkKafka();
-    this.healthTimer = setInterval(() => void this.checkKafka(), KAFKA_HEALTH_INTERVAL_MS);
-    this.healthTimer.unref();
+    await this.kafkaReadiness.start();
     const topics = serviceTopics(this.config, this.tiers.topics);
     await this.retry(() => ensureTopics(this.admin, topics, this.config, this.log), 'creating topics');
     for (const p of this.publishers) await this.retry(() => p.start(), 'registering schemas');
@@ -280,36 +277,14 @@ export class App {
     }
     this.breaker.stop();
     await this.syncer.stop().catch(() => {});
-    if (this.healthTimer) clearInterval(this.healthTimer);
     await this.producer.disconnect().catch(() => {});
     await this.admin.disconnect().catch(() => {});
-    await this.healthAdmin.disconnect().catch(() => {});
+    await this.kafkaReadiness.stop();
     await this.http.close().catch(() => {});
     await this.tracing.shutdown().catch(() => {});
     this.redis.disconnect();
     await this.server?.close();
     this.log.info('stopped', { unfinished: left });
-  }
-
-  private async checkKafka(): Promise<void> {
-    if (this.checkingKafka) return;
-    this.checkingKafka = true;
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new Error(`no answer within ${KAFKA_HEALTH_TIMEOUT_MS} ms`)),
-        KAFKA_HEALTH_TIMEOUT_MS,
-      );
-    });
-    try {
-      await Promise.race([this.healthAdmin.connect().then(() => this.healthAdmin.describeCluster()), timeout]);
-      this.kafkaHealth = { ok: true, error: '' };
-    } catch (err) {
-      this.kafkaHealth = { ok: false, error: errorMessage(err) };
-    } finally {
-      clearTimeout(timer);
-      this.checkingKafka = false;
-    }
   }
 
   private retry<T>(fn: () => Promise<T>, what: string): Promise<T> {
