@@ -7,10 +7,11 @@
 import type { Kafka } from 'kafkajs';
 import type { Config } from '../config/index.js';
 import { copyDeadLetters, type KafkaWriter } from '../kafka/index.js';
+import type { ErrorCode } from '../shared/index.js';
 
 export interface EventsRedriveOptions {
   /** Only records dead-lettered for this reason (x-dlq-reason: INTERNAL_ERROR, STALLED, ...). */
-  reason?: string;
+  reason?: ErrorCode;
   /** Epoch ms: by the time the record was dead-lettered. */
   fromMs?: number;
   toMs?: number;

@@ -1,39 +1,48 @@
 /** Stable error codes: they appear in outcomes, DLQ headers, logs and metric labels. */
-export type ErrorCode =
+export const ERROR_CODES = [
   // Input that can never succeed as it is.
-  | 'DECODE_FAILED'
-  | 'UNKNOWN_SCHEMA'
-  | 'INVALID_JSON'
-  | 'INVALID_EVENT'
-  | 'INVALID_SUBSCRIPTION'
-  | 'INVALID_FILTER'
-  | 'CONFIG_INVALID'
-  | 'INVALID_HEADER'
-  | 'INVALID_RETRY_RECORD'
-  | 'RECORD_TOO_LARGE'
+  'DECODE_FAILED',
+  'UNKNOWN_SCHEMA',
+  'INVALID_JSON',
+  'INVALID_EVENT',
+  'INVALID_SUBSCRIPTION',
+  'INVALID_FILTER',
+  'CONFIG_INVALID',
+  'INVALID_HEADER',
+  'INVALID_RETRY_RECORD',
+  'RECORD_TOO_LARGE',
   // A bug or a record no rule foresaw: the record is dead-lettered, the partition moves on.
-  | 'INTERNAL_ERROR'
-  | 'STALLED'
+  'INTERNAL_ERROR',
+  'STALLED',
   // Delivery.
-  | 'HTTP_STATUS'
-  | 'TIMEOUT'
-  | 'CONNECT_FAILED'
-  | 'CONNECTION_RESET'
-  | 'DNS_FAILED'
-  | 'TARGET_REFUSED'
-  | 'INVALID_URL'
-  | 'RESPONSE_TOO_LARGE'
-  | 'REQUEST_FAILED'
-  | 'CIRCUIT_OPEN'
-  | 'ENDPOINT_SATURATED'
-  | 'RATE_LIMITED'
-  | 'ORDER_LINE_FULL'
+  'HTTP_STATUS',
+  'TIMEOUT',
+  'CONNECT_FAILED',
+  'CONNECTION_RESET',
+  'DNS_FAILED',
+  'TARGET_REFUSED',
+  'INVALID_URL',
+  'RESPONSE_TOO_LARGE',
+  'REQUEST_FAILED',
+  'CIRCUIT_OPEN',
+  'ENDPOINT_SATURATED',
+  'RATE_LIMITED',
+  'ORDER_LINE_FULL',
   // Infrastructure: waiting and retrying is the answer.
-  | 'REDIS_UNAVAILABLE'
-  | 'KAFKA_UNAVAILABLE'
-  | 'REGISTRY_UNAVAILABLE'
-  | 'TABLE_NOT_READY'
-  | 'SHUTTING_DOWN';
+  'REDIS_UNAVAILABLE',
+  'KAFKA_UNAVAILABLE',
+  'REGISTRY_UNAVAILABLE',
+  'TABLE_NOT_READY',
+  'SHUTTING_DOWN',
+] as const;
+
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+const CODES: ReadonlySet<string> = new Set(ERROR_CODES);
+
+export function isErrorCode(value: string): value is ErrorCode {
+  return CODES.has(value);
+}
 
 /** Where in the handling of one record an unexpected error happened (internal_errors_total{stage}). */
 export type Stage = 'match' | 'payload' | 'delivery' | 'retry';

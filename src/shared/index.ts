@@ -1,8 +1,10 @@
 export {
   BlueWebhooksError,
+  ERROR_CODES,
   type ErrorCode,
   errorCode,
   errorMessage,
+  isErrorCode,
   isShuttingDown,
   jsonParseProblem,
   type Stage,

@@ -16,7 +16,7 @@ import { Metrics } from '../metrics/index.js';
 import { redriveEvents } from '../replay/index.js';
 import { redrive } from '../retries/index.js';
 import { createLogger, errorMessage, silenceKafkajsTimerWarning } from '../shared/index.js';
-import { parseTimeArg } from './args.js';
+import { parseReasonArg, parseTimeArg } from './args.js';
 
 async function main(): Promise<void> {
   silenceKafkajsTimerWarning();
@@ -38,6 +38,7 @@ async function main(): Promise<void> {
   }
   const fromMs = parseTimeArg('from', values.from);
   const toMs = parseTimeArg('to', values.to);
+  const reason = parseReasonArg(values.reason);
   const config = loadConfig(process.env);
   const log = createLogger({ level: 'warn' });
   const kafka = createKafka({ brokers: config.kafka.brokers, clientId: 'blue-webhooks-redrive', log });
@@ -56,7 +57,7 @@ async function main(): Promise<void> {
   try {
     const dryRun = values['dry-run'];
     const report = values.events
-      ? await redriveEvents(kafka, writer, config, { reason: values.reason, fromMs, toMs, dryRun })
+      ? await redriveEvents(kafka, writer, config, { reason, fromMs, toMs, dryRun })
       : await redrive(kafka, writer, config, { webhookId: values.webhook, fromMs, toMs, dryRun });
     process.stdout.write(`${JSON.stringify({ ...report, dryRun })}\n`);
   } finally {
