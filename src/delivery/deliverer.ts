@@ -48,15 +48,15 @@ export class Deliverer {
     private readonly userAgent: string,
   ) {}
 
-  async attempt(d: Delivery, attempt: number): Promise<AttemptReport> {
-    const { url, webhookJson } = d.target;
+  async attempt(delivery: Delivery, attempt: number): Promise<AttemptReport> {
+    const { url, webhookJson } = delivery.target;
     // Encoded once: both signatures and the request use the same bytes.
-    const body = Buffer.from(deliveryBody(d.payload, webhookJson), 'utf8');
+    const body = Buffer.from(deliveryBody(delivery.payload, webhookJson), 'utf8');
     if (!url) {
       const error = new BlueWebhooksError('INVALID_URL', 'the webhook URL cannot be parsed');
       return { outcome: classifyAttempt({ error }), durationMs: 0, snippet: null, attempt };
     }
-    const headers = this.headers(d, body, attempt);
+    const headers = this.headers(delivery, body, attempt);
     const bad = invalidHeader(headers);
     if (bad) {
       // undici would throw while a pool slot is held; no value a user or producer chose gets that far.
@@ -70,25 +70,25 @@ export class Deliverer {
     return { outcome: classifyAttempt(r), durationMs: r.durationMs, snippet: r.snippet, attempt };
   }
 
-  headers(d: Delivery, body: Buffer, attempt: number): Record<string, string> {
+  headers(delivery: Delivery, body: Buffer, attempt: number): Record<string, string> {
     const timestampSec = Math.floor(Date.now() / 1000);
     const h: Record<string, string> = {
       'content-type': 'application/json',
       'user-agent': this.userAgent,
-      'x-blue-delivery': d.deliveryId,
-      'x-blue-event': d.event.event,
+      'x-blue-delivery': delivery.deliveryId,
+      'x-blue-event': delivery.event.event,
       'x-blue-attempt': String(attempt),
-      'webhook-id': d.deliveryId,
+      'webhook-id': delivery.deliveryId,
       'webhook-timestamp': String(timestampSec),
     };
-    if (d.traceparent) h.traceparent = d.traceparent;
-    const { secret, previousSecret } = d.target.sub;
+    if (delivery.traceparent) h.traceparent = delivery.traceparent;
+    const { secret, previousSecret } = delivery.target.sub;
     if (secret) {
       h['x-blue-signature'] = blueSignature(secret, body);
-      let signatures = standardSignature(secret, d.deliveryId, timestampSec, body);
+      let signatures = standardSignature(secret, delivery.deliveryId, timestampSec, body);
       // During a rotation both secrets sign, the current one first (Standard Webhooks lists several).
-      if (previousSecret && Date.now() < d.target.previousSecretUntil) {
-        signatures += ` ${standardSignature(previousSecret, d.deliveryId, timestampSec, body)}`;
+      if (previousSecret && Date.now() < delivery.target.previousSecretUntil) {
+        signatures += ` ${standardSignature(previousSecret, delivery.deliveryId, timestampSec, body)}`;
       }
       h['webhook-signature'] = signatures;
     }

@@ -11,7 +11,8 @@ export interface EndpointGateOptions {
   now?: () => number;
 }
 
-export type Admission = 'entered' | 'saturated';
+/** What asking for a slot at an endpoint gives: one (now or after a wait), or none because it does not keep up. */
+export type GateEntry = 'entered' | 'saturated';
 
 interface Lane {
   active: number;
@@ -64,7 +65,7 @@ export class EndpointGate {
   }
 
   /** 'entered' when a slot is held now (release it!); 'saturated' when the endpoint does not keep up; otherwise a promise of a slot. */
-  enter(endpoint: string): Admission | Promise<Admission> {
+  enter(endpoint: string): GateEntry | Promise<GateEntry> {
     const lane = this.lane(endpoint);
     if (lane.active === 0 && lane.waiting.length === 0) lane.silentSince = this.now();
     if (lane.active < Math.floor(lane.limit)) {
@@ -72,7 +73,7 @@ export class EndpointGate {
       return 'entered';
     }
     if (lane.waiting.length >= this.options.maxQueue && !this.keepsUp(lane)) return 'saturated';
-    return new Promise<Admission>((resolve) => lane.waiting.push(() => resolve('entered')));
+    return new Promise<GateEntry>((resolve) => lane.waiting.push(() => resolve('entered')));
   }
 
   /**

@@ -168,16 +168,16 @@ export class HttpClient {
   private readonly snippetBytes: number;
   private readonly deadlines = new Deadlines();
 
-  constructor(private readonly o: HttpClientOptions) {
-    this.snippetBytes = o.snippetBytes ?? 512;
+  constructor(private readonly options: HttpClientOptions) {
+    this.snippetBytes = options.snippetBytes ?? 512;
     this.agent = new Agent({
-      connections: o.maxConnectionsPerOrigin,
+      connections: options.maxConnectionsPerOrigin,
       pipelining: 1,
       keepAliveTimeout: 30_000,
-      headersTimeout: o.headersTimeoutMs,
-      bodyTimeout: o.bodyTimeoutMs,
+      headersTimeout: options.headersTimeoutMs,
+      bodyTimeout: options.bodyTimeoutMs,
       // Every connection resolves its host through the guard, which refuses internal addresses.
-      connect: { timeout: o.connectTimeoutMs, lookup: o.guard.lookup },
+      connect: { timeout: options.connectTimeoutMs, lookup: options.guard.lookup },
     });
   }
 
@@ -186,7 +186,7 @@ export class HttpClient {
     const started = performance.now();
     const done = (r: PostReply): HttpPostResult => ({ ...r, durationMs: Math.round(performance.now() - started) });
     try {
-      this.o.guard.checkUrl(req.url);
+      this.options.guard.checkUrl(req.url);
     } catch (error) {
       return done({ error, snippet: null });
     }
@@ -203,8 +203,8 @@ export class HttpClient {
         });
       }
     }
-    const attempt = new Attempt(this.snippetBytes, this.o.maxResponseBytes);
-    this.deadlines.start(attempt, this.o.attemptTimeoutMs);
+    const attempt = new Attempt(this.snippetBytes, this.options.maxResponseBytes);
+    this.deadlines.start(attempt, this.options.attemptTimeoutMs);
     try {
       this.agent.dispatch(
         {

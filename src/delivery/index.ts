@@ -1,5 +1,5 @@
 export { type AttemptReport, Deliverer, type Delivery } from './deliverer.js';
-export { type Admission, EndpointGate, type EndpointGateOptions } from './endpoint-gate.js';
+export { EndpointGate, type EndpointGateOptions, type GateEntry } from './endpoint-gate.js';
 export { HttpClient, type HttpClientOptions, type HttpPost, type HttpPostResult } from './http-client.js';
 export { type AttemptOutcome, type AttemptResult, classifyAttempt, parseRetryAfter } from './outcome.js';
 export { deliveryBody, deliveryId, type EventPayload, eventPayload } from './payload.js';

@@ -15,19 +15,19 @@ export interface SampleTodoOptions {
   done?: boolean;
 }
 
-export function sampleTodo(o: SampleTodoOptions = {}): JsonObject {
-  const projectId = o.projectId ?? 'clakt90vu000bvt64hhffqleq';
-  const companyId = o.companyId ?? 'clakt8jud0002vt64205yyj10';
-  const listId = o.listId ?? 'clakt9v5t000kvt64f563l90l';
+export function sampleTodo(overrides: SampleTodoOptions = {}): JsonObject {
+  const projectId = overrides.projectId ?? 'clakt90vu000bvt64hhffqleq';
+  const companyId = overrides.companyId ?? 'clakt8jud0002vt64205yyj10';
+  const listId = overrides.listId ?? 'clakt9v5t000kvt64f563l90l';
   return {
-    id: o.id ?? 'clb4zna6x0000vt1swuwso25f',
+    id: overrides.id ?? 'clb4zna6x0000vt1swuwso25f',
     uid: '11021cb836f34732b31e5ebd5dd5eb27',
-    title: o.title ?? 'Prepare the quarterly planning review',
+    title: overrides.title ?? 'Prepare the quarterly planning review',
     html: '<p>Collect the numbers from every team and draft the agenda.</p>',
     text: 'Collect the numbers from every team and draft the agenda.',
     position: '32767.5',
     archived: false,
-    done: o.done ?? false,
+    done: overrides.done ?? false,
     startedAt: null,
     duedAt: '2022-12-15T17:00:00.000Z',
     timezone: 'Europe/Paris',
@@ -35,16 +35,16 @@ export function sampleTodo(o: SampleTodoOptions = {}): JsonObject {
     updatedAt: '2022-12-01T11:23:09.241Z',
     createdById: 'claksl2ye0000vtas0h0ln71e',
     todoListId: listId,
-    todoCustomFields: (o.customFields ?? [{ id: 'cf_priority', value: 'High' }]).map((f) => ({
+    todoCustomFields: (overrides.customFields ?? [{ id: 'cf_priority', value: 'High' }]).map((f) => ({
       id: f.id,
       value: f.value,
       customField: { id: f.id, name: f.id.replace(/^cf_/, ''), type: typeof f.value === 'number' ? 'NUMBER' : 'TEXT' },
     })),
-    todoUsers: (o.userIds ?? ['claksl2ye0000vtas0h0ln71e']).map((id) => ({
+    todoUsers: (overrides.userIds ?? ['claksl2ye0000vtas0h0ln71e']).map((id) => ({
       id,
       user: { id, fullName: 'Ada Lovelace' },
     })),
-    todoTags: (o.tagIds ?? ['tag_urgent']).map((id) => ({
+    todoTags: (overrides.tagIds ?? ['tag_urgent']).map((id) => ({
       id,
       tag: { id, title: id.replace(/^tag_/, ''), color: '#ff0000' },
     })),
@@ -95,22 +95,22 @@ export interface SampleEventOptions extends SampleTodoOptions {
   previous?: JsonObject | null;
 }
 
-export function sampleEvent(o: SampleEventOptions = {}): Omit<BlueEvent, 'occurredAtMs'> {
-  const projectId = o.projectId ?? 'clakt90vu000bvt64hhffqleq';
-  const companyId = o.companyId ?? 'clakt8jud0002vt64205yyj10';
+export function sampleEvent(overrides: SampleEventOptions = {}): Omit<BlueEvent, 'occurredAtMs'> {
+  const projectId = overrides.projectId ?? 'clakt90vu000bvt64hhffqleq';
+  const companyId = overrides.companyId ?? 'clakt8jud0002vt64205yyj10';
   return {
-    id: o.eventId ?? `evt_${Math.random().toString(36).slice(2)}`,
-    event: o.type ?? 'TODO_CREATED',
+    id: overrides.eventId ?? `evt_${Math.random().toString(36).slice(2)}`,
+    event: overrides.type ?? 'TODO_CREATED',
     occurredAt: new Date().toISOString(),
     company: { id: companyId },
     project: { id: projectId },
-    user: { id: o.userId ?? 'claksl2ye0000vtas0h0ln71e' },
-    currentValue: sampleTodo({ ...o, projectId, companyId }),
-    previousValue: o.previous ?? null,
+    user: { id: overrides.userId ?? 'claksl2ye0000vtas0h0ln71e' },
+    currentValue: sampleTodo({ ...overrides, projectId, companyId }),
+    previousValue: overrides.previous ?? null,
   };
 }
 
-export function sampleSubscription(o: Partial<Subscription> = {}): Subscription {
+export function sampleSubscription(overrides: Partial<Subscription> = {}): Subscription {
   const now = new Date().toISOString();
   return {
     id: 'clb4qaopy0000vt24mlp28v03',
@@ -130,6 +130,6 @@ export function sampleSubscription(o: Partial<Subscription> = {}): Subscription 
     filters: null,
     rateLimitPerSecond: null,
     ordering: 'none',
-    ...o,
+    ...overrides,
   };
 }

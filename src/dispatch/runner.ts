@@ -1,4 +1,5 @@
 import {
+  type AttemptOutcome,
   type AttemptReport,
   type Deliverer,
   type Delivery,
@@ -24,13 +25,14 @@ import {
   decodeRetry,
   encodeRetry,
   isRetriableOutcome,
+  nextOnSchedule,
   type RetryPolicyOptions,
   type RetryRecord,
   type RetryScheduler,
 } from '../retries/index.js';
 import { type ErrorCode, errorCode } from '../shared/index.js';
 import type { ActiveSubscription } from '../subscriptions/index.js';
-import { SpanKind, type Tracing } from '../tracing/index.js';
+import { type Span, SpanKind, type Tracing } from '../tracing/index.js';
 
 export interface DeliveryRunnerDeps {
   deliverer: Deliverer;
@@ -64,14 +66,43 @@ export interface RunInput {
   via: 'event' | 'retry';
 }
 
-/** An attempt that was not made, so that the schedule treats it like a retriable failure. */
-function skipped(attempt: number, code: ErrorCode, message: string): AttemptReport {
-  return {
-    outcome: { delivered: false, retriable: true, httpStatus: null, code, message, retryAfterMs: null, gone: false },
-    durationMs: 0,
-    snippet: null,
-    attempt,
-  };
+/** Why a turn made no attempt. The delivery goes on later; nothing was sent. */
+type NotAttemptedReason = Extract<OutcomeReason, 'circuit_open' | 'endpoint_busy' | 'rate_limited'>;
+
+interface NotAttempted {
+  readonly kind: 'not_attempted';
+  readonly reason: NotAttemptedReason;
+  readonly code: ErrorCode;
+  readonly message: string;
+  /** For a rate limit: when its next slot is, in ms from now. */
+  readonly deferMs: number | null;
+}
+
+/** How one turn of a delivery ended: an attempt was made (its report), or none was, and why. */
+type TurnEnd = { readonly kind: 'attempted'; readonly report: AttemptReport } | NotAttempted;
+
+function notAttempted(
+  reason: NotAttemptedReason,
+  code: ErrorCode,
+  message: string,
+  deferMs: number | null = null,
+): NotAttempted {
+  return { kind: 'not_attempted', reason, code, message, deferMs };
+}
+
+/** What the outcome record says of a turn. */
+function detailsOf(attempt: number, end: TurnEnd): ResultDetails {
+  if (end.kind === 'not_attempted') return { attempt, error: { code: end.code, message: end.message } };
+  const { outcome, durationMs, snippet } = end.report;
+  const error = outcome.code ? { code: outcome.code, message: outcome.message ?? '' } : null;
+  return { attempt, httpStatus: outcome.httpStatus, durationMs, snippet, error };
+}
+
+/** The last error a retry record carries, for the next attempt and the deliveries DLQ. */
+function lastErrorOf(end: TurnEnd): NonNullable<RetryRecord['lastError']> {
+  if (end.kind === 'not_attempted') return { code: end.code, message: end.message, httpStatus: null };
+  const { code, message, httpStatus } = end.report.outcome;
+  return { code, message, httpStatus };
 }
 
 /** What follows an attempt: the retry policy's decision, or a deferral that costs no retry. */
@@ -99,16 +130,16 @@ export class DeliveryRunner {
   /** Per (webhook, entity): the last delivery started here, and how many wait for their turn. */
   private readonly chains = new Map<string, { tail: Promise<void>; length: number }>();
 
-  constructor(private readonly d: DeliveryRunnerDeps) {}
+  constructor(private readonly deps: DeliveryRunnerDeps) {}
 
-  async run(x: RunInput): Promise<void> {
-    const { metrics } = this.d;
+  async run(input: RunInput): Promise<void> {
+    const { metrics } = this.deps;
     metrics.inFlight.inc();
     try {
-      const key = this.orderKey(x);
-      if (key === null) await this.runOnce(x, null);
-      else if (x.via === 'retry') await this.runTurn(x, key);
-      else await this.inLine(key, () => this.runAdmitted(x, key));
+      const key = this.orderKey(input);
+      if (key === null) await this.runOnce(input, null);
+      else if (input.via === 'retry') await this.runTurn(input, key);
+      else await this.inLine(key, () => this.runAdmitted(input, key));
     } finally {
       metrics.inFlight.dec();
     }
@@ -123,15 +154,15 @@ export class DeliveryRunner {
   waitForRoom(target: ActiveSubscription, entity: string | null): Promise<void> | undefined {
     if (entity !== null && target.sub.ordering === 'entity') {
       const chain = this.chains.get(chainKey({ webhookId: target.sub.id, entity }));
-      if (chain && chain.length >= this.d.maxEntityQueue) return chain.tail;
+      if (chain && chain.length >= this.deps.maxEntityQueue) return chain.tail;
     }
-    return this.d.gate.waitForRoom(endpointOf(target));
+    return this.deps.gate.waitForRoom(endpointOf(target));
   }
 
-  private orderKey(x: RunInput): OrderKey | null {
-    const { entity, target } = x.delivery;
+  private orderKey(input: RunInput): OrderKey | null {
+    const { entity, target } = input.delivery;
     // A retry record carries an entity only if its webhook ordered by entity when it was written.
-    if (entity === null || (x.via === 'event' && target.sub.ordering !== 'entity')) return null;
+    if (entity === null || (input.via === 'event' && target.sub.ordering !== 'entity')) return null;
     return { webhookId: target.sub.id, entity };
   }
 
@@ -153,27 +184,27 @@ export class DeliveryRunner {
   }
 
   /** A delivery of a new event to an ordered webhook: it goes now, or waits in its entity's line. */
-  private async runAdmitted(x: RunInput, key: OrderKey): Promise<void> {
-    const stored = encodeRetry(this.recordOf(x, { attempt: x.attempt, retry: x.retry, dueAt: Date.now() })).toString(
-      'utf8',
-    );
-    const line = await this.d.retry(
-      () => this.d.order.admit(key, x.delivery.deliveryId, stored),
+  private async runAdmitted(input: RunInput, key: OrderKey): Promise<void> {
+    const stored = encodeRetry(
+      this.recordOf(input, { attempt: input.attempt, retry: input.retry, dueAt: Date.now() }),
+    ).toString('utf8');
+    const line = await this.deps.retry(
+      () => this.deps.order.admit(key, input.delivery.deliveryId, stored),
       'queueing an ordered delivery',
     );
     if (line.undriven !== null) await this.drive(key, line.undriven, 'repaired');
     switch (line.status) {
       case 'free':
-        await this.runOnce(x, key);
+        await this.runOnce(input, key);
         return;
       case 'held':
-        this.d.metrics.ordered.inc({ step: 'held' });
-        return this.publish(x, 'RETRY_SCHEDULED', { attempt: x.attempt, reason: 'held' });
+        this.deps.metrics.ordered.inc({ step: 'held' });
+        return this.publish(input, 'RETRY_SCHEDULED', { attempt: input.attempt, reason: 'held' });
       case 'full':
-        return this.lineFull(x);
+        return this.lineFull(input);
       default:
         // 'head' or 'present': read again after a crash or a rebalance; the line already has it.
-        this.d.metrics.ordered.inc({ step: 'stale' });
+        this.deps.metrics.ordered.inc({ step: 'stale' });
     }
   }
 
@@ -182,28 +213,28 @@ export class DeliveryRunner {
    * its delivery ends, it goes on with the next ones in process (no Kafka round trip per step)
    * until one fails and takes over with a retry record of its own, or LINE_STEPS are done.
    */
-  private async runTurn(x: RunInput, key: OrderKey): Promise<void> {
-    const { turn, undriven } = await this.d.retry(
-      () => this.d.order.turn(key, x.delivery.deliveryId),
+  private async runTurn(driver: RunInput, key: OrderKey): Promise<void> {
+    const { turn, undriven } = await this.deps.retry(
+      () => this.deps.order.turn(key, driver.delivery.deliveryId),
       'checking a delivery turn',
     );
     if (undriven !== null) await this.drive(key, undriven, 'repaired');
     if (turn.role === 'stale') {
-      this.d.metrics.ordered.inc({ step: 'stale' });
+      this.deps.metrics.ordered.inc({ step: 'stale' });
       return;
     }
-    let input = turn.role === 'head' ? x : this.nextInLine(turn.record, x);
+    let input = turn.role === 'head' ? driver : this.nextInLine(turn.record, driver);
     for (let step = 1; ; step++) {
       const state = await this.runOnce(input, key);
       if (state === 'RETRY_SCHEDULED') return; // it holds the line, driven by its own retry record
-      const next = await this.d.retry(
-        () => this.d.order.release(key, input.delivery.deliveryId, x.delivery.deliveryId),
+      const next = await this.deps.retry(
+        () => this.deps.order.release(key, input.delivery.deliveryId, driver.delivery.deliveryId),
         'releasing an entity',
       );
       if (next === null) return;
-      this.d.metrics.ordered.inc({ step: 'released' });
+      this.deps.metrics.ordered.inc({ step: 'released' });
       if (step >= LINE_STEPS) return this.drive(key, next, 'released');
-      input = this.nextInLine(next, x);
+      input = this.nextInLine(next, driver);
     }
   }
 
@@ -212,138 +243,147 @@ export class DeliveryRunner {
     return inputFromRecord(decodeRetry(Buffer.from(stored, 'utf8')), driver.delivery.target);
   }
 
-  private async runOnce(x: RunInput, key: OrderKey | null): Promise<OutcomeState> {
-    const webhookId = x.delivery.target.sub.id;
-    // The common case (circuit closed, no rate limit, endpoint not busy, success) takes no Redis call and no wait.
-    let admission = this.d.breaker.admit(webhookId);
-    if (typeof admission !== 'string') {
-      admission = await admission.catch(() =>
-        this.d.retry(async () => this.d.breaker.admit(webhookId), 'reading the circuit state'),
+  /** One turn of a delivery: admit → attempt → record the endpoint's health → decide what follows. */
+  private async runOnce(input: RunInput, key: OrderKey | null): Promise<OutcomeState> {
+    const admission = await this.admit(input);
+    if (admission.kind === 'not_attempted') return this.after(input, key, admission);
+    const span = input.delivery.trace ? this.startAttempt(input) : null;
+    if (span) {
+      // The attempt's span is the parent of what follows it (the request, the outcome).
+      const trace = this.deps.tracing.within(input.delivery.trace!, span);
+      input = { ...input, delivery: { ...input.delivery, trace, traceparent: this.deps.tracing.traceparent(span) } };
+    }
+    const report = await this.attempt(input, admission.endpoint, span);
+    await this.recordHealth(input.delivery.target.sub.id, report.outcome);
+    return this.after(input, key, { kind: 'attempted', report });
+  }
+
+  /**
+   * The checks before an attempt, cheapest first: the circuit, the webhook's rate limit, then a
+   * slot at the endpoint. The common case (circuit closed, no rate limit, endpoint not busy)
+   * takes no Redis call and no wait.
+   */
+  private async admit(input: RunInput): Promise<{ kind: 'admitted'; endpoint: string } | NotAttempted> {
+    const { breaker, metrics } = this.deps;
+    const { target } = input.delivery;
+    const webhookId = target.sub.id;
+    let circuit = breaker.admit(webhookId);
+    if (typeof circuit !== 'string') {
+      circuit = await circuit.catch(() =>
+        this.deps.retry(async () => breaker.admit(webhookId), 'reading the circuit state'),
       );
     }
-    if (admission === 'open') {
-      return this.skip(
-        x,
-        key,
-        skipped(x.attempt, 'CIRCUIT_OPEN', 'endpoint is UNHEALTHY; waiting for a probe to succeed'),
-        'circuit_open',
-      );
+    if (circuit === 'open') {
+      return notAttempted('circuit_open', 'CIRCUIT_OPEN', 'endpoint is UNHEALTHY; waiting for a probe to succeed');
     }
-    const rate = x.delivery.target.sub.rateLimitPerSecond;
+    const rate = target.sub.rateLimitPerSecond;
     if (rate !== null) {
-      const slot = await this.d.retry(() => this.d.rateLimiter.reserve(webhookId, rate), 'reserving a rate-limit slot');
+      const slot = await this.deps.retry(
+        () => this.deps.rateLimiter.reserve(webhookId, rate),
+        'reserving a rate-limit slot',
+      );
       if ('deferMs' in slot) {
-        this.d.metrics.rateLimited.inc({ result: 'deferred' });
-        const report = skipped(
-          x.attempt,
-          'RATE_LIMITED',
-          `over rateLimitPerSecond (${rate}); next slot in ${slot.deferMs} ms`,
-        );
-        return this.after(x, key, report, {
-          decision: { kind: 'retry', delayMs: slot.deferMs },
-          reason: 'rate_limited',
-          deferred: true,
-        });
+        metrics.rateLimited.inc({ result: 'deferred' });
+        const message = `over rateLimitPerSecond (${rate}); next slot in ${slot.deferMs} ms`;
+        return notAttempted('rate_limited', 'RATE_LIMITED', message, slot.deferMs);
       }
       if (slot.waitMs > 0) {
-        this.d.metrics.rateLimited.inc({ result: 'waited' });
+        metrics.rateLimited.inc({ result: 'waited' });
         await sleep(slot.waitMs);
       }
     }
-    const endpoint = endpointOf(x.delivery.target);
-    const pending = this.d.gate.enter(endpoint);
+    const endpoint = endpointOf(target);
+    const pending = this.deps.gate.enter(endpoint);
     const entry = typeof pending === 'string' ? pending : await pending;
     if (entry === 'saturated') {
-      this.d.metrics.endpointRejections.inc();
-      return this.skip(
-        x,
-        key,
-        skipped(
-          x.attempt,
-          'ENDPOINT_SATURATED',
-          'endpoint does not keep up: its queue is full and its expected wait too long',
-        ),
-        'endpoint_busy',
-      );
+      metrics.endpointRejections.inc();
+      const message = 'endpoint does not keep up: its queue is full and its expected wait too long';
+      return notAttempted('endpoint_busy', 'ENDPOINT_SATURATED', message);
     }
-    const span = x.delivery.trace ? this.startAttempt(x) : null;
-    if (span)
-      x = {
-        ...x,
-        delivery: {
-          ...x.delivery,
-          trace: this.d.tracing.within(x.delivery.trace!, span),
-          traceparent: this.d.tracing.traceparent(span),
-        },
-      };
+    return { kind: 'admitted', endpoint };
+  }
+
+  /** Sends the attempt while holding the endpoint's slot; the gate learns how long it took. */
+  private async attempt(input: RunInput, endpoint: string, span: Span | null): Promise<AttemptReport> {
     let report: AttemptReport;
     let throttled = false;
     const held = performance.now();
     try {
-      report = await this.d.deliverer.attempt(x.delivery, x.attempt);
+      report = await this.deps.deliverer.attempt(input.delivery, input.attempt);
       throttled = report.outcome.httpStatus === 429;
       span?.setAttributes({
         'http.response.status_code': report.outcome.httpStatus ?? 0,
         'blue.outcome.code': report.outcome.code ?? '',
       });
     } finally {
-      this.d.gate.release(endpoint, performance.now() - held, throttled);
+      this.deps.gate.release(endpoint, performance.now() - held, throttled);
       span?.end();
     }
-    if (throttled) this.d.metrics.endpointThrottled.inc();
-    // Only the endpoint's own failures count against its health (not a refused target or a 4xx).
-    const failed = !report.outcome.delivered && isRetriableOutcome(report.outcome, this.d.policy);
-    if (report.outcome.delivered || failed) {
-      const recorded = this.d.breaker.record(webhookId, !failed);
-      const t =
+    if (throttled) this.deps.metrics.endpointThrottled.inc();
+    return report;
+  }
+
+  /**
+   * The circuit breaker counts the endpoint's own failures only (not a refused target or a 4xx);
+   * a circuit that opens or closes, and a 410 Gone, are published as status events.
+   */
+  private async recordHealth(webhookId: string, outcome: AttemptOutcome): Promise<void> {
+    const failed = !outcome.delivered && isRetriableOutcome(outcome, this.deps.policy);
+    if (outcome.delivered || failed) {
+      const recorded = this.deps.breaker.record(webhookId, !failed);
+      const change =
         recorded &&
         (await recorded.catch(() =>
-          this.d.retry(async () => this.d.breaker.record(webhookId, !failed), 'recording the circuit state'),
+          this.deps.retry(async () => this.deps.breaker.record(webhookId, !failed), 'recording the circuit state'),
         ));
-      if (t?.state === 'opened')
+      if (change?.state === 'opened') {
         await this.publishStatus(
           webhookId,
           'UNHEALTHY',
           'circuit_opened',
-          t.consecutiveFailures,
-          report.outcome.httpStatus,
+          change.consecutiveFailures,
+          outcome.httpStatus,
         );
-      if (t?.state === 'closed')
-        await this.publishStatus(webhookId, 'HEALTHY', 'circuit_closed', 0, report.outcome.httpStatus);
+      }
+      if (change?.state === 'closed') {
+        await this.publishStatus(webhookId, 'HEALTHY', 'circuit_closed', 0, outcome.httpStatus);
+      }
     }
-    if (report.outcome.gone) await this.publishStatus(webhookId, 'UNHEALTHY', 'gone', 0, 410);
-    const decision = decide(report.outcome, x.retry, this.d.policy);
-    return this.after(x, key, report, {
-      decision,
-      reason: report.outcome.delivered ? null : 'failure',
-      deferred: false,
-    });
+    if (outcome.gone) await this.publishStatus(webhookId, 'UNHEALTHY', 'gone', 0, 410);
   }
 
-  /** An attempt not made (circuit open, endpoint busy): the schedule treats it as a retriable failure. */
-  private skip(x: RunInput, key: OrderKey | null, report: AttemptReport, reason: OutcomeReason): Promise<OutcomeState> {
-    return this.after(x, key, report, {
-      decision: decide(report.outcome, x.retry, this.d.policy),
-      reason,
-      deferred: false,
-    });
+  /**
+   * What follows a turn. An attempt made: the retry policy decides. None made: a rate limit
+   * defers it to its next slot, keeping its attempt number and its place on the schedule; a
+   * circuit open or an endpoint busy moves along the schedule as a retriable failure would.
+   */
+  private next(input: RunInput, end: TurnEnd): Next {
+    const { policy } = this.deps;
+    if (end.kind === 'attempted') {
+      const { outcome } = end.report;
+      return {
+        decision: decide(outcome, input.retry, policy),
+        reason: outcome.delivered ? null : 'failure',
+        deferred: false,
+      };
+    }
+    if (end.deferMs !== null)
+      return { decision: { kind: 'retry', delayMs: end.deferMs }, reason: end.reason, deferred: true };
+    return { decision: nextOnSchedule(input.retry, policy), reason: end.reason, deferred: false };
   }
 
-  private async after(x: RunInput, key: OrderKey | null, report: AttemptReport, next: Next): Promise<OutcomeState> {
-    const { metrics } = this.d;
+  /** Makes what follows a turn durable: the next retry or a dead letter, then the outcome. */
+  private async after(input: RunInput, key: OrderKey | null, end: TurnEnd): Promise<OutcomeState> {
+    const { metrics } = this.deps;
+    const next = this.next(input, end);
     const { decision } = next;
-    const details: ResultDetails = {
-      attempt: x.attempt,
-      outcome: report.outcome,
-      durationMs: report.durationMs,
-      snippet: report.snippet,
-    };
+    const details = detailsOf(input.attempt, end);
     let state: OutcomeState;
     switch (decision.kind) {
       case 'delivered':
         state = 'DELIVERED';
         metrics.eventToDelivery.observe(
-          (Date.now() - (x.delivery.event.occurredAtMs || x.delivery.eventTimestampMs)) / 1000,
+          (Date.now() - (input.delivery.event.occurredAtMs || input.delivery.eventTimestampMs)) / 1000,
         );
         break;
       case 'final':
@@ -354,8 +394,8 @@ export class DeliveryRunner {
         const dueAt = Date.now() + decision.delayMs;
         // A deferral made no attempt: it keeps its attempt number and its place on the schedule.
         const record = next.deferred
-          ? this.recordOf(x, { attempt: x.attempt, retry: x.retry, dueAt, report })
-          : this.recordOf(x, { attempt: x.attempt + 1, retry: x.retry + 1, dueAt, report });
+          ? this.recordOf(input, { attempt: input.attempt, retry: input.retry, dueAt, end })
+          : this.recordOf(input, { attempt: input.attempt + 1, retry: input.retry + 1, dueAt, end });
         const scheduled = await this.scheduleRetry(key, record, decision.delayMs);
         if (scheduled === 'held') {
           metrics.ordered.inc({ step: 'held' });
@@ -366,7 +406,7 @@ export class DeliveryRunner {
         if (scheduled !== 'scheduled') {
           // Too large for a retry record even compressed: a final failure, kept in the deliveries
           // DLQ with a pointer to the event (README, "Every record gets an end"); or its entity's line is full.
-          await this.d.scheduler.deadLetter({ ...record, dueAt: Date.now() });
+          await this.deps.scheduler.deadLetter({ ...record, dueAt: Date.now() });
           state = 'FAILED';
           details.reason = scheduled;
           break;
@@ -378,15 +418,15 @@ export class DeliveryRunner {
         break;
       }
       case 'exhausted':
-        await this.d.scheduler.deadLetter(
-          this.recordOf(x, { attempt: x.attempt + 1, retry: x.retry, dueAt: Date.now(), report }),
+        await this.deps.scheduler.deadLetter(
+          this.recordOf(input, { attempt: input.attempt + 1, retry: input.retry, dueAt: Date.now(), end }),
         );
         state = 'FAILED';
         details.reason = 'exhausted';
         break;
     }
-    await this.publish(x, state, details);
-    if (report.durationMs > 0) metrics.observeDuration(state, report.durationMs / 1000);
+    await this.publish(input, state, details);
+    if (end.kind === 'attempted') metrics.observeDuration(state, end.report.durationMs / 1000);
     return state;
   }
 
@@ -400,7 +440,7 @@ export class DeliveryRunner {
     delayMs: number,
   ): Promise<'scheduled' | 'held' | 'too_large' | 'order_line_full'> {
     const write = () =>
-      this.d.scheduler.schedule(record, delayMs).then(
+      this.deps.scheduler.schedule(record, delayMs).then(
         () => 'scheduled' as const,
         (err: unknown) => {
           if (errorCode(err) !== 'RECORD_TOO_LARGE') throw err;
@@ -409,7 +449,7 @@ export class DeliveryRunner {
       );
     if (key === null) return write();
     const stored = encodeRetry(record).toString('utf8');
-    const line = await this.d.retry(() => this.d.order.hold(key, record.deliveryId, stored), 'holding an entity');
+    const line = await this.deps.retry(() => this.deps.order.hold(key, record.deliveryId, stored), 'holding an entity');
     if (line.status === 'full') return 'order_line_full';
     if (line.status !== 'head') {
       if (line.undriven !== null) await this.drive(key, line.undriven, 'repaired');
@@ -417,7 +457,7 @@ export class DeliveryRunner {
     }
     const written = await write();
     if (written === 'scheduled')
-      await this.d.retry(() => this.d.order.markDriven(key, record.deliveryId), 'marking a driver written');
+      await this.deps.retry(() => this.deps.order.markDriven(key, record.deliveryId), 'marking a driver written');
     // It ends here (FAILED too_large). The next one is left undriven until its retry record is
     // written just after: should this process die in between, the next look at the line repairs it.
     else await this.release(key, record.deliveryId, null);
@@ -429,9 +469,9 @@ export class DeliveryRunner {
    * `driverId`: the retry record this runs for, read again after a crash to finish the step.
    */
   private async release(key: OrderKey, deliveryId: string, driverId: string | null): Promise<void> {
-    const next = await this.d.retry(() => this.d.order.release(key, deliveryId, driverId), 'releasing an entity');
+    const next = await this.deps.retry(() => this.deps.order.release(key, deliveryId, driverId), 'releasing an entity');
     if (next === null) return;
-    this.d.metrics.ordered.inc({ step: 'released' });
+    this.deps.metrics.ordered.inc({ step: 'released' });
     await this.drive(key, next, 'released');
   }
 
@@ -439,55 +479,53 @@ export class DeliveryRunner {
   private async drive(key: OrderKey, stored: string, why: 'released' | 'repaired'): Promise<void> {
     const record = decodeRetry(Buffer.from(stored, 'utf8'));
     const dueAt = Math.max(record.dueAt, Date.now());
-    await this.d.scheduler.schedule({ ...record, dueAt }, dueAt - Date.now());
-    await this.d.retry(() => this.d.order.markDriven(key, record.deliveryId), 'marking a driver written');
-    if (why === 'repaired') this.d.metrics.ordered.inc({ step: why });
+    await this.deps.scheduler.schedule({ ...record, dueAt }, dueAt - Date.now());
+    await this.deps.retry(() => this.deps.order.markDriven(key, record.deliveryId), 'marking a driver written');
+    if (why === 'repaired') this.deps.metrics.ordered.inc({ step: why });
   }
 
-  private async lineFull(x: RunInput): Promise<void> {
-    await this.d.scheduler.deadLetter(this.recordOf(x, { attempt: x.attempt, retry: x.retry, dueAt: Date.now() }));
-    await this.publish(x, 'FAILED', { attempt: x.attempt, reason: 'order_line_full' });
+  private async lineFull(input: RunInput): Promise<void> {
+    await this.deps.scheduler.deadLetter(
+      this.recordOf(input, { attempt: input.attempt, retry: input.retry, dueAt: Date.now() }),
+    );
+    await this.publish(input, 'FAILED', { attempt: input.attempt, reason: 'order_line_full' });
   }
 
-  private startAttempt(x: RunInput) {
-    return this.d.tracing.start('attempt', x.delivery.trace!, SpanKind.CLIENT, {
-      'blue.webhook.id': x.delivery.target.sub.id,
-      'blue.delivery.id': x.delivery.deliveryId,
-      'blue.attempt': x.attempt,
+  private startAttempt(input: RunInput) {
+    return this.deps.tracing.start('attempt', input.delivery.trace!, SpanKind.CLIENT, {
+      'blue.webhook.id': input.delivery.target.sub.id,
+      'blue.delivery.id': input.delivery.deliveryId,
+      'blue.attempt': input.attempt,
     });
   }
 
-  private async publish(x: RunInput, state: OutcomeState, details: ResultDetails): Promise<void> {
-    const span = x.delivery.trace
-      ? this.d.tracing.start('outcome', x.delivery.trace, SpanKind.PRODUCER, { 'blue.outcome': state })
+  private async publish(input: RunInput, state: OutcomeState, details: ResultDetails): Promise<void> {
+    const span = input.delivery.trace
+      ? this.deps.tracing.start('outcome', input.delivery.trace, SpanKind.PRODUCER, { 'blue.outcome': state })
       : null;
     try {
-      await this.d.results.publish(x.delivery.target.sub.id, resultOf(refOf(x.delivery), state, details));
+      await this.deps.results.publish(input.delivery.target.sub.id, resultOf(refOf(input.delivery), state, details));
     } finally {
       span?.end();
     }
-    this.d.metrics.countDelivery(state, x.delivery.event.event);
+    this.deps.metrics.countDelivery(state, input.delivery.event.event);
   }
 
-  private recordOf(
-    x: RunInput,
-    at: { attempt: number; retry: number; dueAt: number; report?: AttemptReport },
-  ): RetryRecord {
-    const { occurredAtMs: _, ...event } = x.delivery.event;
-    const o = at.report?.outcome;
+  private recordOf(input: RunInput, at: { attempt: number; retry: number; dueAt: number; end?: TurnEnd }): RetryRecord {
+    const { occurredAtMs: _, ...event } = input.delivery.event;
     return {
       v: 1,
-      deliveryId: x.delivery.deliveryId,
-      webhookId: x.delivery.target.sub.id,
+      deliveryId: input.delivery.deliveryId,
+      webhookId: input.delivery.target.sub.id,
       attempt: at.attempt,
       retry: at.retry,
       dueAt: at.dueAt,
-      firstAttemptAt: x.firstAttemptAt,
-      eventTimestampMs: x.delivery.eventTimestampMs,
+      firstAttemptAt: input.firstAttemptAt,
+      eventTimestampMs: input.delivery.eventTimestampMs,
       event,
-      ...(o ? { lastError: { code: o.code, message: o.message, httpStatus: o.httpStatus } } : {}),
-      ...(x.delivery.source ? { source: x.delivery.source } : {}),
-      ...(this.orderKey(x) ? { entity: x.delivery.entity! } : {}),
+      ...(at.end ? { lastError: lastErrorOf(at.end) } : {}),
+      ...(input.delivery.source ? { source: input.delivery.source } : {}),
+      ...(this.orderKey(input) ? { entity: input.delivery.entity! } : {}),
     };
   }
 
@@ -498,7 +536,7 @@ export class DeliveryRunner {
     consecutiveFailures: number,
     httpStatus: number | null,
   ): Promise<void> {
-    return this.d.statuses.publish(webhookId, {
+    return this.deps.statuses.publish(webhookId, {
       webhookId,
       status,
       reason,
@@ -513,13 +551,13 @@ export class DeliveryRunner {
    * a retry record of an entity's line ends that delivery's turn.
    */
   async end(ref: DeliveryRef, attempt: number, reason: OutcomeReason, entity: string | null): Promise<void> {
-    await this.d.results.publish(ref.webhookId, resultOf(ref, 'FAILED', { attempt, reason }));
-    this.d.metrics.countDelivery('FAILED', ref.event.event);
+    await this.deps.results.publish(ref.webhookId, resultOf(ref, 'FAILED', { attempt, reason }));
+    this.deps.metrics.countDelivery('FAILED', ref.event.event);
     if (entity === null) return;
     // The line moves on one retry record at a time; each of them ends the same way.
     const key = { webhookId: ref.webhookId, entity };
-    const { turn, undriven } = await this.d.retry(
-      () => this.d.order.turn(key, ref.deliveryId),
+    const { turn, undriven } = await this.deps.retry(
+      () => this.deps.order.turn(key, ref.deliveryId),
       'checking a delivery turn',
     );
     if (undriven !== null) await this.drive(key, undriven, 'repaired');

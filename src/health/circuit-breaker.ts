@@ -134,25 +134,25 @@ export class CircuitBreaker {
   private successes = new Map<string, number>();
   private lastRecommendCheck = 0;
 
-  constructor(private readonly o: CircuitBreakerOptions) {
-    this.redis = o.redis as BreakerRedis;
-    if (!('cbRecord' in o.redis)) {
-      o.redis.defineCommand('cbRecord', { numberOfKeys: 1, lua: RECORD });
-      o.redis.defineCommand('cbAdmit', { numberOfKeys: 1, lua: ADMIT });
-      o.redis.defineCommand('cbCount', { numberOfKeys: 1, lua: COUNT });
-      o.redis.defineCommand('cbRecommend', { numberOfKeys: 1, lua: RECOMMEND });
+  constructor(private readonly options: CircuitBreakerOptions) {
+    this.redis = options.redis as BreakerRedis;
+    if (!('cbRecord' in options.redis)) {
+      options.redis.defineCommand('cbRecord', { numberOfKeys: 1, lua: RECORD });
+      options.redis.defineCommand('cbAdmit', { numberOfKeys: 1, lua: ADMIT });
+      options.redis.defineCommand('cbCount', { numberOfKeys: 1, lua: COUNT });
+      options.redis.defineCommand('cbRecommend', { numberOfKeys: 1, lua: RECOMMEND });
     }
   }
 
   /** A circuit's hash, then its bucket's prefix (whose 'cb:open' set and probe locks share the hash's slot), then its id. */
   private circuit(webhookId: string): [key: string, bucketPrefix: string, webhookId: string] {
-    const prefix = bucketPrefix(this.o.prefix, bucketOf(webhookId));
+    const prefix = bucketPrefix(this.options.prefix, bucketOf(webhookId));
     return [`${prefix}cb:${webhookId}`, prefix, webhookId];
   }
 
   async start(): Promise<void> {
     await this.refresh();
-    this.timer = setInterval(() => void this.refresh(), this.o.refreshMs ?? 1000);
+    this.timer = setInterval(() => void this.refresh(), this.options.refreshMs ?? 1000);
     this.timer.unref();
   }
 
@@ -172,7 +172,7 @@ export class CircuitBreaker {
 
   private async admitOpen(webhookId: string): Promise<Admission> {
     try {
-      const a = await this.redis.cbAdmit(...this.circuit(webhookId), this.o.probeIntervalMs);
+      const a = await this.redis.cbAdmit(...this.circuit(webhookId), this.options.probeIntervalMs);
       if (a === 'closed') this.open.delete(webhookId);
       return a;
     } catch (err) {
@@ -190,7 +190,7 @@ export class CircuitBreaker {
   }
 
   private async recordInRedis(webhookId: string, ok: boolean): Promise<Transition | null> {
-    const o = this.o;
+    const options = this.options;
     const earlier = this.successes.get(webhookId) ?? 0;
     this.successes.delete(webhookId);
     let reply: [string, number];
@@ -199,10 +199,10 @@ export class CircuitBreaker {
         ...this.circuit(webhookId),
         ok ? '1' : '0',
         Date.now(),
-        o.failureThreshold,
-        o.failureRate,
-        o.windowMs,
-        o.minRequests,
+        options.failureThreshold,
+        options.failureRate,
+        options.windowMs,
+        options.minRequests,
         earlier,
       );
     } catch (err) {
@@ -223,22 +223,22 @@ export class CircuitBreaker {
     this.successes = new Map();
     const now = Date.now();
     for (const [id, n] of counted) {
-      this.redis.cbCount(...this.circuit(id), n, now, this.o.windowMs).catch(() => {
+      this.redis.cbCount(...this.circuit(id), n, now, this.options.windowMs).catch(() => {
         // Lost counts only make the failure rate look worse for one window; not worth a retry loop.
       });
     }
     try {
       const open = await Promise.all(
-        ALL_BUCKETS.map((bucket) => this.redis.smembers(`${bucketPrefix(this.o.prefix, bucket)}cb:open`)),
+        ALL_BUCKETS.map((bucket) => this.redis.smembers(`${bucketPrefix(this.options.prefix, bucket)}cb:open`)),
       );
       this.open = new Set(open.flat());
-      this.o.metrics.unhealthyEndpoints.set(this.open.size);
+      this.options.metrics.unhealthyEndpoints.set(this.open.size);
     } catch (err) {
-      this.o.log.warn('could not refresh circuit states', { error: errorMessage(err) });
+      this.options.log.warn('could not refresh circuit states', { error: errorMessage(err) });
       return;
     }
     // Long-open circuits are looked at less often than the open set: a tenth of DISABLE_AFTER, 1 s to 1 min.
-    if (now - this.lastRecommendCheck < Math.min(60_000, Math.max(1000, this.o.disableAfterMs / 10))) return;
+    if (now - this.lastRecommendCheck < Math.min(60_000, Math.max(1000, this.options.disableAfterMs / 10))) return;
     this.lastRecommendCheck = now;
     for (const id of this.open) void this.recommendDisable(id, now);
   }
@@ -249,15 +249,19 @@ export class CircuitBreaker {
    */
   private async recommendDisable(webhookId: string, now: number): Promise<void> {
     try {
-      const consecutiveFailures = await this.redis.cbRecommend(...this.circuit(webhookId), now, this.o.disableAfterMs);
+      const consecutiveFailures = await this.redis.cbRecommend(
+        ...this.circuit(webhookId),
+        now,
+        this.options.disableAfterMs,
+      );
       if (consecutiveFailures < 0) return;
-      await this.o.onDisableRecommended(webhookId, consecutiveFailures).catch(async (err: unknown) => {
+      await this.options.onDisableRecommended(webhookId, consecutiveFailures).catch(async (err: unknown) => {
         await this.redis.hdel(this.circuit(webhookId)[0], 'recommended'); // claimed, not published: next check
         throw err;
       });
-      this.o.log.warn('endpoint UNHEALTHY for DISABLE_AFTER; disable recommended', { webhookId });
+      this.options.log.warn('endpoint UNHEALTHY for DISABLE_AFTER; disable recommended', { webhookId });
     } catch (err) {
-      this.o.log.warn('could not report a disable recommendation', { webhookId, error: errorMessage(err) });
+      this.options.log.warn('could not report a disable recommendation', { webhookId, error: errorMessage(err) });
     }
   }
 }

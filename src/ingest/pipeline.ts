@@ -48,7 +48,7 @@ export interface EventPipelineDeps {
   tracing: Tracing;
 }
 
-type Decoded = { m: KafkaMessage; event: BlueEvent } | { m: KafkaMessage; error: unknown };
+type Decoded = { message: KafkaMessage; event: BlueEvent } | { message: KafkaMessage; error: unknown };
 
 const NO_PAYLOAD: EventPayload = { head: '', tail: '' };
 
@@ -85,8 +85,8 @@ export function subscriptionMatches(t: ActiveSubscription, e: BlueEvent, ctx: ()
 export class EventPipeline implements BatchHandler {
   private readonly intake: Intake;
 
-  constructor(private readonly d: EventPipelineDeps) {
-    this.intake = new Intake(d);
+  constructor(private readonly deps: EventPipelineDeps) {
+    this.intake = new Intake(deps);
   }
 
   drain(): void {
@@ -99,44 +99,44 @@ export class EventPipeline implements BatchHandler {
 
   async handleBatch(batch: BatchContext): Promise<void> {
     const { topic, partition, heartbeat } = batch;
-    const { tracing } = this.d;
+    const { tracing } = this.deps;
     const fresh = this.intake.fresh(batch);
     if (fresh.length === 0) return;
-    this.d.metrics.eventsConsumed.inc(fresh.length);
+    this.deps.metrics.eventsConsumed.inc(fresh.length);
     const receivedAt = Date.now();
     const decoded = await Promise.all(fresh.map((m) => this.decode(m)));
 
     // The table must include every webhook created before these events were written.
     let newest = 0;
     const keys: CandidateKey[] = [];
-    for (const x of decoded) {
-      if ('event' in x) {
-        newest = Math.max(newest, Math.min(Number(x.m.timestamp) || 0, receivedAt));
-        keys.push({ projectId: x.event.project.id, eventType: x.event.event });
+    for (const item of decoded) {
+      if ('event' in item) {
+        newest = Math.max(newest, Math.min(Number(item.message.timestamp) || 0, receivedAt));
+        keys.push({ projectId: item.event.project.id, eventType: item.event.event });
       }
     }
     if (keys.length > 0) {
       const t0 = performance.now();
-      await this.d.retry(() => this.d.ensureFresh(newest), 'waiting for the subscription table');
-      this.d.metrics.freshnessWait.observe((performance.now() - t0) / 1000);
+      await this.deps.retry(() => this.deps.ensureFresh(newest), 'waiting for the subscription table');
+      this.deps.metrics.freshnessWait.observe((performance.now() - t0) / 1000);
     }
-    const candidates = await this.d.retry(() => this.d.table.candidates(keys), 'looking up subscriptions');
+    const candidates = await this.deps.retry(() => this.deps.table.candidates(keys), 'looking up subscriptions');
 
-    for (const x of decoded) {
-      const entry = this.intake.take(batch, x.m);
+    for (const item of decoded) {
+      const entry = this.intake.take(batch, item.message);
       if (entry === null) return;
       const deadLetter = (reason: ErrorCode, detail: string) =>
-        this.d.deadLetters.write(x.m, { topic, partition }, reason, detail);
-      if ('error' in x) {
-        const code = errorCode(x.error) ?? 'DECODE_FAILED';
-        this.d.metrics.decodeErrors.inc({ reason: code });
-        finishWhenDurable(entry, deadLetter(code, errorMessage(x.error)));
+        this.deps.deadLetters.write(item.message, { topic, partition }, reason, detail);
+      if ('error' in item) {
+        const code = errorCode(item.error) ?? 'DECODE_FAILED';
+        this.deps.metrics.decodeErrors.inc({ reason: code });
+        finishWhenDurable(entry, deadLetter(code, errorMessage(item.error)));
         continue;
       }
-      const { event } = x;
+      const { event } = item;
       entry.label = event.id;
       // consume → match → (per delivery) attempt → outcome, under the record's traceparent if it has one.
-      const consume = tracing.enabled ? this.startConsume(x.m, topic, partition, event.id) : null;
+      const consume = tracing.enabled ? this.startConsume(item.message, topic, partition, event.id) : null;
       const match = consume && tracing.start('match', consume.context, SpanKind.INTERNAL);
       let prepared: { targets: ActiveSubscription[]; payload: EventPayload };
       try {
@@ -152,19 +152,19 @@ export class EventPipeline implements BatchHandler {
       const { targets, payload } = prepared;
       entry.expect(targets.length);
       if (targets.length === 0) {
-        this.d.metrics.eventsUnmatched.inc();
+        this.deps.metrics.eventsUnmatched.inc();
         consume?.span.end();
         continue;
       }
-      const eventTimestampMs = Number(x.m.timestamp) || Date.now();
-      const source = { topic, partition, offset: x.m.offset };
-      const entity = targets.some((t) => t.sub.ordering === 'entity') ? entityOf(x.m.key) : null;
+      const eventTimestampMs = Number(item.message.timestamp) || Date.now();
+      const source = { topic, partition, offset: item.message.offset };
+      const entity = targets.some((t) => t.sub.ordering === 'entity') ? entityOf(item.message.key) : null;
       const now = Date.now();
       // Several deliveries of one event may fail unexpectedly; the event is dead-lettered once.
       let failed: Promise<void> | null = null;
       const onFailure = (err: unknown) => (failed ??= this.internalError(event.id, 'delivery', err, deadLetter));
       for (const target of targets) {
-        const room = this.d.runner.waitForRoom(target, entity);
+        const room = this.deps.runner.waitForRoom(target, entity);
         if (room) await this.backpressure(room, heartbeat);
         const delivery = {
           deliveryId: deliveryId(event.id, target.sub.id),
@@ -179,7 +179,7 @@ export class EventPipeline implements BatchHandler {
         await this.intake.start(
           entry,
           batch,
-          () => this.d.runner.run({ delivery, attempt: 1, retry: 0, firstAttemptAt: now, via: 'event' }),
+          () => this.deps.runner.run({ delivery, attempt: 1, retry: 0, firstAttemptAt: now, via: 'event' }),
           onFailure,
         );
       }
@@ -188,7 +188,7 @@ export class EventPipeline implements BatchHandler {
   }
 
   private startConsume(m: KafkaMessage, topic: string, partition: number, eventId: string) {
-    const { tracing } = this.d;
+    const { tracing } = this.deps;
     const parent = tracing.fromKafkaHeaders(m.headers);
     const span = tracing.start('consume', parent, SpanKind.CONSUMER, {
       'messaging.system': 'kafka',
@@ -204,7 +204,7 @@ export class EventPipeline implements BatchHandler {
   private async backpressure(room: Promise<void>, heartbeat: () => Promise<void>): Promise<void> {
     const t0 = performance.now();
     await room;
-    this.d.metrics.backpressureWait.inc((performance.now() - t0) / 1000);
+    this.deps.metrics.backpressureWait.inc((performance.now() - t0) / 1000);
     await heartbeat();
   }
 
@@ -231,8 +231,8 @@ export class EventPipeline implements BatchHandler {
       const result = subscriptionMatches(t, event, context);
       if (result === 'match') targets.push(t);
       else if (result === 'filter_budget') {
-        this.d.metrics.filterBudgetExceeded.inc();
-        this.d.log.warn('filter too costly for this event; the webhook does not get it', {
+        this.deps.metrics.filterBudgetExceeded.inc();
+        this.deps.log.warn('filter too costly for this event; the webhook does not get it', {
           eventId: event.id,
           webhookId: t.sub.id,
         });
@@ -247,17 +247,20 @@ export class EventPipeline implements BatchHandler {
     err: unknown,
     deadLetter: (reason: 'INTERNAL_ERROR', detail: string) => Promise<void>,
   ): Promise<void> {
-    this.d.metrics.internalErrors.inc({ stage });
-    this.d.log.error('unexpected error; event dead-lettered', { eventId, stage, error: errorMessage(err) });
+    this.deps.metrics.internalErrors.inc({ stage });
+    this.deps.log.error('unexpected error; event dead-lettered', { eventId, stage, error: errorMessage(err) });
     return deadLetter('INTERNAL_ERROR', `${stage}: ${errorMessage(err)}`);
   }
 
   private async decode(m: KafkaMessage): Promise<Decoded> {
     try {
-      return { m, event: await this.d.retry(() => decodeEvent(m.value, this.d.registry), 'decoding an event') };
+      return {
+        message: m,
+        event: await this.deps.retry(() => decodeEvent(m.value, this.deps.registry), 'decoding an event'),
+      };
     } catch (error) {
       if (isShuttingDown(error)) throw error;
-      return { m, error };
+      return { message: m, error };
     }
   }
 }

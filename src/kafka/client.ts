@@ -13,14 +13,14 @@ const TRANSIENT =
   /not the leader|does not host this topic-partition|leader not available|coordinator is (loading|not available)|not the correct coordinator|no longer available/i;
 
 /** A kafkajs client whose logs go through the service's JSON logger. */
-export function createKafka(o: KafkaClientOptions): Kafka {
-  const log = o.log.child({ component: 'kafkajs' });
+export function createKafka(options: KafkaClientOptions): Kafka {
+  const log = options.log.child({ component: 'kafkajs' });
   return new Kafka({
-    clientId: o.clientId,
-    brokers: [...o.brokers],
+    clientId: options.clientId,
+    brokers: [...options.brokers],
     connectionTimeout: 3000,
     requestTimeout: 30_000,
-    retry: { retries: o.retries ?? 8, initialRetryTime: 200, maxRetryTime: 5000 },
+    retry: { retries: options.retries ?? 8, initialRetryTime: 200, maxRetryTime: 5000 },
     logLevel: logLevel.WARN,
     logCreator:
       () =>

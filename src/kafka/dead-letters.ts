@@ -25,12 +25,12 @@ export interface RecordOrigin {
  * point at the record, which stays readable in its source topic for its retention.
  */
 export class DeadLetters {
-  constructor(private readonly o: DeadLettersOptions) {}
+  constructor(private readonly options: DeadLettersOptions) {}
 
   async write(m: KafkaMessage, from: RecordOrigin, reason: ErrorCode, detail: string): Promise<void> {
     const error = detail.slice(0, 1000);
-    this.o.log.warn('record dead-lettered', {
-      dlq: this.o.topic,
+    this.options.log.warn('record dead-lettered', {
+      dlq: this.options.topic,
       topic: from.topic,
       partition: from.partition,
       offset: m.offset,
@@ -47,11 +47,11 @@ export class DeadLetters {
       'x-dlq-source-timestamp': m.timestamp,
       'x-dlq-time': new Date().toISOString(),
     };
-    await this.o.writer.writeOrSmaller(this.o.topic, { key: m.key, value: m.value, headers }, () => ({
+    await this.options.writer.writeOrSmaller(this.options.topic, { key: m.key, value: m.value, headers }, () => ({
       key: m.key,
       value: null,
       headers: { ...headers, 'x-dlq-value-omitted': 'too_large' },
     }));
-    this.o.count(reason);
+    this.options.count(reason);
   }
 }

@@ -20,31 +20,34 @@ export interface ScanOptions {
  * done. The range is fixed when the scan starts, so records written meanwhile are left for a later
  * scan. Nothing is committed: the group is throwaway, and the scan can be run again.
  */
-export async function scanRange(o: ScanOptions): Promise<void> {
-  const admin = o.kafka.admin();
-  const consumer = o.kafka.consumer({
-    groupId: `blue-webhooks.${o.purpose}.${randomBytes(6).toString('hex')}`,
+export async function scanRange(options: ScanOptions): Promise<void> {
+  const admin = options.kafka.admin();
+  const consumer = options.kafka.consumer({
+    groupId: `blue-webhooks.${options.purpose}.${randomBytes(6).toString('hex')}`,
     maxWaitTimeInMs: 200,
     maxBytes: 16 * 1024 * 1024,
   });
   await Promise.all([admin.connect(), consumer.connect()]);
   try {
     const starts =
-      o.fromMs === undefined
-        ? await admin.fetchTopicOffsets(o.topic)
-        : await admin.fetchTopicOffsetsByTimestamp(o.topic, o.fromMs);
+      options.fromMs === undefined
+        ? await admin.fetchTopicOffsets(options.topic)
+        : await admin.fetchTopicOffsetsByTimestamp(options.topic, options.fromMs);
     const ends =
-      o.toMs === undefined
-        ? new Map((await admin.fetchTopicOffsets(o.topic)).map((p) => [p.partition, Number(p.high)]))
+      options.toMs === undefined
+        ? new Map((await admin.fetchTopicOffsets(options.topic)).map((p) => [p.partition, Number(p.high)]))
         : new Map(
-            (await admin.fetchTopicOffsetsByTimestamp(o.topic, o.toMs)).map((p) => [p.partition, Number(p.offset)]),
+            (await admin.fetchTopicOffsetsByTimestamp(options.topic, options.toMs)).map((p) => [
+              p.partition,
+              Number(p.offset),
+            ]),
           );
     const startOf = (p: (typeof starts)[number]) => Number('low' in p ? p.low : p.offset);
     const remaining = new Set(starts.filter((p) => startOf(p) < ends.get(p.partition)!).map((p) => p.partition));
     if (remaining.size === 0) return;
     await new Promise<void>((resolve, reject) => {
       consumer
-        .subscribe({ topic: o.topic })
+        .subscribe({ topic: options.topic })
         .then(() =>
           consumer.run({
             autoCommit: false,
@@ -53,7 +56,7 @@ export async function scanRange(o: ScanOptions): Promise<void> {
                 if (!remaining.has(batch.partition)) return;
                 const end = ends.get(batch.partition)!;
                 const inRange = batch.messages.filter((m) => Number(m.offset) < end);
-                if (inRange.length > 0) await o.each(inRange, batch.partition);
+                if (inRange.length > 0) await options.each(inRange, batch.partition);
                 if (inRange.length < batch.messages.length || Number(batch.lastOffset()) + 1 >= end)
                   remaining.delete(batch.partition);
                 if (remaining.size === 0) resolve();
@@ -67,7 +70,7 @@ export async function scanRange(o: ScanOptions): Promise<void> {
           // A new group starts at the end; each partition is moved to the start of its range.
           for (const p of starts)
             if (remaining.has(p.partition))
-              consumer.seek({ topic: o.topic, partition: p.partition, offset: String(startOf(p)) });
+              consumer.seek({ topic: options.topic, partition: p.partition, offset: String(startOf(p)) });
         })
         .catch(reject);
     });
@@ -93,20 +96,21 @@ export interface DeadLetterCopyOptions {
 }
 
 /** The common part of every re-drive: scan a dead-letter topic, copy the chosen records back. */
-export async function copyDeadLetters(o: DeadLetterCopyOptions): Promise<{ scanned: number; copied: number }> {
+export async function copyDeadLetters(options: DeadLetterCopyOptions): Promise<{ scanned: number; copied: number }> {
   const counts = { scanned: 0, copied: 0 };
   await scanRange({
-    kafka: o.kafka,
-    topic: o.topic,
-    purpose: o.purpose,
+    kafka: options.kafka,
+    topic: options.topic,
+    purpose: options.purpose,
     each: async (messages) => {
       const writes: Promise<void>[] = [];
       for (const m of messages) {
         counts.scanned++;
         const at = Number(m.timestamp);
-        if ((o.fromMs !== undefined && at < o.fromMs) || (o.toMs !== undefined && at > o.toMs)) continue;
-        const out = o.copy(m);
-        if (out && !o.dryRun) writes.push(o.writer.write(out.topic, out.message));
+        if ((options.fromMs !== undefined && at < options.fromMs) || (options.toMs !== undefined && at > options.toMs))
+          continue;
+        const out = options.copy(m);
+        if (out && !options.dryRun) writes.push(options.writer.write(out.topic, out.message));
       }
       await Promise.all(writes);
       counts.copied += writes.length;

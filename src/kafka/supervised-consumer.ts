@@ -34,7 +34,7 @@ export class SupervisedConsumer {
   private crashes = 0;
   private lastCrashAt = 0;
 
-  constructor(private readonly o: SupervisedConsumerOptions) {}
+  constructor(private readonly options: SupervisedConsumerOptions) {}
 
   /** The consumer now running (null before start). */
   get current(): Consumer | null {
@@ -42,11 +42,14 @@ export class SupervisedConsumer {
   }
 
   async start(): Promise<void> {
-    const consumer = this.o.kafka.consumer({ ...this.o.config, retry: { ...RETRY, ...this.o.config.retry } });
+    const consumer = this.options.kafka.consumer({
+      ...this.options.config,
+      retry: { ...RETRY, ...this.options.config.retry },
+    });
     this.consumer = consumer;
     consumer.on(consumer.events.CRASH, ({ payload }) => this.onCrash(consumer, payload.error, payload.restart));
     await consumer.connect();
-    await this.o.setup(consumer);
+    await this.options.setup(consumer);
   }
 
   async stop(): Promise<void> {
@@ -56,9 +59,15 @@ export class SupervisedConsumer {
   }
 
   private onCrash(consumer: Consumer, error: Error, restart: boolean): void {
-    this.o.metrics.consumerCrashes.inc({ consumer: this.o.name, restarted_by: restart ? 'kafkajs' : 'service' });
+    this.options.metrics.consumerCrashes.inc({
+      consumer: this.options.name,
+      restarted_by: restart ? 'kafkajs' : 'service',
+    });
     if (restart) {
-      this.o.log.error('consumer crashed; kafkajs restarts it', { consumer: this.o.name, error: errorMessage(error) });
+      this.options.log.error('consumer crashed; kafkajs restarts it', {
+        consumer: this.options.name,
+        error: errorMessage(error),
+      });
       return;
     }
     if (consumer !== this.consumer || this.stopped) return;
@@ -69,9 +78,9 @@ export class SupervisedConsumer {
     const now = Date.now();
     if (now - this.lastCrashAt > CALM_MS) this.crashes = 0;
     this.lastCrashAt = now;
-    const delayMs = backoffMs(++this.crashes, { initialMs: 1000, maxMs: 30_000, ...this.o.backoff });
-    this.o.log.error('consumer crashed and kafkajs gave up on it; starting a new one', {
-      consumer: this.o.name,
+    const delayMs = backoffMs(++this.crashes, { initialMs: 1000, maxMs: 30_000, ...this.options.backoff });
+    this.options.log.error('consumer crashed and kafkajs gave up on it; starting a new one', {
+      consumer: this.options.name,
       error: errorMessage(error),
       delayMs,
     });

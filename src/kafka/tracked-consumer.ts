@@ -96,18 +96,18 @@ export class TrackedConsumer {
   /** A rebalance has started: no message is taken in until the group is joined again. */
   private rebalancing = false;
 
-  constructor(private readonly o: TrackedConsumerOptions) {
-    const { groupId, topics } = o;
-    o.metrics.stalls.inc({ consumer: o.name }, 0); // at 0 from the start, so that increase() sees the first stall
+  constructor(private readonly options: TrackedConsumerOptions) {
+    const { groupId, topics } = options;
+    options.metrics.stalls.inc({ consumer: options.name }, 0); // at 0 from the start, so that increase() sees the first stall
     this.supervised = new SupervisedConsumer({
-      kafka: o.kafka,
-      name: o.name,
-      metrics: o.metrics,
-      log: o.log,
+      kafka: options.kafka,
+      name: options.name,
+      metrics: options.metrics,
+      log: options.log,
       config: {
         groupId,
-        sessionTimeout: o.sessionTimeoutMs,
-        heartbeatInterval: Math.max(500, Math.floor(o.sessionTimeoutMs / 10)),
+        sessionTimeout: options.sessionTimeoutMs,
+        heartbeatInterval: Math.max(500, Math.floor(options.sessionTimeoutMs / 10)),
         maxWaitTimeInMs: 100,
         allowAutoTopicCreation: false,
       },
@@ -123,7 +123,7 @@ export class TrackedConsumer {
         await consumer.run({
           autoCommit: false,
           eachBatchAutoResolve: false,
-          partitionsConsumedConcurrently: o.partitionsConsumedConcurrently,
+          partitionsConsumedConcurrently: options.partitionsConsumedConcurrently,
           eachBatch: (p) => this.onBatch(p),
         });
       },
@@ -132,9 +132,9 @@ export class TrackedConsumer {
 
   async start(): Promise<void> {
     await this.supervised.start();
-    this.timer = setInterval(() => void this.commit(), this.o.commitIntervalMs);
+    this.timer = setInterval(() => void this.commit(), this.options.commitIntervalMs);
     this.timer.unref();
-    this.watchdog = setInterval(() => this.watch(), Math.min(1000, Math.max(50, this.o.stallTimeoutMs / 4)));
+    this.watchdog = setInterval(() => this.watch(), Math.min(1000, Math.max(50, this.options.stallTimeoutMs / 4)));
     this.watchdog.unref();
     this.lagTimer = setInterval(() => void this.reportLag(), LAG_INTERVAL_MS);
     this.lagTimer.unref();
@@ -153,14 +153,14 @@ export class TrackedConsumer {
     for (const k of this.assigned) {
       if (!assigned.has(k)) {
         const [topic, partition] = k.split('\u0000') as [string, string];
-        this.o.metrics.consumerLag.remove({ topic, partition });
-        this.o.metrics.oldestUnfinished.remove({ topic, partition });
+        this.options.metrics.consumerLag.remove({ topic, partition });
+        this.options.metrics.oldestUnfinished.remove({ topic, partition });
       }
     }
     this.assigned = assigned;
     this.joined = true;
     this.rebalancing = false;
-    this.o.log.info('joined consumer group', { groupId: this.o.groupId, assignment: memberAssignment });
+    this.options.log.info('joined consumer group', { groupId: this.options.groupId, assignment: memberAssignment });
   }
 
   isJoined(): boolean {
@@ -176,8 +176,8 @@ export class TrackedConsumer {
 
   /** Stops fetching and taking messages in; work under way goes on. */
   pause(): void {
-    this.o.handler.drain();
-    this.supervised.current?.pause(this.o.topics.map((topic) => ({ topic })));
+    this.options.handler.drain();
+    this.supervised.current?.pause(this.options.topics.map((topic) => ({ topic })));
   }
 
   /** Commits what is finished, then leaves the group. */
@@ -201,7 +201,7 @@ export class TrackedConsumer {
       entry = { topic: batch.topic, partition: batch.partition, tracker: new PartitionTracker(), committed: null };
       this.trackers.set(k, entry);
     }
-    await this.o.handler.handleBatch({
+    await this.options.handler.handleBatch({
       topic: batch.topic,
       partition: batch.partition,
       messages: batch.messages,
@@ -237,14 +237,14 @@ export class TrackedConsumer {
     if (!isRebalanceStarting(heard)) return;
     this.rebalancing = true;
     const started = Date.now();
-    const deadline = started + this.o.rebalanceDrainMs;
+    const deadline = started + this.options.rebalanceDrainMs;
     while (this.pending() > 0 && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, DRAIN_POLL_MS));
       await p.heartbeat().catch(() => {});
     }
     await this.commit();
-    this.o.log.info('rebalance: work under way finished and committed before the partitions move', {
-      groupId: this.o.groupId,
+    this.options.log.info('rebalance: work under way finished and committed before the partitions move', {
+      groupId: this.options.groupId,
       waitedMs: Date.now() - started,
       unfinished: this.pending(),
     });
@@ -258,7 +258,7 @@ export class TrackedConsumer {
     const now = Date.now();
     for (const t of this.trackers.values()) {
       const oldest = t.tracker.oldestUnfinished();
-      if (oldest && now - Math.max(oldest.addedAt, this.upSince) >= this.o.stallTimeoutMs)
+      if (oldest && now - Math.max(oldest.addedAt, this.upSince) >= this.options.stallTimeoutMs)
         out.push(`${t.topic}[${t.partition}]`);
     }
     return out;
@@ -274,14 +274,14 @@ export class TrackedConsumer {
    */
   private watch(): void {
     const now = Date.now();
-    if (!this.o.dependenciesUp()) this.upSince = now;
+    if (!this.options.dependenciesUp()) this.upSince = now;
     for (const [k, t] of this.trackers) {
       if (!this.assigned.has(k)) continue;
       const oldest = t.tracker.oldestUnfinished();
       const labels = { topic: t.topic, partition: String(t.partition) };
-      this.o.metrics.oldestUnfinished.set(labels, oldest ? (now - oldest.addedAt) / 1000 : 0);
+      this.options.metrics.oldestUnfinished.set(labels, oldest ? (now - oldest.addedAt) / 1000 : 0);
       for (const entry of t.tracker.unfinished()) {
-        if (now - Math.max(entry.addedAt, this.upSince) < this.o.stallTimeoutMs) break;
+        if (now - Math.max(entry.addedAt, this.upSince) < this.options.stallTimeoutMs) break;
         if (!this.stalled.has(entry)) this.onStalled(t, entry, now);
       }
     }
@@ -290,8 +290,8 @@ export class TrackedConsumer {
   private onStalled(t: TrackedPartition, entry: OffsetEntry, now: number): void {
     this.stalled.add(entry);
     const waitingFor = `${entry.unfinished} unfinished piece(s) of work (deliveries, or their outcome writes)`;
-    this.o.metrics.stalls.inc({ consumer: this.o.name });
-    this.o.log.error('partition stalled: an offset unfinished for STALL_TIMEOUT_MS is dead-lettered as STALLED', {
+    this.options.metrics.stalls.inc({ consumer: this.options.name });
+    this.options.log.error('partition stalled: an offset unfinished for STALL_TIMEOUT_MS is dead-lettered as STALLED', {
       topic: t.topic,
       partition: t.partition,
       offset: entry.offset,
@@ -305,7 +305,7 @@ export class TrackedConsumer {
       return;
     }
     const detail = `unfinished for ${Math.round((now - entry.addedAt) / 1000)} s, waiting for ${waitingFor}`;
-    this.o.handler.deadLetterStalled(message, { topic: t.topic, partition: t.partition }, detail).then(
+    this.options.handler.deadLetterStalled(message, { topic: t.topic, partition: t.partition }, detail).then(
       () => entry.finish(),
       // Kafka refused the dead letter (or the service is stopping): tried again on a later tick.
       () => this.stalled.delete(entry),
@@ -315,19 +315,25 @@ export class TrackedConsumer {
   /** consumer_lag: partition end minus the group's committed offset, for each assigned partition. */
   private async reportLag(): Promise<void> {
     try {
-      const groupOffsets = await this.o.admin.fetchOffsets({ groupId: this.o.groupId, topics: this.o.topics });
+      const groupOffsets = await this.options.admin.fetchOffsets({
+        groupId: this.options.groupId,
+        topics: this.options.topics,
+      });
       for (const { topic, partitions } of groupOffsets) {
-        const ends = new Map((await this.o.admin.fetchTopicOffsets(topic)).map((p) => [p.partition, p]));
+        const ends = new Map((await this.options.admin.fetchTopicOffsets(topic)).map((p) => [p.partition, p]));
         for (const { partition, offset } of partitions) {
           const end = ends.get(partition);
           if (!end || !this.assigned.has(key(topic, partition))) continue;
           // No commit yet: the group starts from the beginning of what the topic keeps.
           const from = Number(offset) >= 0 ? Number(offset) : Number(end.low);
-          this.o.metrics.consumerLag.set({ topic, partition: String(partition) }, Math.max(0, Number(end.high) - from));
+          this.options.metrics.consumerLag.set(
+            { topic, partition: String(partition) },
+            Math.max(0, Number(end.high) - from),
+          );
         }
       }
     } catch (err) {
-      this.o.log.debug('consumer lag not read this time', { error: errorMessage(err) });
+      this.options.log.debug('consumer lag not read this time', { error: errorMessage(err) });
     }
   }
 
@@ -361,7 +367,10 @@ export class TrackedConsumer {
         for (const [t, next] of committed) t.committed = next;
       } catch (err) {
         // Typically a rebalance under way; the next tick tries again with the new assignment.
-        this.o.log.warn('offset commit failed; will retry', { groupId: this.o.groupId, error: errorMessage(err) });
+        this.options.log.warn('offset commit failed; will retry', {
+          groupId: this.options.groupId,
+          error: errorMessage(err),
+        });
       }
     })().finally(() => {
       this.committing = null;

@@ -77,11 +77,11 @@ export class KafkaWriter {
   private sending = 0;
   private scheduled = false;
 
-  constructor(private readonly o: KafkaWriterOptions) {}
+  constructor(private readonly options: KafkaWriterOptions) {}
 
   write(topic: string, message: Message): Promise<void> {
     const bytes = messageBytes(message);
-    if (bytes > this.o.maxRequestBytes) return this.writeLarge(topic, message, bytes);
+    if (bytes > this.options.maxRequestBytes) return this.writeLarge(topic, message, bytes);
     return new Promise<void>((resolve, reject) => {
       this.queue.push({ topic, message, bytes, resolve, reject });
       this.schedule();
@@ -103,7 +103,8 @@ export class KafkaWriter {
   private async writeLarge(topic: string, message: Message, bytes: number): Promise<void> {
     const value = message.value === null || message.value === undefined ? Buffer.alloc(0) : Buffer.from(message.value);
     const compressed = messageBytes({ ...message, value: await gzip(value) });
-    if (compressed > this.o.maxRequestBytes) throw tooLarge(topic, bytes, compressed, this.o.maxRequestBytes);
+    if (compressed > this.options.maxRequestBytes)
+      throw tooLarge(topic, bytes, compressed, this.options.maxRequestBytes);
     await this.produce([{ topic, message, bytes: compressed }], CompressionTypes.GZIP);
   }
 
@@ -112,7 +113,7 @@ export class KafkaWriter {
     this.scheduled = true;
     setImmediate(() => {
       this.scheduled = false;
-      while (this.queue.length > 0 && this.sending < (this.o.maxConcurrentSends ?? 4)) {
+      while (this.queue.length > 0 && this.sending < (this.options.maxConcurrentSends ?? 4)) {
         void this.send(this.takeRequest());
       }
     });
@@ -120,13 +121,13 @@ export class KafkaWriter {
 
   /** The next messages of the queue that fit in one request (always at least one). */
   private takeRequest(): Pending[] {
-    const maxBatch = this.o.maxBatch ?? 1000;
+    const maxBatch = this.options.maxBatch ?? 1000;
     let n = 0;
     let bytes = 0;
     while (
       n < this.queue.length &&
       n < maxBatch &&
-      (n === 0 || bytes + this.queue[n]!.bytes <= this.o.maxRequestBytes)
+      (n === 0 || bytes + this.queue[n]!.bytes <= this.options.maxRequestBytes)
     ) {
       bytes += this.queue[n]!.bytes;
       n++;
@@ -161,7 +162,7 @@ export class KafkaWriter {
       await retryWhileRetriable(
         async () => {
           try {
-            await this.o.producer.sendBatch({ acks: -1, compression, topicMessages });
+            await this.options.producer.sendBatch({ acks: -1, compression, topicMessages });
           } catch (err) {
             // Too large for the broker: final here, handled below by splitting.
             if (isRecordTooLarge(err)) throw err;
@@ -169,18 +170,18 @@ export class KafkaWriter {
           }
         },
         {
-          isStopping: this.o.isStopping,
+          isStopping: this.options.isStopping,
           maxMs: 2000,
           onRetry: (err, attempt) => {
-            this.o.metrics.infraRetries.inc({ code: err.code });
+            this.options.metrics.infraRetries.inc({ code: err.code });
             if (attempt === 1 || attempt % 10 === 0)
-              this.o.log.warn('messages not written yet; retrying', { error: err.message, attempt });
+              this.options.log.warn('messages not written yet; retrying', { error: err.message, attempt });
           },
         },
       );
     } catch (err) {
       if (!isRecordTooLarge(err)) throw err;
-      if (batch.length === 1) throw tooLarge(batch[0]!.topic, batch[0]!.bytes, null, this.o.maxRequestBytes, err);
+      if (batch.length === 1) throw tooLarge(batch[0]!.topic, batch[0]!.bytes, null, this.options.maxRequestBytes, err);
       // The broker's limit is below ours (a topic set smaller): halve until each part fits.
       const half = Math.ceil(batch.length / 2);
       await Promise.all([

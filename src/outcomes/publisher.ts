@@ -18,18 +18,21 @@ export class AvroPublisher<T extends object> {
   private type: Type | null = null;
   private readonly header = Buffer.alloc(5);
 
-  constructor(private readonly o: AvroPublisherOptions) {}
+  constructor(private readonly options: AvroPublisherOptions) {}
 
   /** Registers the schema under "<topic>-value". */
   async start(): Promise<void> {
-    const id = await this.o.registry.register(this.o.schema, `${this.o.topic}-value`);
-    this.type = (await this.o.registry.client.getSchema(id)) as unknown as Type;
+    const id = await this.options.registry.register(this.options.schema, `${this.options.topic}-value`);
+    this.type = (await this.options.registry.client.getSchema(id)) as unknown as Type;
     this.header.writeUInt8(0, 0);
     this.header.writeInt32BE(id, 1);
   }
 
   publish(key: string, record: T): Promise<void> {
     if (!this.type) throw new Error('AvroPublisher.start() was not called');
-    return this.o.writer.write(this.o.topic, { key, value: Buffer.concat([this.header, this.type.toBuffer(record)]) });
+    return this.options.writer.write(this.options.topic, {
+      key,
+      value: Buffer.concat([this.header, this.type.toBuffer(record)]),
+    });
   }
 }

@@ -1,4 +1,4 @@
-import type { AttemptOutcome } from '../delivery/index.js';
+import type { ErrorCode } from '../shared/index.js';
 
 /** Outcome states. Consumers of the results topic must accept values added later. */
 export type OutcomeState = 'DELIVERED' | 'FAILED' | 'RETRY_SCHEDULED';
@@ -36,7 +36,7 @@ export interface WebhookResult {
   outcome: OutcomeState;
   httpStatus: number | null;
   durationMs: number;
-  error: { code: string; message: string } | null;
+  error: { code: ErrorCode; message: string } | null;
   /** Epoch milliseconds. */
   timestamp: number;
   reason: OutcomeReason | null;
@@ -51,10 +51,13 @@ export interface DeliveryRef {
   event: { id: string; event: string; project: { id: string } };
 }
 
+/** What an outcome record says beyond its delivery and state; what is left out is null. */
 export interface ResultDetails {
   attempt: number;
-  outcome?: AttemptOutcome | null;
+  /** The endpoint's answer, when an attempt got one. */
+  httpStatus?: number | null;
   durationMs?: number;
+  error?: { code: ErrorCode; message: string } | null;
   snippet?: string | null;
   reason?: OutcomeReason | null;
   nextAttemptAt?: number | null;
@@ -62,22 +65,22 @@ export interface ResultDetails {
 
 const MAX_MESSAGE = 1000;
 
-export function resultOf(ref: DeliveryRef, state: OutcomeState, x: ResultDetails): WebhookResult {
-  const o = x.outcome ?? null;
+export function resultOf(ref: DeliveryRef, state: OutcomeState, details: ResultDetails): WebhookResult {
+  const { error } = details;
   return {
     deliveryId: ref.deliveryId,
     eventId: ref.event.id,
     webhookId: ref.webhookId,
     eventType: ref.event.event,
     projectId: ref.event.project.id,
-    attempt: x.attempt,
+    attempt: details.attempt,
     outcome: state,
-    httpStatus: o?.httpStatus ?? null,
-    durationMs: x.durationMs ?? 0,
-    error: o?.code ? { code: o.code, message: (o.message ?? '').slice(0, MAX_MESSAGE) } : null,
+    httpStatus: details.httpStatus ?? null,
+    durationMs: details.durationMs ?? 0,
+    error: error ? { code: error.code, message: error.message.slice(0, MAX_MESSAGE) } : null,
     timestamp: Date.now(),
-    reason: x.reason ?? null,
-    nextAttemptAt: x.nextAttemptAt ?? null,
-    responseSnippet: x.snippet ?? null,
+    reason: details.reason ?? null,
+    nextAttemptAt: details.nextAttemptAt ?? null,
+    responseSnippet: details.snippet ?? null,
   };
 }

@@ -47,41 +47,46 @@ export interface ReplayReport {
 
 const PROGRESS_EVERY_MS = 5000;
 
-export async function replay(o: ReplayOptions): Promise<ReplayReport> {
+export async function replay(options: ReplayOptions): Promise<ReplayReport> {
   const report: ReplayReport = { scanned: 0, decoded: 0, matched: 0, queued: 0, tooLarge: 0 };
   let lastProgress = Date.now();
   await scanRange({
-    kafka: o.kafka,
-    topic: o.eventsTopic,
+    kafka: options.kafka,
+    topic: options.eventsTopic,
     purpose: 'replay',
-    fromMs: o.fromMs,
-    toMs: o.toMs,
+    fromMs: options.fromMs,
+    toMs: options.toMs,
     each: async (messages, partition) => {
-      await Promise.all(messages.map((m) => replayOne(o, m, partition, report)));
-      if (o.progress && Date.now() - lastProgress >= PROGRESS_EVERY_MS) {
+      await Promise.all(messages.map((m) => replayOne(options, m, partition, report)));
+      if (options.progress && Date.now() - lastProgress >= PROGRESS_EVERY_MS) {
         lastProgress = Date.now();
-        o.progress(report);
+        options.progress(report);
       }
     },
   });
   return report;
 }
 
-async function replayOne(o: ReplayOptions, m: KafkaMessage, partition: number, report: ReplayReport): Promise<void> {
+async function replayOne(
+  options: ReplayOptions,
+  m: KafkaMessage,
+  partition: number,
+  report: ReplayReport,
+): Promise<void> {
   report.scanned++;
   let event: BlueEvent;
   try {
-    event = await decodeEvent(m.value, o.registry);
+    event = await decodeEvent(m.value, options.registry);
   } catch {
     return;
   }
   report.decoded++;
-  if (o.eventId !== undefined && event.id !== o.eventId) return;
+  if (options.eventId !== undefined && event.id !== options.eventId) return;
   const now = Date.now();
-  for (const target of await o.candidates(event)) {
+  for (const target of await options.candidates(event)) {
     if (subscriptionMatches(target, event, () => filterContext(event)) !== 'match') continue;
     report.matched++;
-    if (o.dryRun) continue;
+    if (options.dryRun) continue;
     const { occurredAtMs: _, ...stored } = event;
     const record: RetryRecord = {
       v: 1,
@@ -93,10 +98,10 @@ async function replayOne(o: ReplayOptions, m: KafkaMessage, partition: number, r
       firstAttemptAt: now,
       eventTimestampMs: Number(m.timestamp) || now,
       event: stored,
-      source: { topic: o.eventsTopic, partition, offset: m.offset },
+      source: { topic: options.eventsTopic, partition, offset: m.offset },
     };
     try {
-      await o.writer.write(o.retryTopic, { key: target.sub.id, value: encodeRetry(record) });
+      await options.writer.write(options.retryTopic, { key: target.sub.id, value: encodeRetry(record) });
       report.queued++;
     } catch (err) {
       if (errorCode(err) !== 'RECORD_TOO_LARGE') throw err;

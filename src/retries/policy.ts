@@ -19,8 +19,8 @@ export type Decision =
   | { kind: 'retry'; delayMs: number }
   | { kind: 'exhausted' };
 
-export function isRetriableOutcome(o: AttemptOutcome, policy: RetryPolicyOptions): boolean {
-  return o.retriable || (o.httpStatus !== null && policy.retryOnStatus.has(o.httpStatus));
+export function isRetriableOutcome(outcome: AttemptOutcome, policy: RetryPolicyOptions): boolean {
+  return outcome.retriable || (outcome.httpStatus !== null && policy.retryOnStatus.has(outcome.httpStatus));
 }
 
 /**
@@ -29,21 +29,39 @@ export function isRetriableOutcome(o: AttemptOutcome, policy: RetryPolicyOptions
  * shortens a delay, so a retry never lands later than its tier's nominal time; Retry-After can
  * lengthen it, up to retryAfterMaxMs.
  */
-export function decide(o: AttemptOutcome, retry: number, policy: RetryPolicyOptions, random = Math.random): Decision {
-  if (o.delivered) return { kind: 'delivered' };
-  if (!isRetriableOutcome(o, policy)) return { kind: 'final', reason: finalReason(o) };
+export function decide(
+  outcome: AttemptOutcome,
+  retry: number,
+  policy: RetryPolicyOptions,
+  random = Math.random,
+): Decision {
+  if (outcome.delivered) return { kind: 'delivered' };
+  if (!isRetriableOutcome(outcome, policy)) return { kind: 'final', reason: finalReason(outcome) };
+  return nextOnSchedule(retry, policy, outcome.retryAfterMs, random);
+}
+
+/**
+ * The schedule's next step after retry number `retry`: a retry, or exhausted. Also what follows
+ * a turn that made no attempt (circuit open, endpoint busy), as it would a retriable failure.
+ */
+export function nextOnSchedule(
+  retry: number,
+  policy: RetryPolicyOptions,
+  retryAfterMs: number | null = null,
+  random = Math.random,
+): Decision {
   const base = policy.scheduleMs[retry];
   if (base === undefined) return { kind: 'exhausted' };
   const jittered = Math.round(base * (1 - policy.jitter * random()));
-  const retryAfter = o.retryAfterMs === null ? 0 : Math.min(o.retryAfterMs, policy.retryAfterMaxMs);
+  const retryAfter = retryAfterMs === null ? 0 : Math.min(retryAfterMs, policy.retryAfterMaxMs);
   return { kind: 'retry', delayMs: Math.max(jittered, retryAfter) };
 }
 
-function finalReason(o: AttemptOutcome): OutcomeReason {
-  if (o.code === 'TARGET_REFUSED') return 'refused';
-  if (o.gone) return 'gone';
-  if (o.code === 'INVALID_URL') return 'invalid_url';
-  if (o.code === 'INVALID_HEADER') return 'invalid_header';
+function finalReason(outcome: AttemptOutcome): OutcomeReason {
+  if (outcome.code === 'TARGET_REFUSED') return 'refused';
+  if (outcome.gone) return 'gone';
+  if (outcome.code === 'INVALID_URL') return 'invalid_url';
+  if (outcome.code === 'INVALID_HEADER') return 'invalid_header';
   return 'final_status';
 }
 

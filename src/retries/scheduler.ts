@@ -12,10 +12,10 @@ export interface RetrySchedulerOptions {
 
 /** Writes retries to their delay topic and exhausted deliveries to the deliveries DLQ, durably. */
 export class RetryScheduler {
-  constructor(private readonly o: RetrySchedulerOptions) {}
+  constructor(private readonly options: RetrySchedulerOptions) {}
 
   schedule(r: RetryRecord, delayMs: number): Promise<void> {
-    return this.o.writer.write(this.o.tiers.topicFor(delayMs), { key: r.webhookId, value: encodeRetry(r) });
+    return this.options.writer.write(this.options.tiers.topicFor(delayMs), { key: r.webhookId, value: encodeRetry(r) });
   }
 
   /**
@@ -23,14 +23,18 @@ export class RetryScheduler {
    * marked `omitted`, with `source` pointing at the event: a dead letter is always written.
    */
   async deadLetter(r: RetryRecord): Promise<void> {
-    await this.o.writer.writeOrSmaller(this.o.dlqTopic, { key: r.webhookId, value: encodeRetry(r) }, () => ({
-      key: r.webhookId,
-      value: encodeRetry({
-        ...r,
-        event: { ...r.event, currentValue: null, previousValue: null },
-        omitted: 'too_large',
+    await this.options.writer.writeOrSmaller(
+      this.options.dlqTopic,
+      { key: r.webhookId, value: encodeRetry(r) },
+      () => ({
+        key: r.webhookId,
+        value: encodeRetry({
+          ...r,
+          event: { ...r.event, currentValue: null, previousValue: null },
+          omitted: 'too_large',
+        }),
       }),
-    }));
-    this.o.metrics.deliveriesDeadLettered.inc();
+    );
+    this.options.metrics.deliveriesDeadLettered.inc();
   }
 }

@@ -55,19 +55,19 @@ export class SubscriptionSyncer {
   private timer: NodeJS.Timeout | null = null;
   private stopping = false;
 
-  constructor(private readonly o: SubscriptionSyncerOptions) {}
+  constructor(private readonly options: SubscriptionSyncerOptions) {}
 
   /** Starts consuming and resolves once the table has caught up with the topic's end as of now. */
   async start(): Promise<void> {
-    const { kafka, topic, groupId } = this.o;
-    await this.o.retry(() => this.o.store.beginBuild(this.buildToken), 'starting the table build');
+    const { kafka, topic, groupId } = this.options;
+    await this.options.retry(() => this.options.store.beginBuild(this.buildToken), 'starting the table build');
     // Nothing is committed: a consumer started again (after kafkajs gave up on one) reads the topic
     // from its beginning, and applying a record twice changes nothing.
     this.consumer = new SupervisedConsumer({
       kafka,
       name: 'subscriptions',
-      metrics: this.o.metrics,
-      log: this.o.log,
+      metrics: this.options.metrics,
+      log: this.options.log,
       config: {
         groupId,
         maxWaitTimeInMs: 250,
@@ -82,7 +82,7 @@ export class SubscriptionSyncer {
     });
     await this.consumer.start();
     await this.completeBuild();
-    this.timer = setInterval(() => void this.check(), this.o.checkIntervalMs ?? 1000);
+    this.timer = setInterval(() => void this.check(), this.options.checkIntervalMs ?? 1000);
     this.timer.unref();
   }
 
@@ -102,7 +102,7 @@ export class SubscriptionSyncer {
    * Resolves once every subscription record written before `sinceMs` has been applied here (so a
    * webhook created before an event is never missed). Probes are shared by concurrent callers.
    */
-  async ensureFresh(sinceMs: number, timeoutMs = this.o.freshnessTimeoutMs): Promise<void> {
+  async ensureFresh(sinceMs: number, timeoutMs = this.options.freshnessTimeoutMs): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     while (this.confirmedAt < sinceMs) {
       if (this.stopping) throw new BlueWebhooksError('SHUTTING_DOWN', 'subscription syncer stopped');
@@ -131,15 +131,15 @@ export class SubscriptionSyncer {
   async check(): Promise<void> {
     if (!this.ready || this.rebuilding || this.stopping) return;
     try {
-      if (await this.o.store.isMarkedReady()) {
-        this.o.metrics.subscriptionsLoaded.set(await this.o.store.liveCount());
+      if (await this.options.store.isMarkedReady()) {
+        this.options.metrics.subscriptionsLoaded.set(await this.options.store.liveCount());
         return;
       }
     } catch (err) {
-      this.o.log.warn('subscription table check failed', { error: errorMessage(err) });
+      this.options.log.warn('subscription table check failed', { error: errorMessage(err) });
       return;
     }
-    this.o.log.warn('subscription table missing from Redis (flushed or restarted); rebuilding from the topic');
+    this.options.log.warn('subscription table missing from Redis (flushed or restarted); rebuilding from the topic');
     this.rebuilding = this.rebuild().finally(() => {
       this.rebuilding = null;
     });
@@ -156,42 +156,43 @@ export class SubscriptionSyncer {
     this.epoch++;
     this.applied = new Map();
     this.projectsById.clear();
-    this.o.table.clear();
+    this.options.table.clear();
     this.confirmedAt = 0;
     this.buildToken = randomUUID();
-    await this.o.retry(() => this.o.store.beginBuild(this.buildToken), 'restarting the table build');
-    const partitions = await this.o.retry(() => this.endOffsets(), 'listing partitions');
+    await this.options.retry(() => this.options.store.beginBuild(this.buildToken), 'restarting the table build');
+    const partitions = await this.options.retry(() => this.endOffsets(), 'listing partitions');
     for (const partition of partitions.keys())
-      this.consumer!.current!.seek({ topic: this.o.topic, partition, offset: '0' });
+      this.consumer!.current!.seek({ topic: this.options.topic, partition, offset: '0' });
   }
 
   private async completeBuild(): Promise<void> {
     for (;;) {
       await this.ensureFresh(Date.now(), 3_600_000);
-      if (await this.o.retry(() => this.o.store.markReady(this.buildToken), 'marking the table ready')) break;
-      this.o.log.warn('Redis was flushed during the table build; building again');
+      if (await this.options.retry(() => this.options.store.markReady(this.buildToken), 'marking the table ready'))
+        break;
+      this.options.log.warn('Redis was flushed during the table build; building again');
       await this.restartBuild();
     }
     this.ready = true;
-    this.o.metrics.subscriptionsLoaded.set(await this.o.store.liveCount().catch(() => 0));
-    this.o.log.info('subscription table ready');
+    this.options.metrics.subscriptionsLoaded.set(await this.options.store.liveCount().catch(() => 0));
+    this.options.log.info('subscription table ready');
   }
 
   private startProbe(): Probe {
     const startedAt = Date.now();
     const done = (async () => {
-      const target = await this.o.retry(() => this.endOffsets(), 'reading subscription end offsets');
+      const target = await this.options.retry(() => this.endOffsets(), 'reading subscription end offsets');
       const behind = () => {
         let lag = 0;
         for (const [p, high] of target) lag += Math.max(0, high - (this.applied.get(p) ?? 0));
         return lag;
       };
       for (let lag = behind(); lag > 0; lag = behind()) {
-        this.o.metrics.subscriptionSyncLag.set(lag);
+        this.options.metrics.subscriptionSyncLag.set(lag);
         if (this.stopping) throw new BlueWebhooksError('SHUTTING_DOWN', 'subscription syncer stopped');
         await new Promise<void>((r) => this.waiters.push(r));
       }
-      this.o.metrics.subscriptionSyncLag.set(0);
+      this.options.metrics.subscriptionSyncLag.set(0);
       this.confirmedAt = Math.max(this.confirmedAt, startedAt);
     })().finally(() => {
       if (this.probe?.done === done) this.probe = null;
@@ -201,12 +202,12 @@ export class SubscriptionSyncer {
 
   private async endOffsets(): Promise<Map<number, number>> {
     try {
-      const offsets = await this.o.admin.fetchTopicOffsets(this.o.topic);
+      const offsets = await this.options.admin.fetchTopicOffsets(this.options.topic);
       return new Map(offsets.map((o) => [o.partition, Number(o.high)]));
     } catch (err) {
       throw new BlueWebhooksError(
         'KAFKA_UNAVAILABLE',
-        `fetching end offsets of ${this.o.topic}: ${errorMessage(err)}`,
+        `fetching end offsets of ${this.options.topic}: ${errorMessage(err)}`,
         {
           retriable: true,
           cause: err,
@@ -227,7 +228,10 @@ export class SubscriptionSyncer {
         });
       }
     }
-    const results = await this.o.retry(() => this.o.store.applyAll(changes), 'applying subscription changes');
+    const results = await this.options.retry(
+      () => this.options.store.applyAll(changes),
+      'applying subscription changes',
+    );
     const touched = new Set<string>();
     results.forEach((r, i) => {
       const { change } = changes[i]!;
@@ -236,7 +240,7 @@ export class SubscriptionSyncer {
       if (change.kind === 'put') this.projectsById.set(change.id, change.sub.metadata.projectIds);
       else this.projectsById.delete(change.id);
     });
-    this.o.table.invalidate(touched);
+    this.options.table.invalidate(touched);
     // A batch read before a rebuild's seek must not count toward the new build.
     if (epoch === this.epoch && !isStale()) {
       this.applied.set(batch.partition, Number(batch.lastOffset()) + 1);
@@ -250,22 +254,22 @@ export class SubscriptionSyncer {
   private async toChange(m: KafkaMessage): Promise<TableChange | null> {
     const id = m.key?.toString('utf8') ?? '';
     if (!id) {
-      this.o.metrics.subscriptionsInvalid.inc({ reason: 'MISSING_KEY' });
-      this.o.log.warn('subscription record without a key skipped', { offset: m.offset });
+      this.options.metrics.subscriptionsInvalid.inc({ reason: 'MISSING_KEY' });
+      this.options.log.warn('subscription record without a key skipped', { offset: m.offset });
       return null;
     }
     if (m.value === null) return { kind: 'delete', id };
     try {
-      const sub = await this.o.retry(
-        () => decodeSubscription(m.value!, id, this.o.registry),
+      const sub = await this.options.retry(
+        () => decodeSubscription(m.value!, id, this.options.registry),
         'decoding a subscription',
       );
       return { kind: 'put', id, sub };
     } catch (err) {
       if (err instanceof BlueWebhooksError && err.code === 'SHUTTING_DOWN') throw err;
       const code = err instanceof BlueWebhooksError ? err.code : 'INVALID_SUBSCRIPTION';
-      this.o.metrics.subscriptionsInvalid.inc({ reason: code });
-      this.o.log.warn('subscription unusable; the webhook is inert until a valid record replaces it', {
+      this.options.metrics.subscriptionsInvalid.inc({ reason: code });
+      this.options.log.warn('subscription unusable; the webhook is inert until a valid record replaces it', {
         webhookId: id,
         offset: m.offset,
         code,

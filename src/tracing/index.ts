@@ -1,1 +1,1 @@
-export { SpanKind, Tracing, type TracingOptions } from './tracing.js';
+export { type Span, SpanKind, Tracing, type TracingOptions } from './tracing.js';

@@ -63,12 +63,15 @@ export class Tracing {
       import('@opentelemetry/resources'),
       import('@opentelemetry/sdk-trace'),
     ]);
-    const o = this.options;
+    const options = this.options;
     const provider = new TracerProvider({
-      resource: resourceFromAttributes({ 'service.name': o.serviceName, 'service.instance.id': o.instanceId }),
+      resource: resourceFromAttributes({
+        'service.name': options.serviceName,
+        'service.instance.id': options.instanceId,
+      }),
       spanProcessors: [
         new BatchSpanProcessor({
-          exporter: new OTLPTraceExporter({ url: `${o.endpoint.replace(/\/+$/, '')}/v1/traces` }),
+          exporter: new OTLPTraceExporter({ url: `${options.endpoint.replace(/\/+$/, '')}/v1/traces` }),
           scheduledDelayMillis: 1000,
         }),
       ],
@@ -106,4 +109,4 @@ export class Tracing {
   }
 }
 
-export { SpanKind };
+export { type Span, SpanKind };
