@@ -91,14 +91,14 @@ function invalid(msg: string): never {
   throw new BlueWebhooksError('INVALID_EVENT', msg);
 }
 
-function requireString(o: Record<string, unknown>, key: string, where = ''): string {
-  const v = o[key];
+function requireString(fields: Record<string, unknown>, key: string, where = ''): string {
+  const v = fields[key];
   if (typeof v !== 'string' || v.length === 0) invalid(`missing or empty required field ${where}${key}`);
   return v;
 }
 
-function requireId(o: Record<string, unknown>, key: string, where = ''): string {
-  const v = requireString(o, key, where);
+function requireId(fields: Record<string, unknown>, key: string, where = ''): string {
+  const v = requireString(fields, key, where);
   if (v.length > EVENT_LIMITS.maxIdLength)
     invalid(`${where}${key} is longer than ${EVENT_LIMITS.maxIdLength} characters`);
   return v;
@@ -118,8 +118,8 @@ function depthExceeds(root: Json, max: number): boolean {
   return false;
 }
 
-function ref(o: Record<string, unknown>, key: string, required: boolean): EntityRef | null {
-  const v = o[key];
+function ref(fields: Record<string, unknown>, key: string, required: boolean): EntityRef | null {
+  const v = fields[key];
   if (v === null || v === undefined) {
     if (required) invalid(`missing required field ${key}.id`);
     return null;
@@ -128,8 +128,8 @@ function ref(o: Record<string, unknown>, key: string, required: boolean): Entity
   return { id: requireId(v as Record<string, unknown>, 'id', `${key}.`) };
 }
 
-function record(o: Record<string, unknown>, key: string): JsonObject | null {
-  const v = o[key];
+function record(fields: Record<string, unknown>, key: string): JsonObject | null {
+  const v = fields[key];
   if (v === null || v === undefined) return null;
   if (!isJsonObject(v as Json)) invalid(`${key} must be a JSON object or null`);
   if (depthExceeds(v as Json, EVENT_LIMITS.maxDepth))
@@ -140,24 +140,24 @@ function record(o: Record<string, unknown>, key: string): JsonObject | null {
 /** Checks the shape of a parsed event and returns it normalised. */
 export function validateEvent(v: unknown): BlueEvent {
   if (!isJsonObject(v as Json)) invalid('an event must be a JSON object');
-  const o = v as Record<string, unknown>;
-  const type = requireString(o, 'event');
+  const fields = v as Record<string, unknown>;
+  const type = requireString(fields, 'event');
   if (type.length > EVENT_LIMITS.maxEventTypeLength || !/^[A-Za-z0-9_.:-]+$/.test(type)) {
     invalid(`event type must be 1-${EVENT_LIMITS.maxEventTypeLength} characters of letters, digits, _ . : -`);
   }
-  const occurredAt = requireString(o, 'occurredAt');
+  const occurredAt = requireString(fields, 'occurredAt');
   const occurredAtMs = Date.parse(occurredAt);
   if (Number.isNaN(occurredAtMs)) invalid('occurredAt is not an ISO-8601 time');
   return {
-    id: requireId(o, 'id'),
+    id: requireId(fields, 'id'),
     event: type,
     occurredAt,
     occurredAtMs,
-    company: ref(o, 'company', true)!,
-    project: ref(o, 'project', true)!,
-    user: ref(o, 'user', false),
-    currentValue: record(o, 'currentValue'),
-    previousValue: record(o, 'previousValue'),
+    company: ref(fields, 'company', true)!,
+    project: ref(fields, 'project', true)!,
+    user: ref(fields, 'user', false),
+    currentValue: record(fields, 'currentValue'),
+    previousValue: record(fields, 'previousValue'),
   };
 }
 

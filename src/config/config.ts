@@ -463,11 +463,11 @@ function allowlistProblem(s: string): string | null {
     : 'expected an address, a CIDR, a host name or *.suffix';
 }
 
-function deepFreeze<T>(o: T): T {
+function deepFreeze<T>(value: T): T {
   // Sets cannot be frozen in place; ReadonlySet in the type keeps them read-only.
-  if (o && typeof o === 'object' && !(o instanceof Set) && !Object.isFrozen(o)) {
-    Object.freeze(o);
-    for (const v of Object.values(o)) deepFreeze(v);
+  if (value && typeof value === 'object' && !(value instanceof Set) && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
   }
-  return o;
+  return value;
 }

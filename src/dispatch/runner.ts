@@ -586,8 +586,8 @@ export function inputFromRecord(r: RetryRecord, target: ActiveSubscription): Run
   };
 }
 
-export function refOf(d: Delivery): DeliveryRef {
-  return { deliveryId: d.deliveryId, webhookId: d.target.sub.id, event: d.event };
+export function refOf(delivery: Delivery): DeliveryRef {
+  return { deliveryId: delivery.deliveryId, webhookId: delivery.target.sub.id, event: delivery.event };
 }
 
 /** The endpoint a delivery goes to, for isolation: its origin. */

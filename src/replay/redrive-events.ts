@@ -30,7 +30,7 @@ export async function redriveEvents(
   kafka: Kafka,
   writer: KafkaWriter,
   config: Config,
-  o: EventsRedriveOptions,
+  options: EventsRedriveOptions,
 ): Promise<EventsRedriveReport> {
   const counts = { matched: 0, withoutValue: 0 };
   const { scanned, copied } = await copyDeadLetters({
@@ -38,12 +38,12 @@ export async function redriveEvents(
     writer,
     topic: config.topics.dlq,
     purpose: 'redrive-events',
-    fromMs: o.fromMs,
-    toMs: o.toMs,
-    dryRun: o.dryRun,
+    fromMs: options.fromMs,
+    toMs: options.toMs,
+    dryRun: options.dryRun,
     copy: (m) => {
       const headers = m.headers ?? {};
-      if (o.reason !== undefined && String(headers['x-dlq-reason'] ?? '') !== o.reason) return null;
+      if (options.reason !== undefined && String(headers['x-dlq-reason'] ?? '') !== options.reason) return null;
       counts.matched++;
       if (headers['x-dlq-value-omitted'] !== undefined) {
         counts.withoutValue++;

@@ -27,7 +27,7 @@ export async function redrive(
   kafka: Kafka,
   writer: KafkaWriter,
   config: Config,
-  o: RedriveOptions,
+  options: RedriveOptions,
 ): Promise<RedriveReport> {
   const tiers = new RetryTiers(config.retries.topicPrefix, config.retries.scheduleMs);
   if (tiers.delaysMs.length === 0) throw new Error('RETRY_SCHEDULE is none: there is no retry topic to re-drive to');
@@ -39,9 +39,9 @@ export async function redrive(
     writer,
     topic: config.retries.dlqTopic,
     purpose: 'redrive',
-    fromMs: o.fromMs,
-    toMs: o.toMs,
-    dryRun: o.dryRun,
+    fromMs: options.fromMs,
+    toMs: options.toMs,
+    dryRun: options.dryRun,
     copy: (m) => {
       let r: ReturnType<typeof decodeRetry>;
       try {
@@ -50,7 +50,7 @@ export async function redrive(
         counts.unreadable++;
         return null;
       }
-      if (o.webhookId !== undefined && r.webhookId !== o.webhookId) return null;
+      if (options.webhookId !== undefined && r.webhookId !== options.webhookId) return null;
       counts.matched++;
       if (r.omitted) {
         counts.withoutEvent++;

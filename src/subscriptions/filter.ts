@@ -105,43 +105,43 @@ function compile(expr: unknown, where: string, depth: number, counts: { conditio
     return all(expr.map((e, i) => compile(e, `${where}[${i}]`, depth + 1, counts)));
   }
   if (!isJsonObject(expr as Json)) throw new FilterError(where, 'expected a condition, an array, or all/any/not');
-  const o = expr as JsonObject;
-  const keys = Object.keys(o);
-  if (Object.hasOwn(o, 'all') || Object.hasOwn(o, 'any')) {
-    const k = Object.hasOwn(o, 'all') ? 'all' : 'any';
-    if (keys.length !== 1 || !Array.isArray(o[k]))
+  const node = expr as JsonObject;
+  const keys = Object.keys(node);
+  if (Object.hasOwn(node, 'all') || Object.hasOwn(node, 'any')) {
+    const k = Object.hasOwn(node, 'all') ? 'all' : 'any';
+    if (keys.length !== 1 || !Array.isArray(node[k]))
       throw new FilterError(where, `"${k}" takes an array and nothing beside it`);
-    const list = o[k] as Json[];
+    const list = node[k] as Json[];
     if (list.length > FILTER_LIMITS.maxNodes) throw new FilterError(where, `more than ${FILTER_LIMITS.maxNodes} nodes`);
     const parts = list.map((e, i) => compile(e, `${where}.${k}[${i}]`, depth + 1, counts));
     return k === 'all' ? all(parts) : (ctx, budget) => parts.some((p) => p(ctx, budget));
   }
-  if (Object.hasOwn(o, 'not')) {
+  if (Object.hasOwn(node, 'not')) {
     if (keys.length !== 1) throw new FilterError(where, '"not" takes one expression and nothing beside it');
-    const inner = compile(o.not, `${where}.not`, depth + 1, counts);
+    const inner = compile(node.not, `${where}.not`, depth + 1, counts);
     return (ctx, budget) => !inner(ctx, budget);
   }
   if (++counts.conditions > FILTER_LIMITS.maxConditions) {
     throw new FilterError(where, `more than ${FILTER_LIMITS.maxConditions} conditions`);
   }
-  return compileCondition(o, where);
+  return compileCondition(node, where);
 }
 
 function all(parts: Compiled[]): Compiled {
   return (ctx, budget) => parts.every((p) => p(ctx, budget));
 }
 
-function compileCondition(o: JsonObject, where: string): Compiled {
-  for (const k of Object.keys(o)) {
+function compileCondition(node: JsonObject, where: string): Compiled {
+  for (const k of Object.keys(node)) {
     if (k !== 'path' && k !== 'op' && k !== 'value') throw new FilterError(where, `unknown key "${k}"`);
   }
-  if (typeof o.path !== 'string') throw new FilterError(where, '"path" must be a string');
-  if (typeof o.op !== 'string' || !OPS.has(o.op)) {
+  if (typeof node.path !== 'string') throw new FilterError(where, '"path" must be a string');
+  if (typeof node.op !== 'string' || !OPS.has(node.op)) {
     throw new FilterError(where, `"op" must be one of ${[...OPS].join(', ')}`);
   }
-  const op = o.op as FilterOp;
-  const [root, segments] = parsePath(o.path, where);
-  const value = o.value;
+  const op = node.op as FilterOp;
+  const [root, segments] = parsePath(node.path, where);
+  const value = node.value;
   const isPrimitive = (v: Json | undefined) => v === null || ['string', 'number', 'boolean'].includes(typeof v);
 
   let test: (values: Json[], budget: Budget) => boolean;
@@ -238,8 +238,8 @@ function parsePath(path: string, where: string): [string, Segment[]] {
 }
 
 /** An object's own member (never one inherited from Object.prototype, such as "constructor"). */
-function member(o: JsonObject, name: string): Json | undefined {
-  return Object.hasOwn(o, name) ? o[name] : undefined;
+function member(node: JsonObject, name: string): Json | undefined {
+  return Object.hasOwn(node, name) ? node[name] : undefined;
 }
 
 /** Every value the path reaches from `start` (none when it leads nowhere). */

@@ -72,15 +72,19 @@ function invalid(msg: string): never {
   throw new BlueWebhooksError('INVALID_SUBSCRIPTION', msg);
 }
 
-function str(o: Record<string, unknown>, key: string, maxLength: number = SUBSCRIPTION_LIMITS.maxIdLength): string {
-  const v = o[key];
+function str(
+  fields: Record<string, unknown>,
+  key: string,
+  maxLength: number = SUBSCRIPTION_LIMITS.maxIdLength,
+): string {
+  const v = fields[key];
   if (typeof v !== 'string' || v.length === 0) invalid(`missing or empty required field ${key}`);
   if (v.length > maxLength) invalid(`${key} is longer than ${maxLength} characters`);
   return v;
 }
 
-function strList(o: Record<string, unknown>, key: string): string[] {
-  const v = o[key];
+function strList(fields: Record<string, unknown>, key: string): string[] {
+  const v = fields[key];
   const max = SUBSCRIPTION_LIMITS.maxIdLength;
   if (!Array.isArray(v) || !v.every((x) => typeof x === 'string' && x.length > 0 && x.length <= max)) {
     invalid(`metadata.${key} must be an array of strings of 1-${max} characters`);
@@ -97,8 +101,8 @@ const STANDARD_SECRET = /^whsec_(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za
  * none. A "whsec_" secret must be base64 after the prefix, since that is the key receivers decode.
  * Messages never quote the value.
  */
-function optionalSecret(o: Record<string, unknown>, key: string): string | null {
-  const v = o[key] ?? null;
+function optionalSecret(fields: Record<string, unknown>, key: string): string | null {
+  const v = fields[key] ?? null;
   if (v !== null && typeof v !== 'string') invalid(`${key} must be a string or null`);
   if (v === null || v.length === 0) return null;
   if (v.length > SUBSCRIPTION_LIMITS.maxSecretLength)
@@ -108,8 +112,8 @@ function optionalSecret(o: Record<string, unknown>, key: string): string | null 
   return v;
 }
 
-function isoTime(o: Record<string, unknown>, key: string): string {
-  const v = str(o, key);
+function isoTime(fields: Record<string, unknown>, key: string): string {
+  const v = str(fields, key);
   if (Number.isNaN(Date.parse(v))) invalid(`${key} is not an ISO-8601 time`);
   return v;
 }
@@ -140,21 +144,21 @@ export function validateUrl(raw: string): URL {
  */
 export function validateSubscription(v: unknown, key: string | null): Subscription {
   if (!isJsonObject(v as Json)) invalid('a subscription must be a JSON object');
-  const o = v as Record<string, unknown>;
-  const id = str(o, 'id');
+  const fields = v as Record<string, unknown>;
+  const id = str(fields, 'id');
   if (key !== null && key !== id) invalid(`id "${id}" differs from the record key "${key}"`);
-  const url = str(o, 'url', SUBSCRIPTION_LIMITS.maxUrlLength);
+  const url = str(fields, 'url', SUBSCRIPTION_LIMITS.maxUrlLength);
   validateUrl(url);
-  const secret = optionalSecret(o, 'secret');
-  const previousSecret = optionalSecret(o, 'previousSecret');
-  const expires = o.previousSecretExpiresAt ?? null;
+  const secret = optionalSecret(fields, 'secret');
+  const previousSecret = optionalSecret(fields, 'previousSecret');
+  const expires = fields.previousSecretExpiresAt ?? null;
   if (expires !== null && (typeof expires !== 'string' || Number.isNaN(Date.parse(expires)))) {
     invalid('previousSecretExpiresAt must be an ISO-8601 time or null');
   }
-  if (typeof o.enabled !== 'boolean') invalid('enabled must be true or false');
-  const meta = o.metadata;
+  if (typeof fields.enabled !== 'boolean') invalid('enabled must be true or false');
+  const meta = fields.metadata;
   if (!isJsonObject(meta as Json)) invalid('missing required field metadata');
-  let filters = o.filters ?? null;
+  let filters = fields.filters ?? null;
   if (typeof filters === 'string') {
     try {
       filters = JSON.parse(filters);
@@ -163,7 +167,7 @@ export function validateSubscription(v: unknown, key: string | null): Subscripti
     }
   }
   if (filters !== null) compileFilter(filters); // validate now; compiled again when activated
-  const status = o.status ?? 'HEALTHY';
+  const status = fields.status ?? 'HEALTHY';
   if (status !== 'HEALTHY' && status !== 'UNHEALTHY') invalid('status must be HEALTHY or UNHEALTHY');
   const events = strList(meta as Record<string, unknown>, 'events');
   const projectIds = strList(meta as Record<string, unknown>, 'projectIds');
@@ -172,30 +176,30 @@ export function validateSubscription(v: unknown, key: string | null): Subscripti
       `metadata has ${events.length * projectIds.length} (project, event) pairs; at most ${SUBSCRIPTION_LIMITS.maxIndexPairs}`,
     );
   }
-  const rate = o.rateLimitPerSecond ?? null;
+  const rate = fields.rateLimitPerSecond ?? null;
   if (
     rate !== null &&
     !(Number.isSafeInteger(rate) && (rate as number) >= 1 && (rate as number) <= SUBSCRIPTION_LIMITS.maxRatePerSecond)
   ) {
     invalid(`rateLimitPerSecond must be an integer from 1 to ${SUBSCRIPTION_LIMITS.maxRatePerSecond}, or null`);
   }
-  const ordering = o.ordering ?? 'none';
+  const ordering = fields.ordering ?? 'none';
   if (ordering !== 'none' && ordering !== 'entity') invalid('ordering must be "none", "entity" or null');
   return {
     id,
-    uid: str(o, 'uid'),
-    name: str(o, 'name'),
+    uid: str(fields, 'uid'),
+    name: str(fields, 'name'),
     url,
     secret,
     previousSecret,
     previousSecretExpiresAt: previousSecret === null ? null : (expires as string | null),
     status,
-    enabled: o.enabled,
+    enabled: fields.enabled,
     metadata: { events, projectIds },
-    companyId: str(o, 'companyId'),
-    createdById: str(o, 'createdById'),
-    createdAt: isoTime(o, 'createdAt'),
-    updatedAt: isoTime(o, 'updatedAt'),
+    companyId: str(fields, 'companyId'),
+    createdById: str(fields, 'createdById'),
+    createdAt: isoTime(fields, 'createdAt'),
+    updatedAt: isoTime(fields, 'updatedAt'),
     filters: filters as Json | null,
     rateLimitPerSecond: rate as number | null,
     ordering,
