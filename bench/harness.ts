@@ -16,6 +16,7 @@ export const { values: flags } = parseArgs({
     profile: { type: 'boolean', default: false },
     events: { type: 'string' },
     compare: { type: 'string' },
+    scaling: { type: 'boolean', default: false },
   },
 });
 export const SMOKE = flags.smoke;
@@ -33,6 +34,7 @@ export const SIZE = SMOKE
       backlogSeconds: 4,
       latencyEvents: 500,
       latencyNaiveEvents: 20,
+      scaling: { rate: 100, seconds: 6, upAt: 2, downAt: 4 },
     }
   : {
       events: 100_000,
@@ -45,6 +47,8 @@ export const SIZE = SMOKE
       backlogSeconds: 20,
       latencyEvents: 20_000,
       latencyNaiveEvents: 200,
+      // The load the issue measured from outside: 300 events/s, fan-out 2, replicas added after 3 s.
+      scaling: { rate: 300, seconds: 14, upAt: 3, downAt: 8 },
     };
 if (flags.events) {
   // Ad-hoc runs (profiling): scale the event counts, keep the rest.

@@ -7,6 +7,7 @@
 //   npm run bench -- --profile    also writes a --cpu-prof profile of the fan-out 1 dispatcher run
 //                                 (with --compare: of the current build's first round)
 //   npm run bench -- --events N   scale the event counts (ad-hoc runs)
+//   npm run bench -- --scaling    only (h): duplicates and latency while replicas come and go
 //   npm run bench -- --compare DIR   only (c) at fan-out 1, alternating this build with the one
 //                                 in DIR (another checkout, built), 3 rounds each: before/after
 //
@@ -47,6 +48,7 @@ import {
 import { latency } from './latency.js';
 import { consumeLimits, httpLimit } from './limits.js';
 import { memory } from './memory.js';
+import { type ScalingRun, scaling } from './scaling.js';
 
 /** Starts the local stack (it is a no-op when it is up) and returns its endpoints. */
 function stackUp(): Record<string, string> {
@@ -90,9 +92,14 @@ async function main(): Promise<void> {
     // Warm the table once per shape (a dispatcher that loads it and leaves).
     for (const s of [fo1, fo10]) await stopDispatcher(await startDispatcher(envOf(s, stack, `${base}.warm.${s.name}`)));
 
+    if (flags.scaling) {
+      printRows([...scalingRows(await scaleEvents(bench)), ...targetRows(results)]);
+      writeResults('scaling.json');
+      return;
+    }
     if (flags.compare) {
       await compareBuilds(bench, fo1, path.resolve(flags.compare));
-      if (problems.length > 0) process.exitCode = 1;
+      writeResults('compare.json');
       return;
     }
     const { runs, fo1Events } = await endToEnd(bench, fo1, fo10);
@@ -106,6 +113,7 @@ async function main(): Promise<void> {
     const { fixed, rawKafka, rawHttp } = await latency(bench, fo1, c1);
     const busiest = Math.max(...runs.map((r) => r.peakRssMb));
     const { backlogPeakRssMb } = await memory(bench, busiest);
+    const scaled = await scaleEvents(bench);
 
     const ratios = {
       c_over_min_a_b: c1 / Math.min(a.eventsPerSec, b.requestsPerSec),
@@ -121,24 +129,43 @@ async function main(): Promise<void> {
       // RSS under a GC sawtooth is noisy; what matters is that a backlog costs no more than work in flight.
       'RSS bounded under backlog (peak with the backlog pending ≤ peak of a busy run + 15%)':
         backlogPeakRssMb <= busiest * 1.15,
+      ...scalingTargets(scaled),
     };
-    printTable(results, runs);
+    printRows([...tableRows(results, runs), ...scalingRows(scaled), ...targetRows(results)]);
   } finally {
     rx.kill();
     await producer.disconnect();
     await dropTopicsAndKeys(bench, [fo1.redisPrefix, fo10.redisPrefix]).catch(() => {});
     await admin.disconnect();
   }
+  writeResults(SMOKE ? 'smoke.json' : 'latest.json');
+}
+
+function writeResults(file: string): void {
   const out = path.join(root, 'bench/results');
   fs.mkdirSync(out, { recursive: true });
-  fs.writeFileSync(
-    path.join(out, SMOKE ? 'smoke.json' : 'latest.json'),
-    `${JSON.stringify({ ...results, problems }, null, 2)}\n`,
-  );
+  fs.writeFileSync(path.join(out, file), `${JSON.stringify({ ...results, problems }, null, 2)}\n`);
   if (problems.length > 0) {
     log(`FAILED:\n  ${problems.join('\n  ')}`);
-    process.exit(1);
+    process.exitCode = 1;
   }
+}
+
+/** (h) A graceful scale event, and a SIGKILL at the default session timeout (and, in a full run, at 6 s). */
+async function scaleEvents(bench: Bench): Promise<ScalingRun[]> {
+  const runs = [await scaling(bench, 'graceful'), await scaling(bench, 'killed')];
+  if (!SMOKE) runs.push(await scaling(bench, 'killed', 6000));
+  results.targets = { ...(results.targets as object), ...scalingTargets(runs) };
+  return runs;
+}
+
+function scalingTargets(runs: ScalingRun[]): Record<string, boolean> {
+  return {
+    '0 duplicates on a graceful scale event': runs
+      .filter((r) => r.event === 'graceful')
+      .every((r) => r.duplicates === 0),
+    '≤ 1% duplicates with a SIGKILL': runs.filter((r) => r.event === 'killed').every((r) => r.duplicateShare <= 0.01),
+  };
 }
 
 /** Deletes this run's topics and the Redis keys of its shapes. */
@@ -153,7 +180,7 @@ async function dropTopicsAndKeys(bench: Bench, redisPrefixes: string[]): Promise
   redis.disconnect();
 }
 
-function printTable(r: Record<string, unknown>, runs: DispatcherRun[]): void {
+function tableRows(r: Record<string, unknown>, runs: DispatcherRun[]): [string, string][] {
   const rows: [string, string][] = [];
   const a = r.consumeLimit as { eventsPerSec: number };
   const b = r.httpLimit as { requestsPerSec: number; cpuUsPerRequest: number };
@@ -210,8 +237,21 @@ function printTable(r: Record<string, unknown>, runs: DispatcherRun[]): void {
     ratios.c_over_d_at_endpoint_latency!.toFixed(1),
   ]);
   rows.push(['p99 / (raw Kafka p99 + raw HTTP p99)', ratios.p99_over_raw!.toFixed(2)]);
-  for (const [k, v] of Object.entries(r.targets as Record<string, boolean>))
-    rows.push([`target: ${k}`, v ? 'met' : 'NOT met']);
+  return rows;
+}
+
+function scalingRows(runs: ScalingRun[]): [string, string][] {
+  return runs.map((run) => [
+    `(h) scaling 1 → 3 → ${run.event === 'graceful' ? '1, SIGTERM' : '2, one SIGKILL'} @ ${run.eventsPerSec}/s, fan-out 2${run.event === 'killed' ? `, session ${run.sessionTimeoutMs / 1000} s` : ''}`,
+    `${run.duplicates} duplicates of ${run.deliveries} (${(run.duplicateShare * 100).toFixed(2)}%), p99 ${run.p99.toFixed(1)} ms, max ${run.max.toFixed(1)} ms`,
+  ]);
+}
+
+function targetRows(r: Record<string, unknown>): [string, string][] {
+  return Object.entries(r.targets as Record<string, boolean>).map(([k, v]) => [`target: ${k}`, v ? 'met' : 'NOT met']);
+}
+
+function printRows(rows: [string, string][]): void {
   const w = Math.max(...rows.map(([k]) => k.length));
   process.stdout.write(`\n${rows.map(([k, v]) => `${k.padEnd(w)}  ${v}`).join('\n')}\n\n`);
 }
