@@ -1,6 +1,7 @@
 import type { KafkaMessage } from 'kafkajs';
 import {
   type BatchContext,
+  type BatchHandler,
   type DeadLetters,
   finishWhenDurable,
   type OffsetEntry,
@@ -18,12 +19,15 @@ export interface IntakeDeps {
 /**
  * What the two intakes (the events pipeline and the retry handler) do alike with a batch: take
  * each record in once, track its offset, start its deliveries within the in-flight bound, and
- * finish the offset only once its end is durable. Each intake decides what a record becomes.
+ * finish the offset only once its end is durable. Each intake decides what a record becomes, in
+ * its handleBatch.
  */
-export class Intake {
+export abstract class Intake implements BatchHandler {
   private draining = false;
 
-  constructor(private readonly deps: IntakeDeps) {}
+  constructor(private readonly intakeDeps: IntakeDeps) {}
+
+  abstract handleBatch(batch: BatchContext): Promise<void>;
 
   /**
    * Stops taking records in: the rest of a batch already fetched is left uncommitted for the next
@@ -38,7 +42,7 @@ export class Intake {
    * The messages of the batch not taken in before. One already taken in (fetched again after a
    * rebalance or a seek) is resolved and left to the work already under way.
    */
-  fresh({ messages, tracker, resolveOffset }: BatchContext): KafkaMessage[] {
+  protected fresh({ messages, tracker, resolveOffset }: BatchContext): KafkaMessage[] {
     const fresh: KafkaMessage[] = [];
     for (const m of messages) {
       if (tracker.has(Number(m.offset))) resolveOffset(m.offset);
@@ -48,7 +52,7 @@ export class Intake {
   }
 
   /** Takes one message in: its offset is tracked and resolved. Null while draining. */
-  take({ tracker, resolveOffset }: BatchContext, m: KafkaMessage): OffsetEntry | null {
+  protected take({ tracker, resolveOffset }: BatchContext, m: KafkaMessage): OffsetEntry | null {
     if (this.draining) return null;
     const entry = tracker.add(Number(m.offset), m);
     resolveOffset(m.offset);
@@ -60,13 +64,13 @@ export class Intake {
    * while it waits); the piece finishes when the work succeeds, or when `onFailure` has made its
    * failure durable (see finishWhenDurable).
    */
-  async start(
+  protected async start(
     entry: OffsetEntry,
     { heartbeat }: BatchContext,
     work: () => Promise<void>,
     onFailure: (err: unknown) => Promise<void>,
   ): Promise<void> {
-    const { limiter } = this.deps;
+    const { limiter } = this.intakeDeps;
     if (!limiter.tryAcquire()) await limiter.acquire(heartbeat);
     finishWhenDurable(
       entry,
@@ -77,6 +81,6 @@ export class Intake {
 
   /** A stalled record goes to its DLQ as it is; re-driving it from there takes it in again. */
   deadLetterStalled(m: KafkaMessage, from: RecordOrigin, detail: string): Promise<void> {
-    return this.deps.deadLetters.write(m, from, 'STALLED', detail);
+    return this.intakeDeps.deadLetters.write(m, from, 'STALLED', detail);
   }
 }

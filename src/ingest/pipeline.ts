@@ -2,13 +2,7 @@ import type { KafkaMessage } from 'kafkajs';
 import { type BlueEvent, decodeEvent, type Registry } from '../codec/index.js';
 import { deliveryId, type EventPayload, eventPayload } from '../delivery/index.js';
 import type { DeliveryRunner } from '../dispatch/index.js';
-import {
-  type BatchContext,
-  type BatchHandler,
-  type DeadLetters,
-  finishWhenDurable,
-  type RecordOrigin,
-} from '../kafka/index.js';
+import { type BatchContext, type DeadLetters, finishWhenDurable } from '../kafka/index.js';
 import type { Metrics } from '../metrics/index.js';
 import { entityOf } from '../ordering/index.js';
 import {
@@ -82,25 +76,15 @@ export function subscriptionMatches(t: ActiveSubscription, e: BlueEvent, ctx: ()
  * with the event id, and the event goes to the events DLQ as INTERNAL_ERROR. The partition moves
  * on; nothing is left unfinished but work that waits for a dependency.
  */
-export class EventPipeline implements BatchHandler {
-  private readonly intake: Intake;
-
+export class EventPipeline extends Intake {
   constructor(private readonly deps: EventPipelineDeps) {
-    this.intake = new Intake(deps);
+    super(deps);
   }
 
-  drain(): void {
-    this.intake.drain();
-  }
-
-  deadLetterStalled(m: KafkaMessage, from: RecordOrigin, detail: string): Promise<void> {
-    return this.intake.deadLetterStalled(m, from, detail);
-  }
-
-  async handleBatch(batch: BatchContext): Promise<void> {
+  override async handleBatch(batch: BatchContext): Promise<void> {
     const { topic, partition, heartbeat } = batch;
     const { tracing } = this.deps;
-    const fresh = this.intake.fresh(batch);
+    const fresh = this.fresh(batch);
     if (fresh.length === 0) return;
     this.deps.metrics.eventsConsumed.inc(fresh.length);
     const receivedAt = Date.now();
@@ -123,7 +107,7 @@ export class EventPipeline implements BatchHandler {
     const candidates = await this.deps.retry(() => this.deps.table.candidates(keys), 'looking up subscriptions');
 
     for (const item of decoded) {
-      const entry = this.intake.take(batch, item.message);
+      const entry = this.take(batch, item.message);
       if (entry === null) return;
       const deadLetter = (reason: ErrorCode, detail: string) =>
         this.deps.deadLetters.write(item.message, { topic, partition }, reason, detail);
@@ -176,7 +160,7 @@ export class EventPipeline implements BatchHandler {
           entity,
           trace: consume?.context,
         };
-        await this.intake.start(
+        await this.start(
           entry,
           batch,
           () => this.deps.runner.run({ delivery, attempt: 1, retry: 0, firstAttemptAt: now, via: 'event' }),

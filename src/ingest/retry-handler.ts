@@ -1,12 +1,6 @@
 import type { KafkaMessage } from 'kafkajs';
 import { type DeliveryRunner, inputFromRecord } from '../dispatch/index.js';
-import {
-  type BatchContext,
-  type BatchHandler,
-  type DeadLetters,
-  finishWhenDurable,
-  type RecordOrigin,
-} from '../kafka/index.js';
+import { type BatchContext, type DeadLetters, finishWhenDurable } from '../kafka/index.js';
 import type { Metrics } from '../metrics/index.js';
 import { decodeRetry, type RetryRecord } from '../retries/index.js';
 import { errorCode, errorMessage, type Logger, RecentKeys, type Semaphore } from '../shared/index.js';
@@ -30,8 +24,7 @@ export interface RetryHandlerDeps {
  * Before each attempt it reads the current subscription: deleted or disabled ends the delivery;
  * a changed URL or secret is used as it is now.
  */
-export class RetryHandler implements BatchHandler {
-  private readonly intake: Intake;
+export class RetryHandler extends Intake {
   /**
    * When a broker fails between appending a produce request and acknowledging it, the writer's
    * retry appends the same retry records again, next to the first copies. Without this, each copy
@@ -43,28 +36,20 @@ export class RetryHandler implements BatchHandler {
   private readonly recent = new RecentKeys(20_000);
 
   constructor(private readonly deps: RetryHandlerDeps) {
-    this.intake = new Intake(deps);
+    super(deps);
   }
 
-  drain(): void {
-    this.intake.drain();
-  }
-
-  deadLetterStalled(m: KafkaMessage, from: RecordOrigin, detail: string): Promise<void> {
-    return this.intake.deadLetterStalled(m, from, detail);
-  }
-
-  async handleBatch(batch: BatchContext): Promise<void> {
+  override async handleBatch(batch: BatchContext): Promise<void> {
     const { deadLetters, metrics, log } = this.deps;
     const from = { topic: batch.topic, partition: batch.partition };
-    for (const m of this.intake.fresh(batch)) {
+    for (const m of this.fresh(batch)) {
       const parsed = this.parse(m);
       if ('record' in parsed && parsed.record.dueAt > Date.now()) {
         // Not due: stop here, unresolved, and fetch this message again when it is.
         batch.pauseFor(parsed.record.dueAt - Date.now());
         return;
       }
-      const entry = this.intake.take(batch, m);
+      const entry = this.take(batch, m);
       if (entry === null) return;
       if ('error' in parsed) {
         finishWhenDurable(entry, deadLetters.write(m, from, 'INVALID_RETRY_RECORD', parsed.error));
@@ -79,7 +64,7 @@ export class RetryHandler implements BatchHandler {
       }
       metrics.retryLateness.observe(Math.max(0, Date.now() - record.dueAt) / 1000);
       // An unexpected error puts the record in the deliveries DLQ (it can be re-driven from there).
-      await this.intake.start(
+      await this.start(
         entry,
         batch,
         () => this.attempt(record),
