@@ -1,14 +1,15 @@
 // The produce side of the Kafka client comparison (`npm run bench:clients`): outcome-sized records
 // (a 5-byte Confluent header and 250 bytes of Avro, keyed by webhook id) written the way the
 // service's KafkaWriter writes them: requests of BATCH records, CONCURRENT requests at once,
-// acks=all, no compression. One client a process; prints {recordsPerSec, cpuUsPerRecord}.
+// acks=all, no compression (BENCH_BATCH=N for another request size). One client a process;
+// prints {recordsPerSec, cpuUsPerRecord}.
 //   node --import tsx bench/produce-limit.ts <brokers> <topic> <records> kafkajs|platformatic
 import { ProduceAcks, Producer } from '@platformatic/kafka';
 import { Kafka, logLevel, Partitioners } from 'kafkajs';
 
 const [brokers, topic, countRaw, client] = process.argv.slice(2);
 const COUNT = Number(countRaw);
-const BATCH = 64;
+const BATCH = Number(process.env.BENCH_BATCH ?? 64);
 const CONCURRENT = 4;
 const value = Buffer.concat([Buffer.from([0, 0, 0, 0, 1]), Buffer.alloc(250, 7)]);
 
