@@ -76,18 +76,25 @@ redis.call('PEXPIRE', key, 30 * 86400000)
 return {transition, consec}
 `;
 
-// Successes counted in process since the last flush: they only add to the window's total.
+// Successes counted in process since the last flush, for the circuits of one bucket (KEYS, all in
+// its slot; ARGV[i + 2] is the count of KEYS[i]): they only add to each window's total. One call a
+// bucket and a second, however many webhooks had successes: at most 64 calls a second.
 const COUNT = `
-local p, id, n, now, window = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
-local key = KEYS[1]
-local wstart = tonumber(redis.call('HGET', key, 'wstart') or now)
-if now - wstart >= window then
-  redis.call('HSET', key, 'wstart', now, 'wtotal', n, 'wfail', 0)
-else
-  redis.call('HINCRBY', key, 'wtotal', n)
+local now, window = tonumber(ARGV[1]), tonumber(ARGV[2])
+for i, key in ipairs(KEYS) do
+  local n = tonumber(ARGV[i + 2])
+  local wstart = tonumber(redis.call('HGET', key, 'wstart') or now)
+  if now - wstart >= window then
+    redis.call('HSET', key, 'wstart', now, 'wtotal', n, 'wfail', 0)
+  else
+    redis.call('HINCRBY', key, 'wtotal', n)
+  end
+  redis.call('PEXPIRE', key, 30 * 86400000)
 end
-redis.call('PEXPIRE', key, 30 * 86400000)
 `;
+
+/** Most circuits one COUNT call carries (a bigger bucket takes several calls). */
+const COUNT_CHUNK = 500;
 
 // Lets one probe through per interval while open, whichever replica asks first.
 const ADMIT = `
@@ -111,7 +118,8 @@ return tonumber(s[4] or '0')
 type BreakerRedis = RedisClient & {
   cbRecord(key: string, ...args: (string | number)[]): Promise<[string, number]>;
   cbAdmit(key: string, ...args: (string | number)[]): Promise<Admission>;
-  cbCount(key: string, ...args: (string | number)[]): Promise<null>;
+  /** numberOfKeys, the keys, now, window, then one count a key. */
+  cbCount(numberOfKeys: number, ...args: (string | number)[]): Promise<null>;
   cbRecommend(key: string, ...args: (string | number)[]): Promise<number>;
 };
 
@@ -139,7 +147,7 @@ export class CircuitBreaker {
     if (!('cbRecord' in options.redis)) {
       options.redis.defineCommand('cbRecord', { numberOfKeys: 1, lua: RECORD });
       options.redis.defineCommand('cbAdmit', { numberOfKeys: 1, lua: ADMIT });
-      options.redis.defineCommand('cbCount', { numberOfKeys: 1, lua: COUNT });
+      options.redis.defineCommand('cbCount', { lua: COUNT });
       options.redis.defineCommand('cbRecommend', { numberOfKeys: 1, lua: RECOMMEND });
     }
   }
@@ -219,14 +227,8 @@ export class CircuitBreaker {
   }
 
   private async refresh(): Promise<void> {
-    const counted = this.successes;
-    this.successes = new Map();
     const now = Date.now();
-    for (const [id, n] of counted) {
-      this.redis.cbCount(...this.circuit(id), n, now, this.options.windowMs).catch(() => {
-        // Lost counts only make the failure rate look worse for one window; not worth a retry loop.
-      });
-    }
+    this.flushSuccesses(now);
     try {
       const open = await Promise.all(
         ALL_BUCKETS.map((bucket) => this.redis.smembers(`${bucketPrefix(this.options.prefix, bucket)}cb:open`)),
@@ -241,6 +243,28 @@ export class CircuitBreaker {
     if (now - this.lastRecommendCheck < Math.min(60_000, Math.max(1000, this.options.disableAfterMs / 10))) return;
     this.lastRecommendCheck = now;
     for (const id of this.open) void this.recommendDisable(id, now);
+  }
+
+  /** Sends the successes counted here since the last flush: one COUNT call per bucket. */
+  private flushSuccesses(now: number): void {
+    const byBucket = new Map<number, [key: string, count: number][]>();
+    for (const [webhookId, count] of this.successes) {
+      const bucket = bucketOf(webhookId);
+      const circuits = byBucket.get(bucket) ?? [];
+      circuits.push([this.circuit(webhookId)[0], count]);
+      byBucket.set(bucket, circuits);
+    }
+    this.successes = new Map();
+    for (const circuits of byBucket.values()) {
+      for (let i = 0; i < circuits.length; i += COUNT_CHUNK) {
+        const chunk = circuits.slice(i, i + COUNT_CHUNK);
+        const keys = chunk.map(([key]) => key);
+        const counts = chunk.map(([, count]) => count);
+        this.redis.cbCount(keys.length, ...keys, now, this.options.windowMs, ...counts).catch(() => {
+          // Lost counts only make the failure rate look worse for one window; not worth a retry loop.
+        });
+      }
+    }
   }
 
   /**

@@ -1,0 +1,57 @@
+// The circuit breaker against a real Redis (a real Redis Cluster under `npm run test:cluster`):
+// what it costs Redis while endpoints are healthy.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { CircuitBreaker } from '../../src/health/index.js';
+import { Metrics } from '../../src/metrics/index.js';
+import { bucketOf, bucketPrefix, createLogger, type RedisClient } from '../../src/shared/index.js';
+import { testRedis } from '../helpers/redis.js';
+import { waitFor } from '../helpers/wait.js';
+
+/** Counts the commands a client sends, by name (the client is real; this only watches it). */
+function watchCommands(redis: RedisClient): Map<string, number> {
+  const sent = new Map<string, number>();
+  const send = redis.sendCommand.bind(redis);
+  redis.sendCommand = ((command: { name: string }, ...rest: unknown[]) => {
+    sent.set(command.name, (sent.get(command.name) ?? 0) + 1);
+    return (send as (...args: unknown[]) => unknown)(command, ...rest);
+  }) as typeof redis.sendCommand;
+  return sent;
+}
+
+test('successes of 1,000 healthy webhooks reach Redis in one call per bucket, not one per webhook', async (t) => {
+  const { redis, prefix } = testRedis(t);
+  const breaker = new CircuitBreaker({
+    redis,
+    prefix,
+    failureThreshold: 5,
+    failureRate: 0.5,
+    windowMs: 60_000,
+    minRequests: 20,
+    probeIntervalMs: 30_000,
+    refreshMs: 200,
+    disableAfterMs: 86_400_000,
+    onDisableRecommended: async () => {},
+    metrics: new Metrics({ defaultMetrics: false }),
+    log: createLogger({ level: 'error' }),
+  });
+  await breaker.start();
+  t.after(() => breaker.stop());
+  // Ids of every shape a webhook id can take, braces included (a brace must not pick the slot).
+  const ids = Array.from({ length: 1000 }, (_, i) => (i % 7 === 0 ? `wh_{${i}}` : `wh_${i}`));
+  const sent = watchCommands(redis);
+  for (const [i, id] of ids.entries()) for (let n = 0; n <= i % 3; n++) assert.equal(breaker.record(id, true), null);
+  const hash = (id: string) => `${bucketPrefix(prefix, bucketOf(id))}cb:${id}`;
+  await waitFor(async () => Number(await redis.hget(hash(ids.at(-1)!), 'wtotal')) > 0, { what: 'the counts in Redis' });
+  await waitFor(
+    async () => {
+      const totals = await Promise.all(ids.map((id) => redis.hget(hash(id), 'wtotal')));
+      return totals.every((total, i) => Number(total) === (i % 3) + 1);
+    },
+    { what: 'every webhook counted, each with its own count' },
+  );
+  const buckets = new Set(ids.map(bucketOf)).size;
+  const countCalls = (sent.get('evalsha') ?? 0) + (sent.get('eval') ?? 0);
+  t.diagnostic(`${ids.length} webhooks in ${buckets} buckets: ${countCalls} script calls`);
+  assert.ok(countCalls <= buckets, `${countCalls} script calls for ${buckets} buckets`);
+});
