@@ -215,7 +215,7 @@ export async function startDispatcher(
 }
 
 export async function stopDispatcher(d: Dispatcher): Promise<void> {
-  if (d.proc.exitCode !== null) return;
+  if (d.proc.exitCode !== null || d.proc.signalCode !== null) return; // exited, or killed
   const exited = new Promise((r) => d.proc.once('exit', r));
   d.proc.kill('SIGTERM');
   await exited;
