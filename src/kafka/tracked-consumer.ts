@@ -5,10 +5,10 @@ import type { RecordOrigin } from './dead-letters.js';
 import { type OffsetEntry, PartitionTracker } from './offset-tracker.js';
 import { SupervisedConsumer } from './supervised-consumer.js';
 
-/** What a handler gets for one fetched batch. */
 /** How often a consumer heartbeats (well under KAFKA_SESSION_TIMEOUT_MS, whose minimum is 6 s). */
 const HEARTBEAT_INTERVAL_MS = 300;
 
+/** What a handler gets for one fetched batch. */
 export interface BatchContext {
   topic: string;
   partition: number;
