@@ -45,8 +45,9 @@ class Deadlines {
   private readonly live = new Map<Expiring, number>();
   private timer: NodeJS.Timeout | null = null;
 
-  start(item: Expiring, timeoutMs: number): void {
-    this.live.set(item, Date.now() + timeoutMs);
+  /** Tells `item` once `deadline` (epoch ms) has passed, unless it ends first. */
+  start(item: Expiring, deadline: number): void {
+    this.live.set(item, deadline);
     this.timer ??= setInterval(() => this.sweep(), SWEEP_MS).unref();
   }
 
@@ -59,7 +60,7 @@ class Deadlines {
     for (const [item, deadline] of this.live) {
       if (deadline <= now) {
         this.live.delete(item);
-        item.expire(Object.assign(new Error('attempt deadline exceeded'), { name: 'TimeoutError' }));
+        item.expire(deadlineExceeded());
       }
     }
     if (this.live.size === 0 && this.timer) {
@@ -67,6 +68,10 @@ class Deadlines {
       this.timer = null;
     }
   }
+}
+
+function deadlineExceeded(): Error {
+  return Object.assign(new Error('attempt deadline exceeded'), { name: 'TimeoutError' });
 }
 
 type PostReply = AttemptResult & { snippet: string | null };
@@ -81,7 +86,11 @@ type PostReply = AttemptResult & { snippet: string | null };
  * - a body cut short after the status line leaves the status standing;
  * - the overall deadline holds even while the request waits in the pool's queue (aborting a
  *   queued request does not take it out of the queue): the attempt settles as timed out at once,
- *   and a request that reaches a connection after that is aborted before it is written.
+ *   and a request that reaches a connection after that is aborted before it is written;
+ * - so is one that reaches a connection with less than `minStartMs` of its deadline left (it
+ *   waited in the queue behind a slow request): it would time out as soon as it was sent, and the
+ *   endpoint would get a request reported as failed, then its retry. Deadlines are only honoured
+ *   within a sweep anyway, so a request that close to its deadline counts as past it.
  */
 class Attempt implements Dispatcher.DispatchHandler, Expiring {
   readonly reply: Promise<PostReply>;
@@ -98,6 +107,9 @@ class Attempt implements Dispatcher.DispatchHandler, Expiring {
   constructor(
     private readonly snippetBytes: number,
     private readonly maxResponseBytes: number,
+    /** Epoch ms by which the attempt must have ended. */
+    private readonly deadline: number,
+    private readonly minStartMs: number,
   ) {
     this.reply = new Promise((resolve) => {
       this.resolve = resolve;
@@ -107,6 +119,7 @@ class Attempt implements Dispatcher.DispatchHandler, Expiring {
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.controller = controller;
     if (this.abandoned) controller.abort(this.abandoned);
+    else if (this.deadline - Date.now() < this.minStartMs) this.expire(deadlineExceeded());
   }
 
   onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
@@ -203,8 +216,15 @@ export class HttpClient {
         });
       }
     }
-    const attempt = new Attempt(this.snippetBytes, this.options.maxResponseBytes);
-    this.deadlines.start(attempt, this.options.attemptTimeoutMs);
+    const { attemptTimeoutMs, maxResponseBytes } = this.options;
+    const deadline = Date.now() + attemptTimeoutMs;
+    const attempt = new Attempt(
+      this.snippetBytes,
+      maxResponseBytes,
+      deadline,
+      Math.min(SWEEP_MS, attemptTimeoutMs / 10),
+    );
+    this.deadlines.start(attempt, deadline);
     try {
       this.agent.dispatch(
         {

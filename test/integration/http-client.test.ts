@@ -102,6 +102,21 @@ test('the overall deadline: a silent endpoint times out, and a request queued be
   assert.equal(requests, 2, 'the first and the later one reached the server; the abandoned one did not');
 });
 
+test('a request that waited in the queue until its deadline is nearly up is not sent: it would only time out', async (t) => {
+  let requests = 0;
+  const { url } = await serve(t, (_req, res) => {
+    requests++;
+    // The first answers 285 ms into a 300 ms deadline: the one queued behind it would start with
+    // 15 ms left (less than a tenth of it).
+    setTimeout(() => res.writeHead(200).end(), 285);
+  });
+  const http = client(t, { maxConnectionsPerOrigin: 1, attemptTimeoutMs: 300 });
+  const [first, queued] = await Promise.all([post(http, url), post(http, url)]);
+  t.diagnostic(`first: ${status(first) ?? errorOf(first)?.name}; queued: ${status(queued) ?? errorOf(queued)?.name}`);
+  assert.equal(errorOf(queued)?.name, 'TimeoutError');
+  assert.equal(requests, 1, 'the queued request never reached the server');
+});
+
 test('nothing listening: ECONNREFUSED, no status', async (t) => {
   const r = await post(client(t), `http://127.0.0.1:${await freePort()}/`);
   assert.equal(status(r), null);
