@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { Admin, Kafka, Producer } from 'kafkajs';
-import { Partitioners } from 'kafkajs';
+import type { Admin, Kafka } from 'kafkajs';
 import { Registry } from './codec/index.js';
 import type { Config } from './config/index.js';
 import { Deliverer, EndpointGate, HttpClient, RateLimiter, TargetGuard } from './delivery/index.js';
@@ -9,10 +8,12 @@ import { CircuitBreaker, type WebhookStatusEvent } from './health/index.js';
 import { EventPipeline, RetryHandler } from './ingest/index.js';
 import {
   createKafka,
+  createProducer,
   DeadLetters,
   ensureTopics,
   KafkaReadiness,
   KafkaWriter,
+  type ProduceTransport,
   serviceTopics,
   TrackedConsumer,
 } from './kafka/index.js';
@@ -39,7 +40,7 @@ export class App {
   private readonly kafka: Kafka;
   private readonly admin: Admin;
   private readonly kafkaReadiness: KafkaReadiness;
-  private readonly producer: Producer;
+  private readonly producer: ProduceTransport;
   private readonly redis: RedisClient;
   private readonly http: HttpClient;
   private readonly limiter: Semaphore;
@@ -68,10 +69,9 @@ export class App {
       clientId: `${config.kafka.clientId}-${config.instanceId}-health`,
       log,
     });
-    this.producer = this.kafka.producer({
-      createPartitioner: Partitioners.DefaultPartitioner,
-      allowAutoTopicCreation: false,
-      retry: { retries: 5, initialRetryTime: 100, maxRetryTime: 2000 },
+    this.producer = createProducer({
+      brokers: config.kafka.brokers,
+      clientId: `${config.kafka.clientId}-${config.instanceId}`,
     });
     this.redis = createRedisClient(config.redis, {
       // Fail commands fast while disconnected; callers wait and retry, and readiness says why.
@@ -101,7 +101,7 @@ export class App {
     });
     this.http = new HttpClient({ ...config.delivery, guard: new TargetGuard(config.delivery.allowlist) });
     const writer = new KafkaWriter({
-      producer: this.producer,
+      transport: this.producer,
       metrics: this.metrics,
       log,
       isStopping,
@@ -240,8 +240,7 @@ export class App {
     );
     await this.retry(async () => {
       try {
-        await this.admin.connect();
-        await this.producer.connect();
+        await this.admin.connect(); // the producer connects with its first request
       } catch (err) {
         throw kafkaError('connecting', err);
       }
@@ -277,7 +276,7 @@ export class App {
     }
     this.breaker.stop();
     await this.syncer.stop().catch(() => {});
-    await this.producer.disconnect().catch(() => {});
+    await this.producer.close().catch(() => {});
     await this.admin.disconnect().catch(() => {});
     await this.kafkaReadiness.stop();
     await this.http.close().catch(() => {});

@@ -1,6 +1,7 @@
 export { createKafka, type KafkaClientOptions } from './client.js';
 export { DeadLetters, type DeadLettersOptions, type RecordOrigin } from './dead-letters.js';
 export { finishWhenDurable, OffsetEntry, PartitionTracker } from './offset-tracker.js';
+export { createProducer, type ProducerOptions, type ProduceTransport } from './producer.js';
 export { KafkaReadiness, type KafkaReadinessOptions } from './readiness.js';
 export { copyDeadLetters, type DeadLetterCopyOptions, type ScanOptions, scanRange } from './scan.js';
 export { SupervisedConsumer, type SupervisedConsumerOptions } from './supervised-consumer.js';

@@ -1,6 +1,6 @@
 import { promisify } from 'node:util';
 import zlib from 'node:zlib';
-import { CompressionTypes, type Message, type Producer, type TopicMessages } from 'kafkajs';
+import type { Message, TopicMessages } from 'kafkajs';
 import type { Metrics } from '../metrics/index.js';
 import {
   BlueWebhooksError,
@@ -10,11 +10,13 @@ import {
   type Logger,
   retryWhileRetriable,
 } from '../shared/index.js';
+import type { ProduceTransport } from './producer.js';
 
 const gzip = promisify(zlib.gzip);
 
 export interface KafkaWriterOptions {
-  producer: Producer;
+  /** Sends the produce requests (src/kafka/producer.ts). */
+  transport: ProduceTransport;
   metrics: Metrics;
   log: Logger;
   isStopping: () => boolean;
@@ -105,7 +107,7 @@ export class KafkaWriter {
     const compressed = messageBytes({ ...message, value: await gzip(value) });
     if (compressed > this.options.maxRequestBytes)
       throw tooLarge(topic, bytes, compressed, this.options.maxRequestBytes);
-    await this.produce([{ topic, message, bytes: compressed }], CompressionTypes.GZIP);
+    await this.produce([{ topic, message, bytes: compressed }], 'gzip');
   }
 
   private schedule(): void {
@@ -139,7 +141,7 @@ export class KafkaWriter {
   private async send(batch: Pending[]): Promise<void> {
     this.sending++;
     try {
-      await this.produce(batch, CompressionTypes.None);
+      await this.produce(batch, 'none');
       for (const p of batch) p.resolve();
     } catch (err) {
       for (const p of batch) p.reject(err);
@@ -149,7 +151,7 @@ export class KafkaWriter {
     }
   }
 
-  private async produce(batch: Sized[], compression: CompressionTypes): Promise<void> {
+  private async produce(batch: Sized[], compression: 'none' | 'gzip'): Promise<void> {
     const byTopic = new Map<string, Message[]>();
     for (const p of batch) {
       const list = byTopic.get(p.topic) ?? [];
@@ -162,7 +164,7 @@ export class KafkaWriter {
       await retryWhileRetriable(
         async () => {
           try {
-            await this.options.producer.sendBatch({ acks: -1, compression, topicMessages });
+            await this.options.transport.send(topicMessages, compression);
           } catch (err) {
             // Too large for the broker: final here, handled below by splitting.
             if (isRecordTooLarge(err)) throw err;

@@ -13,18 +13,15 @@ export function kafkaError(what: string, err: unknown): BlueWebhooksError {
 const TOO_LARGE = new Set(['MESSAGE_TOO_LARGE', 'RECORD_LIST_TOO_LARGE']);
 
 /**
- * Whether a kafkajs error (or anything in its cause chain) is the broker refusing records as too
- * large. kafkajs wraps the protocol error in KafkaJSNonRetriableError; its `type` says which.
+ * Whether a Kafka client's error (or anything in its cause chain, or among the errors it groups)
+ * is the broker refusing records as too large. kafkajs names the protocol error in `type` (wrapped
+ * in KafkaJSNonRetriableError); @platformatic/kafka in `apiId` (a ProtocolError inside the
+ * ResponseError inside the MultipleErrors that `send` rejects with).
  */
-export function isRecordTooLarge(err: unknown): boolean {
-  for (
-    let e = err as { type?: unknown; cause?: unknown; errors?: unknown[] } | undefined, depth = 0;
-    e && depth < 8;
-    depth++
-  ) {
-    if (typeof e.type === 'string' && TOO_LARGE.has(e.type)) return true;
-    if (Array.isArray(e.errors) && e.errors.some(isRecordTooLarge)) return true;
-    e = e.cause as typeof e;
-  }
-  return false;
+export function isRecordTooLarge(err: unknown, depth = 0): boolean {
+  const e = err as { type?: unknown; apiId?: unknown; cause?: unknown; errors?: unknown[] } | undefined;
+  if (!e || depth >= 8) return false;
+  if (TOO_LARGE.has(String(e.type)) || TOO_LARGE.has(String(e.apiId))) return true;
+  if (Array.isArray(e.errors) && e.errors.some((inner) => isRecordTooLarge(inner, depth + 1))) return true;
+  return isRecordTooLarge(e.cause, depth + 1);
 }

@@ -9,9 +9,8 @@
 // retry topic, due now; events go back on the events topic, as new events. Config comes from the
 // same environment variables as the dispatcher. It prints a JSON report on stdout.
 import { parseArgs } from 'node:util';
-import { Partitioners } from 'kafkajs';
 import { loadConfig } from '../config/index.js';
-import { createKafka, KafkaWriter } from '../kafka/index.js';
+import { createKafka, createProducer, KafkaWriter } from '../kafka/index.js';
 import { Metrics } from '../metrics/index.js';
 import { redriveEvents } from '../replay/index.js';
 import { redrive } from '../retries/index.js';
@@ -42,18 +41,14 @@ async function main(): Promise<void> {
   const config = loadConfig(process.env);
   const log = createLogger({ level: 'warn' });
   const kafka = createKafka({ brokers: config.kafka.brokers, clientId: 'blue-webhooks-redrive', log });
-  const producer = kafka.producer({
-    createPartitioner: Partitioners.DefaultPartitioner,
-    allowAutoTopicCreation: false,
-  });
+  const producer = createProducer({ brokers: config.kafka.brokers, clientId: 'blue-webhooks-redrive' });
   const writer = new KafkaWriter({
-    producer,
+    transport: producer,
     metrics: new Metrics({ defaultMetrics: false }),
     log,
     isStopping: () => false,
     maxRequestBytes: config.kafka.maxMessageBytes,
   });
-  await producer.connect();
   try {
     const dryRun = values['dry-run'];
     const report = values.events
@@ -61,7 +56,7 @@ async function main(): Promise<void> {
       : await redrive(kafka, writer, config, { webhookId: values.webhook, fromMs, toMs, dryRun });
     process.stdout.write(`${JSON.stringify({ ...report, dryRun })}\n`);
   } finally {
-    await producer.disconnect().catch(() => {});
+    await producer.close().catch(() => {});
   }
 }
 

@@ -11,10 +11,9 @@
 // {"scanned", "decoded", "matched", "queued", "tooLarge", "dryRun", "seconds"} as JSON on stdout,
 // and progress on stderr.
 import { parseArgs } from 'node:util';
-import { Partitioners } from 'kafkajs';
 import { Registry } from '../codec/index.js';
 import { loadConfig } from '../config/index.js';
-import { createKafka, KafkaWriter } from '../kafka/index.js';
+import { createKafka, createProducer, KafkaWriter } from '../kafka/index.js';
 import { Metrics } from '../metrics/index.js';
 import { replay } from '../replay/index.js';
 import { RetryTiers } from '../retries/index.js';
@@ -46,10 +45,7 @@ async function main(): Promise<void> {
   const log = createLogger({ level: 'warn' });
   const metrics = new Metrics({ defaultMetrics: false });
   const kafka = createKafka({ brokers: config.kafka.brokers, clientId: 'blue-webhooks-replay', log });
-  const producer = kafka.producer({
-    createPartitioner: Partitioners.DefaultPartitioner,
-    allowAutoTopicCreation: false,
-  });
+  const producer = createProducer({ brokers: config.kafka.brokers, clientId: 'blue-webhooks-replay' });
   const redis = createRedisClient(config.redis, { maxRetriesPerRequest: 3 });
   const table = new SubscriptionTable(
     new SubscriptionStore(redis, config.redis.keyPrefix),
@@ -58,12 +54,11 @@ async function main(): Promise<void> {
   );
   let webhook: Promise<ActiveSubscription | null> | null = null;
   const started = Date.now();
-  await producer.connect();
   try {
     const report = await replay({
       kafka,
       writer: new KafkaWriter({
-        producer,
+        transport: producer,
         metrics,
         log,
         isStopping: () => false,
@@ -95,7 +90,7 @@ async function main(): Promise<void> {
       `${JSON.stringify({ ...report, dryRun: values['dry-run'], seconds: (Date.now() - started) / 1000 })}\n`,
     );
   } finally {
-    await producer.disconnect().catch(() => {});
+    await producer.close().catch(() => {});
     redis.disconnect();
   }
 }

@@ -3,20 +3,21 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
+import { createProducer } from '../../src/kafka/producer.js';
 import { KafkaWriter } from '../../src/kafka/writer.js';
 import { Metrics } from '../../src/metrics/metrics.js';
 import { createLogger } from '../../src/shared/logger.js';
 import { defer } from '../helpers/defer.js';
+import { stackEnv } from '../helpers/env.js';
 import { createTestTopic, testAdmin, testKafka } from '../helpers/kafka.js';
 
 async function writerFor(t: import('node:test').TestContext, maxRequestBytes = 1_000_000) {
   const kafka = testKafka();
   const admin = await testAdmin(t, kafka);
-  const producer = kafka.producer({ allowAutoTopicCreation: false });
-  await producer.connect();
-  defer(t, () => producer.disconnect());
+  const transport = createProducer({ brokers: stackEnv().KAFKA_BROKERS!.split(','), clientId: 'test-writer' });
+  defer(t, () => transport.close());
   const writer = new KafkaWriter({
-    producer,
+    transport,
     metrics: new Metrics({ defaultMetrics: false }),
     log: createLogger({ write: () => {} }),
     isStopping: () => false,
