@@ -3,13 +3,15 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
+import { Partitioners, type PartitionMetadata } from 'kafkajs';
 import { createProducer } from '../../src/kafka/producer.js';
 import { KafkaWriter } from '../../src/kafka/writer.js';
 import { Metrics } from '../../src/metrics/metrics.js';
 import { createLogger } from '../../src/shared/logger.js';
 import { defer } from '../helpers/defer.js';
 import { stackEnv } from '../helpers/env.js';
-import { createTestTopic, testAdmin, testKafka } from '../helpers/kafka.js';
+import { createTestTopic, testAdmin, testKafka, uniqueName } from '../helpers/kafka.js';
+import { waitFor } from '../helpers/wait.js';
 
 async function writerFor(t: import('node:test').TestContext, maxRequestBytes = 1_000_000) {
   const kafka = testKafka();
@@ -74,3 +76,52 @@ test('a topic with a smaller limit than ours: requests are halved until they fit
   );
   assert.equal(refused, 'RECORD_TOO_LARGE');
 });
+
+test('keys land on the partitions the Java client (and kafkajs) picks, and headers and null keys arrive as written', async (t) => {
+  const { admin, writer } = await writerFor(t);
+  const topic = await createTestTopic(t, admin, 'it.writer', { numPartitions: 12 });
+  // Ids whose murmur2 hash has its top bit set go elsewhere with an unmasked hash: half of them.
+  const keys = Array.from({ length: 200 }, (_, i) => `wh_${i}`);
+  await Promise.all(
+    keys.map((key) => writer.write(topic, { key, value: key, headers: { 'x-a': 'one', 'x-b': ['two', 'three'] } })),
+  );
+  await writer.write(topic, { key: null, value: 'no key' });
+  const javaPartitioner = Partitioners.DefaultPartitioner();
+  const expected = new Map(
+    keys.map((key) => [
+      key,
+      javaPartitioner({ topic, partitionMetadata: partitionsOf(12), message: { key, value: key } }),
+    ]),
+  );
+  const kafka = testKafka();
+  const consumer = kafka.consumer({ groupId: uniqueName('it.writer') });
+  await consumer.connect();
+  defer(t, () => consumer.disconnect());
+  await consumer.subscribe({ topic, fromBeginning: true });
+  const seen: { key: string | null; partition: number; headers: Record<string, unknown> }[] = [];
+  await consumer.run({
+    eachMessage: async ({ partition, message }) => {
+      seen.push({ key: message.key?.toString() ?? null, partition, headers: message.headers ?? {} });
+    },
+  });
+  await waitFor(() => seen.length === keys.length + 1, { what: 'every record read back', timeoutMs: 30_000 });
+  const moved = seen.filter((r) => r.key !== null && r.partition !== expected.get(r.key));
+  assert.deepEqual(moved, [], 'every key on the partition kafkajs would have picked');
+  const first = seen.find((r) => r.key === 'wh_0')!;
+  assert.equal(String(first.headers['x-a']), 'one');
+  assert.deepEqual((first.headers['x-b'] as Buffer[]).map(String), ['two', 'three']);
+  assert.ok(
+    seen.some((r) => r.key === null),
+    'a record without a key is written too',
+  );
+});
+
+function partitionsOf(n: number): PartitionMetadata[] {
+  return Array.from({ length: n }, (_, partitionId) => ({
+    partitionId,
+    leader: 1,
+    replicas: [1],
+    isr: [1],
+    partitionErrorCode: 0,
+  }));
+}
