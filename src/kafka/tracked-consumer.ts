@@ -119,6 +119,11 @@ export class TrackedConsumer {
       },
       setup: async (consumer) => {
         consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => this.onJoin(payload.memberAssignment));
+        // A rebalance kafkajs heard between batches (its own heartbeat after an empty fetch) is
+        // not drained (finishBeforeRebalance): kafkajs rejoins at once. Committing what has
+        // finished, while the coordinator still takes commits of this generation, leaves the next
+        // owner only what is still under way to repeat, instead of all since the last commit tick.
+        consumer.on(consumer.events.REBALANCING, () => void this.commit());
         consumer.on(consumer.events.CRASH, () => {
           this.joined = false;
         });
@@ -231,8 +236,9 @@ export class TrackedConsumer {
    * heartbeat first hears "rebalance in progress" holds on: no message is taken in any more, the
    * work under way finishes (at most SHUTDOWN_GRACE_MS, heartbeating), its offsets are committed,
    * and only then does kafkajs rejoin. Partitions move with nothing of theirs in flight.
-   * A rebalance noticed by kafkajs's own heartbeat between batches (an idle partition) is not
-   * held; the work under way then is what an idle partition has, which is little.
+   * A rebalance noticed by kafkajs's own heartbeat between batches (after an empty fetch) is not
+   * held; what has finished is committed as kafkajs rejoins (the REBALANCING listener), and only
+   * the work still under way then can be repeated.
    */
   private async finishBeforeRebalance(p: EachBatchPayload): Promise<void> {
     if (this.rebalancing) return;
