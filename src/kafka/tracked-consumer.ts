@@ -361,7 +361,10 @@ export class TrackedConsumer {
 
   /** Commits each assigned partition's finished prefix; one commit at a time. */
   async commit(): Promise<void> {
-    if (this.committing) return this.committing;
+    // A commit under way read the offsets when it began, perhaps before the caller's work had
+    // finished (the drain before a rebalance waits for that work, then commits): wait for it, then
+    // commit what has finished since.
+    while (this.committing) await this.committing;
     this.committing = (async () => {
       const offsets: { topic: string; partition: number; offset: string }[] = [];
       const committed: [TrackedPartition, number][] = [];
