@@ -179,10 +179,13 @@ class Attempt implements Dispatcher.DispatchHandler, Expiring {
 export class HttpClient {
   private readonly agent: Agent;
   private readonly snippetBytes: number;
+  /** Less than this left of its deadline when a request reaches a connection: not sent (see Attempt). */
+  private readonly minStartMs: number;
   private readonly deadlines = new Deadlines();
 
   constructor(private readonly options: HttpClientOptions) {
     this.snippetBytes = options.snippetBytes ?? 512;
+    this.minStartMs = Math.min(SWEEP_MS, options.attemptTimeoutMs / 10);
     this.agent = new Agent({
       connections: options.maxConnectionsPerOrigin,
       pipelining: 1,
@@ -218,12 +221,7 @@ export class HttpClient {
     }
     const { attemptTimeoutMs, maxResponseBytes } = this.options;
     const deadline = Date.now() + attemptTimeoutMs;
-    const attempt = new Attempt(
-      this.snippetBytes,
-      maxResponseBytes,
-      deadline,
-      Math.min(SWEEP_MS, attemptTimeoutMs / 10),
-    );
+    const attempt = new Attempt(this.snippetBytes, maxResponseBytes, deadline, this.minStartMs);
     this.deadlines.start(attempt, deadline);
     try {
       this.agent.dispatch(

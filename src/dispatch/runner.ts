@@ -105,9 +105,6 @@ function lastErrorOf(end: TurnEnd): NonNullable<RetryRecord['lastError']> {
   return { code, message, httpStatus };
 }
 
-/** What follows an attempt: the retry policy's decision, or a deferral that costs no retry. */
-type Next = { decision: Decision; reason: OutcomeReason | null; deferred: boolean };
-
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /**
@@ -357,26 +354,17 @@ export class DeliveryRunner {
    * defers it to its next slot, keeping its attempt number and its place on the schedule; a
    * circuit open or an endpoint busy moves along the schedule as a retriable failure would.
    */
-  private next(input: RunInput, end: TurnEnd): Next {
+  private next(input: RunInput, end: TurnEnd): Decision {
     const { policy } = this.deps;
-    if (end.kind === 'attempted') {
-      const { outcome } = end.report;
-      return {
-        decision: decide(outcome, input.retry, policy),
-        reason: outcome.delivered ? null : 'failure',
-        deferred: false,
-      };
-    }
-    if (end.deferMs !== null)
-      return { decision: { kind: 'retry', delayMs: end.deferMs }, reason: end.reason, deferred: true };
-    return { decision: nextOnSchedule(input.retry, policy), reason: end.reason, deferred: false };
+    if (end.kind === 'attempted') return decide(end.report.outcome, input.retry, policy);
+    if (end.deferMs !== null) return { kind: 'retry', delayMs: end.deferMs };
+    return nextOnSchedule(input.retry, policy);
   }
 
   /** Makes what follows a turn durable: the next retry or a dead letter, then the outcome. */
   private async after(input: RunInput, key: OrderKey | null, end: TurnEnd): Promise<OutcomeState> {
     const { metrics } = this.deps;
-    const next = this.next(input, end);
-    const { decision } = next;
+    const decision = this.next(input, end);
     const details = detailsOf(input.attempt, end);
     let state: OutcomeState;
     switch (decision.kind) {
@@ -393,7 +381,8 @@ export class DeliveryRunner {
       case 'retry': {
         const dueAt = Date.now() + decision.delayMs;
         // A deferral made no attempt: it keeps its attempt number and its place on the schedule.
-        const record = next.deferred
+        const deferred = end.kind === 'not_attempted' && end.deferMs !== null;
+        const record = deferred
           ? this.recordOf(input, { attempt: input.attempt, retry: input.retry, dueAt, end })
           : this.recordOf(input, { attempt: input.attempt + 1, retry: input.retry + 1, dueAt, end });
         const scheduled = await this.scheduleRetry(key, record, decision.delayMs);
@@ -411,9 +400,11 @@ export class DeliveryRunner {
           details.reason = scheduled;
           break;
         }
-        metrics.retriesScheduled.inc({ reason: next.reason ?? 'failure' });
+        // A retry after an attempt made follows its failure; one without, why none was made.
+        const reason = end.kind === 'attempted' ? 'failure' : end.reason;
+        metrics.retriesScheduled.inc({ reason });
         state = 'RETRY_SCHEDULED';
-        details.reason = next.reason;
+        details.reason = reason;
         details.nextAttemptAt = dueAt;
         break;
       }

@@ -247,12 +247,13 @@ export class CircuitBreaker {
 
   /** Sends the successes counted here since the last flush: one COUNT call per bucket. */
   private flushSuccesses(now: number): void {
-    const byBucket = new Map<number, [key: string, count: number][]>();
+    // By bucket prefix: the circuits of one bucket share its slot.
+    const byBucket = new Map<string, [key: string, count: number][]>();
     for (const [webhookId, count] of this.successes) {
-      const bucket = bucketOf(webhookId);
-      const circuits = byBucket.get(bucket) ?? [];
-      circuits.push([this.circuit(webhookId)[0], count]);
-      byBucket.set(bucket, circuits);
+      const [key, prefix] = this.circuit(webhookId);
+      const circuits = byBucket.get(prefix) ?? [];
+      circuits.push([key, count]);
+      byBucket.set(prefix, circuits);
     }
     this.successes = new Map();
     for (const circuits of byBucket.values()) {

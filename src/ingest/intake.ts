@@ -22,10 +22,10 @@ export interface IntakeDeps {
  * finish the offset only once its end is durable. Each intake decides what a record becomes, in
  * its handleBatch.
  */
-export abstract class Intake implements BatchHandler {
+export abstract class Intake<Deps extends IntakeDeps> implements BatchHandler {
   private draining = false;
 
-  constructor(private readonly intakeDeps: IntakeDeps) {}
+  constructor(protected readonly deps: Deps) {}
 
   abstract handleBatch(batch: BatchContext): Promise<void>;
 
@@ -70,7 +70,7 @@ export abstract class Intake implements BatchHandler {
     work: () => Promise<void>,
     onFailure: (err: unknown) => Promise<void>,
   ): Promise<void> {
-    const { limiter } = this.intakeDeps;
+    const { limiter } = this.deps;
     if (!limiter.tryAcquire()) await limiter.acquire(heartbeat);
     finishWhenDurable(
       entry,
@@ -81,6 +81,6 @@ export abstract class Intake implements BatchHandler {
 
   /** A stalled record goes to its DLQ as it is; re-driving it from there takes it in again. */
   deadLetterStalled(m: KafkaMessage, from: RecordOrigin, detail: string): Promise<void> {
-    return this.intakeDeps.deadLetters.write(m, from, 'STALLED', detail);
+    return this.deps.deadLetters.write(m, from, 'STALLED', detail);
   }
 }

@@ -76,11 +76,7 @@ export function subscriptionMatches(t: ActiveSubscription, e: BlueEvent, ctx: ()
  * with the event id, and the event goes to the events DLQ as INTERNAL_ERROR. The partition moves
  * on; nothing is left unfinished but work that waits for a dependency.
  */
-export class EventPipeline extends Intake {
-  constructor(private readonly deps: EventPipelineDeps) {
-    super(deps);
-  }
-
+export class EventPipeline extends Intake<EventPipelineDeps> {
   override async handleBatch(batch: BatchContext): Promise<void> {
     const { topic, partition, heartbeat } = batch;
     const { tracing } = this.deps;

@@ -24,7 +24,7 @@ export interface RetryHandlerDeps {
  * Before each attempt it reads the current subscription: deleted or disabled ends the delivery;
  * a changed URL or secret is used as it is now.
  */
-export class RetryHandler extends Intake {
+export class RetryHandler extends Intake<RetryHandlerDeps> {
   /**
    * When a broker fails between appending a produce request and acknowledging it, the writer's
    * retry appends the same retry records again, next to the first copies. Without this, each copy
@@ -34,10 +34,6 @@ export class RetryHandler extends Intake {
    * still delivered (at least once).
    */
   private readonly recent = new RecentKeys(20_000);
-
-  constructor(private readonly deps: RetryHandlerDeps) {
-    super(deps);
-  }
 
   override async handleBatch(batch: BatchContext): Promise<void> {
     const { deadLetters, metrics, log } = this.deps;
