@@ -125,3 +125,39 @@ function partitionsOf(n: number): PartitionMetadata[] {
     partitionErrorCode: 0,
   }));
 }
+
+test('hostile headers copied from an outside record (a dead letter keeps them) arrive as written; a header without a value is left out', async (t) => {
+  const { admin, writer } = await writerFor(t);
+  const topic = await createTestTopic(t, admin, 'it.writer', { numPartitions: 1 });
+  const binary = Buffer.from([0x00, 0xff, 0xfe, 0x0a, 0x7b]);
+  const many = Object.fromEntries(Array.from({ length: 200 }, (_, i) => [`h${i}`, `v${i}`]));
+  const headers = {
+    ...many,
+    '': 'empty name',
+    'ünï{cödé}\n': 'odd name',
+    binary,
+    big: Buffer.alloc(100_000, 'x'),
+    absent: undefined,
+  };
+  await writer.write(topic, { key: 'k', value: 'v', headers });
+  const kafka = testKafka();
+  const consumer = kafka.consumer({ groupId: uniqueName('it.writer') });
+  await consumer.connect();
+  defer(t, () => consumer.disconnect());
+  await consumer.subscribe({ topic, fromBeginning: true });
+  let read: Record<string, unknown> | null = null;
+  await consumer.run({
+    eachMessage: async ({ message }) => {
+      read = message.headers ?? {};
+    },
+  });
+  await waitFor(() => read !== null, { what: 'the record read back' });
+  const got = read as unknown as Record<string, Buffer | undefined>;
+  assert.equal(String(got['']), 'empty name');
+  assert.equal(String(got['ünï{cödé}\n']), 'odd name');
+  assert.deepEqual(got.binary, binary);
+  assert.equal(got.big?.length, 100_000);
+  assert.equal(String(got.h199), 'v199');
+  assert.equal(Object.keys(got).length, 204, 'every header with a value, and nothing for the one without');
+  assert.ok(!('absent' in got));
+});
