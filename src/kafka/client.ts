@@ -1,5 +1,5 @@
 import { Kafka, type LogEntry, logLevel } from 'kafkajs';
-import type { Logger } from '../shared/index.js';
+import type { Logger, LogLevel } from '../shared/index.js';
 
 export interface KafkaClientOptions {
   brokers: readonly string[];
@@ -10,7 +10,29 @@ export interface KafkaClientOptions {
 }
 
 const TRANSIENT =
-  /not the leader|does not host this topic-partition|leader not available|coordinator is (loading|not available)|not the correct coordinator|no longer available/i;
+  /not the leader|does not host this topic-partition|leader not available|coordinator is (loading|not available)|not the correct coordinator|failed to find group coordinator|no longer available/i;
+
+/**
+ * Whether a Kafka error is one a healthy cluster shows for a while and kafkajs retries by itself:
+ * leadership moving, or a coordinator loading (new topics, a broker restart, a cluster's first
+ * seconds). Such a line is a warning, not an error, or every healthy start would page someone.
+ */
+export function isTransientKafkaError(text: string): boolean {
+  return TRANSIENT.test(text);
+}
+
+/**
+ * The level a kafkajs log line gets in the service's log. kafkajs names the error in `error` on
+ * most lines, but a consumer's "Crash: …" line carries it only in its message and `stack`, so all
+ * three are read.
+ */
+export function kafkaLogLevel(level: logLevel, entry: { message: string; error?: unknown; stack?: unknown }): LogLevel {
+  const text = `${entry.message} ${String(entry.error ?? '')} ${String(entry.stack ?? '').split('\n', 1)[0]}`;
+  // A heartbeat refused during a rebalance is routine.
+  if (/rebalanc/i.test(String(entry.error ?? ''))) return 'info';
+  if (isTransientKafkaError(text) || level === logLevel.WARN) return 'warn';
+  return level <= logLevel.ERROR ? 'error' : 'info';
+}
 
 /** A kafkajs client whose logs go through the service's JSON logger. */
 export function createKafka(options: KafkaClientOptions): Kafka {
@@ -26,18 +48,7 @@ export function createKafka(options: KafkaClientOptions): Kafka {
       () =>
       ({ level, log: entry }: LogEntry) => {
         const { message, ...fields } = entry;
-        // A heartbeat refused during a rebalance is routine, not an error; leadership moving or a
-        // coordinator loading (new topics, a broker restart) is transient: kafkajs retries it.
-        const error = String(fields.error ?? '');
-        const routine = /rebalanc/i.test(error);
-        const transient = TRANSIENT.test(error);
-        const fn = routine
-          ? log.info
-          : transient || level === logLevel.WARN
-            ? log.warn
-            : level <= logLevel.ERROR
-              ? log.error
-              : log.info;
+        const fn = log[kafkaLogLevel(level, entry)];
         fn(message, fields);
       },
   });

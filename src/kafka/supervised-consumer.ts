@@ -1,6 +1,7 @@
 import type { Consumer, ConsumerConfig, Kafka } from 'kafkajs';
 import type { Metrics } from '../metrics/index.js';
 import { type BackoffOptions, backoffMs, errorMessage, type Logger } from '../shared/index.js';
+import { isTransientKafkaError } from './client.js';
 
 export interface SupervisedConsumerOptions {
   kafka: Kafka;
@@ -64,7 +65,9 @@ export class SupervisedConsumer {
       restarted_by: restart ? 'kafkajs' : 'service',
     });
     if (restart) {
-      this.options.log.error('consumer crashed; kafkajs restarts it', {
+      // A coordinator still loading is how a healthy cluster's first seconds look: a warning.
+      const level = isTransientKafkaError(errorMessage(error)) ? 'warn' : 'error';
+      this.options.log[level]('consumer crashed; kafkajs restarts it', {
         consumer: this.options.name,
         error: errorMessage(error),
       });
