@@ -74,13 +74,23 @@ export async function runHttp(bench: Bench, count: number, rate: number): Promis
   return reply;
 }
 
-/** (b) The HTTP limit. */
+/**
+ * (b) The HTTP limit: the median of three runs. One run moved by up to 78% between two full runs
+ * (10,022 and 17,814 requests/s, at the same client CPU per request), which swung c / min(a, b).
+ */
 export async function httpLimit(bench: Bench): Promise<HttpRun> {
-  await ask(bench.rx, { cmd: 'reset' }, 'reset');
-  const b = await runHttp(bench, SIZE.events, 0);
-  results.httpLimit = b;
+  const runs: HttpRun[] = [];
+  for (let i = 0; i < 3; i++) {
+    await ask(bench.rx, { cmd: 'reset' }, 'reset');
+    runs.push(await runHttp(bench, SIZE.events, 0));
+  }
+  runs.sort((x, y) => x.requestsPerSec - y.requestsPerSec);
+  const b = runs[1]!;
+  results.httpLimit = { ...b, runsPerSec: runs.map((run) => Math.round(run.requestsPerSec)) };
   log(
-    `(b) HTTP limit: ${b.requestsPerSec.toFixed(0)} requests/s at concurrency ${HTTP_CONCURRENCY}; client CPU ${b.cpuUsPerRequest.toFixed(0)} µs per request`,
+    `(b) HTTP limit: ${b.requestsPerSec.toFixed(0)} requests/s at concurrency ${HTTP_CONCURRENCY} (median of ${runs
+      .map((run) => run.requestsPerSec.toFixed(0))
+      .join(', ')}); client CPU ${b.cpuUsPerRequest.toFixed(0)} µs per request`,
   );
   return b;
 }

@@ -3,6 +3,7 @@ import type { Metrics } from '../metrics/index.js';
 import { errorMessage, type Logger } from '../shared/index.js';
 import type { RecordOrigin } from './dead-letters.js';
 import { type OffsetEntry, PartitionTracker } from './offset-tracker.js';
+import { holdNextRejoin } from './rejoin-hold.js';
 import { SupervisedConsumer } from './supervised-consumer.js';
 
 /** How often a consumer heartbeats (well under KAFKA_SESSION_TIMEOUT_MS, whose minimum is 6 s). */
@@ -114,16 +115,19 @@ export class TrackedConsumer {
         // for every member to rejoin: events wait about one heartbeat interval whenever a replica
         // comes or goes. A third of a second (a heartbeat is a few bytes) keeps that wait short.
         heartbeatInterval: HEARTBEAT_INTERVAL_MS,
+        // How long the group waits for its members to rejoin: longer than a drain may take.
+        rebalanceTimeout: Math.max(60_000, options.rebalanceDrainMs + 10_000),
         maxWaitTimeInMs: 100,
         allowAutoTopicCreation: false,
       },
       setup: async (consumer) => {
         consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => this.onJoin(payload.memberAssignment));
-        // A rebalance kafkajs heard between batches (its own heartbeat after an empty fetch) is
-        // not drained (finishBeforeRebalance): kafkajs rejoins at once. Committing what has
-        // finished, while the coordinator still takes commits of this generation, leaves the next
-        // owner only what is still under way to repeat, instead of all since the last commit tick.
-        consumer.on(consumer.events.REBALANCING, () => void this.commit());
+        // A rebalance kafkajs heard between batches (its own heartbeat after an empty fetch): it
+        // rejoins only once the work under way is finished and committed (see rejoin-hold.ts).
+        consumer.on(consumer.events.REBALANCING, ({ payload }) => {
+          if (this.rebalancing) return; // the batch that heard it has drained already
+          holdNextRejoin(payload.memberId, (heartbeat) => this.drainForRebalance(heartbeat));
+        });
         consumer.on(consumer.events.CRASH, () => {
           this.joined = false;
         });
@@ -233,12 +237,10 @@ export class TrackedConsumer {
    * not yet committed is fetched again by the new owner and delivered twice. kafkajs rejoins the
    * group only after every eachBatch of the current fetch has returned, and the coordinator accepts
    * commits from the current generation until all members have joined again. So the batch whose
-   * heartbeat first hears "rebalance in progress" holds on: no message is taken in any more, the
-   * work under way finishes (at most SHUTDOWN_GRACE_MS, heartbeating), its offsets are committed,
-   * and only then does kafkajs rejoin. Partitions move with nothing of theirs in flight.
-   * A rebalance noticed by kafkajs's own heartbeat between batches (after an empty fetch) is not
-   * held; what has finished is committed as kafkajs rejoins (the REBALANCING listener), and only
-   * the work still under way then can be repeated.
+   * heartbeat first hears "rebalance in progress" holds on until the work under way is finished
+   * and committed (drainForRebalance), and only then lets kafkajs rejoin. A rebalance kafkajs hears
+   * by itself between batches is held the same way, before its JoinGroup (the REBALANCING
+   * listener). Partitions move with nothing of theirs in flight.
    */
   private async finishBeforeRebalance(p: EachBatchPayload): Promise<void> {
     if (this.rebalancing) return;
@@ -247,12 +249,26 @@ export class TrackedConsumer {
       (err: unknown) => err,
     );
     if (!isRebalanceStarting(heard)) return;
+    await this.drainForRebalance(() => p.heartbeat().catch(() => {}));
+    // kafkajs's own error: it rejoins at once, without logging it as a failure of eachBatch.
+    throw heard;
+  }
+
+  /**
+   * No message is taken in any more; the work under way finishes (at most SHUTDOWN_GRACE_MS,
+   * heartbeating so the session lasts), and what has finished is committed.
+   */
+  private async drainForRebalance(heartbeat: () => Promise<void>): Promise<void> {
     this.rebalancing = true;
     const started = Date.now();
     const deadline = started + this.options.rebalanceDrainMs;
+    let beat = started;
     while (this.pending() > 0 && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, DRAIN_POLL_MS));
-      await p.heartbeat().catch(() => {});
+      if (Date.now() - beat >= HEARTBEAT_INTERVAL_MS) {
+        beat = Date.now();
+        await heartbeat();
+      }
     }
     await this.commit();
     this.options.log.info('rebalance: work under way finished and committed before the partitions move', {
@@ -260,8 +276,6 @@ export class TrackedConsumer {
       waitedMs: Date.now() - started,
       unfinished: this.pending(),
     });
-    // kafkajs's own error: it rejoins at once, without logging it as a failure of eachBatch.
-    throw heard;
   }
 
   /** Partitions whose oldest unfinished offset has waited past STALL_TIMEOUT_MS (readiness names them). */

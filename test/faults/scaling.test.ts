@@ -98,3 +98,33 @@ test('a replica joins an idle group: what was delivered but not yet committed is
   t.diagnostic(`${duplicates} of 60 delivered again after the rebalance`);
   assert.equal(duplicates, 0);
 });
+
+test('a replica joins while deliveries are under way and no event arrives: they finish and are committed before the partitions move', async (t) => {
+  const s = await createScenario(t, { partitions: 6 });
+  // The first 60 deliveries are answered after 2 s: still under way when the second replica joins.
+  let slow = true;
+  const rx = await startReceiver(t, (_d, res) => {
+    if (slow) setTimeout(() => res.writeHead(200).end(), 2000);
+    else res.writeHead(200).end();
+  });
+  await putSubscription(s, sampleSubscription({ id: 'wh_busy', url: `${rx.url}/busy` }));
+  const env = { COMMIT_INTERVAL_MS: '60000' };
+  await startDispatcher(s, env);
+  await produceEvents(
+    s,
+    Array.from({ length: 60 }, (_, i) => sampleEvent({ eventId: `busy_${i}`, id: `todo_${i}` })),
+  );
+  await waitFor(() => rx.deliveries.length === 60, { what: '60 deliveries under way' });
+  slow = false;
+  // No event arrives now: the first replica hears of the rebalance in kafkajs's own heartbeat
+  // after an empty fetch, with 60 deliveries waiting for their answers.
+  await startDispatcher(s, env);
+  await produceEvents(
+    s,
+    Array.from({ length: 60 }, (_, i) => sampleEvent({ eventId: `later_${i}`, id: `entity_${i}` })),
+  );
+  await waitFor(() => rx.pairs().size === 120, { what: '120 deliveries', timeoutMs: 60_000 });
+  const duplicates = rx.deliveries.length - rx.pairs().size;
+  t.diagnostic(`${duplicates} of 60 under way delivered again after the rebalance`);
+  assert.equal(duplicates, 0);
+});
