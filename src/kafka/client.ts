@@ -48,8 +48,7 @@ export function createKafka(options: KafkaClientOptions): Kafka {
       () =>
       ({ level, log: entry }: LogEntry) => {
         const { message, ...fields } = entry;
-        const fn = log[kafkaLogLevel(level, entry)];
-        fn(message, fields);
+        log[kafkaLogLevel(level, entry)](message, fields);
       },
   });
 }
