@@ -51,9 +51,13 @@ export abstract class Intake<Deps extends IntakeDeps> implements BatchHandler {
     return fresh;
   }
 
-  /** Takes one message in: its offset is tracked and resolved. Null while draining. */
-  protected take({ tracker, resolveOffset }: BatchContext, m: KafkaMessage): OffsetEntry | null {
-    if (this.draining) return null;
+  /**
+   * Takes one message in: its offset is tracked and resolved. Null while draining, and once a
+   * rebalance has begun: a batch still running when another heard of it (partitions are consumed
+   * concurrently) must not add work that the drain before the rebalance would not wait for.
+   */
+  protected take({ tracker, resolveOffset, takingIn }: BatchContext, m: KafkaMessage): OffsetEntry | null {
+    if (this.draining || !takingIn()) return null;
     const entry = tracker.add(Number(m.offset), m);
     resolveOffset(m.offset);
     return entry;

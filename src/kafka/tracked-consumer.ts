@@ -22,6 +22,11 @@ export interface BatchContext {
   heartbeat: () => Promise<void>;
   /** Stops fetching this partition for a while; unresolved messages are fetched again after. */
   pauseFor: (ms: number) => void;
+  /**
+   * False once a rebalance has begun (heard by this batch or another): messages not taken in by
+   * then are left, unresolved, to whoever owns the partition next.
+   */
+  takingIn: () => boolean;
 }
 
 export interface BatchHandler {
@@ -226,6 +231,7 @@ export class TrackedConsumer {
       // batch whose offsets are already taken in: they would never finish, and never be read again.
       heartbeat: () => p.heartbeat().catch(() => {}),
       pauseFor: (ms) => this.pauseFor(batch.topic, batch.partition, ms),
+      takingIn: () => !this.rebalancing,
     });
     await this.finishBeforeRebalance(p);
   }

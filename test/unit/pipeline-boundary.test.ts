@@ -18,7 +18,7 @@ import type { SubscriptionTable } from '../../src/subscriptions/table.js';
 import { candidateKey } from '../../src/subscriptions/table.js';
 import { Tracing } from '../../src/tracing/tracing.js';
 
-function pipelineWith(opts: { matches?: () => boolean; run?: () => Promise<void> }) {
+function pipelineWith(opts: { matches?: () => boolean; run?: () => Promise<void>; takingIn?: () => boolean }) {
   const letters: { offset: string; reason: string; detail: string }[] = [];
   const sub = activate(sampleSubscription({ id: 'wh' }));
   const target = opts.matches ? { ...sub, matches: opts.matches } : sub;
@@ -54,17 +54,19 @@ function pipelineWith(opts: { matches?: () => boolean; run?: () => Promise<void>
         attributes: 0,
       }) as unknown as KafkaMessage,
   );
+  const resolved: string[] = [];
   const handle = () =>
     pipeline.handleBatch({
       topic: 't',
       partition: 0,
       messages,
       tracker,
-      resolveOffset: () => {},
+      resolveOffset: (offset) => resolved.push(offset),
       heartbeat: async () => {},
       pauseFor: () => {},
+      takingIn: opts.takingIn ?? (() => true),
     });
-  return { handle, tracker, letters, metrics };
+  return { handle, tracker, letters, metrics, resolved };
 }
 
 async function settled(tracker: PartitionTracker, offset: number) {
@@ -113,4 +115,20 @@ test('a delivery stopped by shutdown leaves its offset unfinished, for the next 
   await handle();
   assert.equal(await settled(tracker, 3), null);
   assert.equal(letters.length, 0);
+});
+
+test('a rebalance heard by another batch: this one takes nothing more in, and leaves the rest unresolved for the next owner', async () => {
+  // Partitions are consumed concurrently: the first event's delivery starts, then another batch
+  // hears that the group is rebalancing. Events 1 and 2 must not become work the drain misses.
+  let rebalancing = false;
+  const { handle, tracker, resolved } = pipelineWith({
+    run: async () => {
+      rebalancing = true;
+    },
+    takingIn: () => !rebalancing,
+  });
+  await handle();
+  assert.deepEqual(resolved, ['0']);
+  assert.equal(tracker.has(1), false);
+  assert.equal(await settled(tracker, 1), 1);
 });
