@@ -1,6 +1,7 @@
 // `npm run demo`: the main job on a local stack it starts itself. Starts the stack, the dispatcher,
 // a receiver that verifies both signatures and prints each delivery, and a producer of sample Blue
-// events for a sample subscription. Ctrl-C stops it all. DEMO_EVENTS=N stops after N deliveries.
+// events for a sample subscription. Ctrl-C stops it all. DEMO_EVENTS=N stops after N deliveries
+// and their N outcomes.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -17,6 +18,7 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 const SECRET = 'demo-secret-change-me';
 const TYPES = ['TODO_CREATED', 'TODO_MOVED', 'COMMENT_CREATED'];
 const limit = Number(process.env.DEMO_EVENTS ?? 0);
+const OUTCOME_WAIT_MS = 10_000;
 
 function say(msg: string): void {
   process.stdout.write(`[demo] ${msg}\n`);
@@ -39,7 +41,7 @@ function stackUp(): Record<string, string> {
 }
 
 /** Prints, for each outcome on the results topic, one short line: what the service recorded. */
-async function followOutcomes(kafka: Kafka, registryUrl: string): Promise<Consumer> {
+async function followOutcomes(kafka: Kafka, registryUrl: string, onOutcome: () => void): Promise<Consumer> {
   const registry = new SchemaRegistry({ host: registryUrl });
   const consumer = kafka.consumer({ groupId: `blue-demo.results.${process.pid}.${Date.now()}`, maxWaitTimeInMs: 100 });
   await consumer.connect();
@@ -51,6 +53,7 @@ async function followOutcomes(kafka: Kafka, registryUrl: string): Promise<Consum
       say(
         `  outcome on blue.webhook-results: ${r.outcome}${r.reason ? ` (${r.reason})` : ''}, HTTP ${r.httpStatus ?? '-'}, ${r.durationMs} ms, for ${r.deliveryId}`,
       );
+      onOutcome();
     },
   });
   await joined;
@@ -102,10 +105,17 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => finish(0));
   process.on('SIGTERM', () => finish(0));
 
+  // DEMO_EVENTS=N: done once N deliveries and their N outcomes are shown (an outcome is written
+  // just after its delivery; one that does not come within OUTCOME_WAIT_MS is not waited for).
+  let outcomesSeen = 0;
+  const maybeFinish = () => {
+    if (limit > 0 && received >= limit && outcomesSeen >= limit) finish(invalid === 0 ? 0 : 1);
+  };
   const url = await startReceiver((ok) => {
     received++;
     if (!ok) invalid++;
-    if (limit > 0 && received >= limit) finish(invalid === 0 ? 0 : 1);
+    if (limit > 0 && received === limit) setTimeout(() => finish(invalid === 0 ? 0 : 1), OUTCOME_WAIT_MS);
+    maybeFinish();
   });
   say(`receiver listening on ${url}`);
 
@@ -160,7 +170,10 @@ async function main(): Promise<void> {
     await new Promise((r) => setTimeout(r, 200));
   }
   await admin.disconnect();
-  const outcomes = await followOutcomes(kafka, env.SCHEMA_REGISTRY_URL!);
+  await followOutcomes(kafka, env.SCHEMA_REGISTRY_URL!, () => {
+    outcomesSeen++;
+    maybeFinish();
+  });
 
   const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
   await producer.connect();
@@ -185,8 +198,8 @@ async function main(): Promise<void> {
     if (limit > 0 && i >= limit) break;
     await new Promise((r) => setTimeout(r, 2000));
   }
+  // The outcomes consumer runs on: the last outcomes come after the last event (finish() exits).
   await producer.disconnect();
-  await outcomes.disconnect();
 }
 
 main().catch((err) => {

@@ -18,6 +18,12 @@ test('npm run demo delivers sample events with valid signatures, then stops clea
   for (const l of received) assert.match(l, /X-Blue-Signature valid, webhook-signature valid/);
   // Around the deliveries: the outcome read back from the results topic, and the port it really listens on.
   assert.match(output, /outcome on blue\.webhook-results: DELIVERED, HTTP 200, \d+ ms, for msg_/);
+  // Every delivery shown has its outcome shown too, the last one included (the demo used to stop
+  // on the last receipt, before its outcome was read back).
+  for (const l of received) {
+    const id = / delivery (msg_\S+) /.exec(l)?.[1];
+    assert.ok(id && output.includes(`for ${id}`), `no outcome shown for ${id}\n${output}`);
+  }
   const port = Number(/metrics on http:\/\/127\.0\.0\.1:(\d+)\/metrics/.exec(output)?.[1]);
   assert.ok(port > 0, 'the metrics URL names the port chosen (METRICS_PORT=0 here)');
   // A healthy start prints no error-level line.
