@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
-import { type Consumer, Kafka, logLevel, Partitioners } from 'kafkajs';
+import { Kafka, logLevel, Partitioners } from 'kafkajs';
 import { verifyBlueSignature, verifyStandardSignature } from '../delivery/index.js';
 import type { WebhookResult } from '../outcomes/index.js';
 import { sampleEvent, sampleSubscription } from './sample-data.js';
@@ -41,7 +41,7 @@ function stackUp(): Record<string, string> {
 }
 
 /** Prints, for each outcome on the results topic, one short line: what the service recorded. */
-async function followOutcomes(kafka: Kafka, registryUrl: string, onOutcome: () => void): Promise<Consumer> {
+async function followOutcomes(kafka: Kafka, registryUrl: string, onOutcome: () => void): Promise<void> {
   const registry = new SchemaRegistry({ host: registryUrl });
   const consumer = kafka.consumer({ groupId: `blue-demo.results.${process.pid}.${Date.now()}`, maxWaitTimeInMs: 100 });
   await consumer.connect();
@@ -57,7 +57,6 @@ async function followOutcomes(kafka: Kafka, registryUrl: string, onOutcome: () =
     },
   });
   await joined;
-  return consumer;
 }
 
 async function startReceiver(onDelivery: (ok: boolean) => void): Promise<string> {
