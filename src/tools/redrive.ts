@@ -10,12 +10,12 @@
 // same environment variables as the dispatcher. It prints a JSON report on stdout.
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../config/index.js';
-import { createKafka, createProducer, KafkaWriter } from '../kafka/index.js';
 import { Metrics } from '../metrics/index.js';
 import { redriveEvents } from '../replay/index.js';
 import { redrive } from '../retries/index.js';
 import { createLogger, errorMessage, silenceKafkajsTimerWarning } from '../shared/index.js';
 import { parseReasonArg, parseTimeArg } from './args.js';
+import { toolKafka } from './kafka.js';
 
 async function main(): Promise<void> {
   silenceKafkajsTimerWarning();
@@ -40,15 +40,12 @@ async function main(): Promise<void> {
   const reason = parseReasonArg(values.reason);
   const config = loadConfig(process.env);
   const log = createLogger({ level: 'warn' });
-  const kafka = createKafka({ brokers: config.kafka.brokers, clientId: 'blue-webhooks-redrive', log });
-  const producer = createProducer({ brokers: config.kafka.brokers, clientId: 'blue-webhooks-redrive' });
-  const writer = new KafkaWriter({
-    transport: producer,
-    metrics: new Metrics({ defaultMetrics: false }),
+  const { kafka, writer, close } = toolKafka(
+    config,
+    'blue-webhooks-redrive',
     log,
-    isStopping: () => false,
-    maxRequestBytes: config.kafka.maxMessageBytes,
-  });
+    new Metrics({ defaultMetrics: false }),
+  );
   try {
     const dryRun = values['dry-run'];
     const report = values.events
@@ -56,7 +53,7 @@ async function main(): Promise<void> {
       : await redrive(kafka, writer, config, { webhookId: values.webhook, fromMs, toMs, dryRun });
     process.stdout.write(`${JSON.stringify({ ...report, dryRun })}\n`);
   } finally {
-    await producer.close().catch(() => {});
+    await close();
   }
 }
 

@@ -13,13 +13,13 @@
 import { parseArgs } from 'node:util';
 import { Registry } from '../codec/index.js';
 import { loadConfig } from '../config/index.js';
-import { createKafka, createProducer, KafkaWriter } from '../kafka/index.js';
 import { Metrics } from '../metrics/index.js';
 import { replay } from '../replay/index.js';
 import { RetryTiers } from '../retries/index.js';
 import { createLogger, createRedisClient, errorMessage, silenceKafkajsTimerWarning } from '../shared/index.js';
 import { type ActiveSubscription, SubscriptionStore, SubscriptionTable } from '../subscriptions/index.js';
 import { parseTimeArg } from './args.js';
+import { toolKafka } from './kafka.js';
 
 async function main(): Promise<void> {
   silenceKafkajsTimerWarning();
@@ -44,8 +44,7 @@ async function main(): Promise<void> {
   if (tiers.delaysMs.length === 0) throw new Error('RETRY_SCHEDULE is none: there is no retry topic to queue to');
   const log = createLogger({ level: 'warn' });
   const metrics = new Metrics({ defaultMetrics: false });
-  const kafka = createKafka({ brokers: config.kafka.brokers, clientId: 'blue-webhooks-replay', log });
-  const producer = createProducer({ brokers: config.kafka.brokers, clientId: 'blue-webhooks-replay' });
+  const { kafka, writer, close } = toolKafka(config, 'blue-webhooks-replay', log, metrics);
   const redis = createRedisClient(config.redis, { maxRetriesPerRequest: 3 });
   const table = new SubscriptionTable(
     new SubscriptionStore(redis, config.redis.keyPrefix),
@@ -57,13 +56,7 @@ async function main(): Promise<void> {
   try {
     const report = await replay({
       kafka,
-      writer: new KafkaWriter({
-        transport: producer,
-        metrics,
-        log,
-        isStopping: () => false,
-        maxRequestBytes: config.kafka.maxMessageBytes,
-      }),
+      writer,
       registry: new Registry(config.schemaRegistryUrl),
       eventsTopic: config.topics.events,
       retryTopic: tiers.topicOf(tiers.delaysMs[0]!),
@@ -90,7 +83,7 @@ async function main(): Promise<void> {
       `${JSON.stringify({ ...report, dryRun: values['dry-run'], seconds: (Date.now() - started) / 1000 })}\n`,
     );
   } finally {
-    await producer.close().catch(() => {});
+    await close();
     redis.disconnect();
   }
 }

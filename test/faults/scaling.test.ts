@@ -2,10 +2,10 @@
 // under way when they moved is delivered a second time. (Measured before the drain on rebalance:
 // duplicates on every scale event, from work taken in but not committed when a partition moved.)
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { type TestContext, test } from 'node:test';
 import { sampleEvent, sampleSubscription } from '../../src/demo/sample-data.js';
 import { createScenario, produceEvents, putSubscription, startDispatcher } from '../helpers/dispatcher.js';
-import { startReceiver } from '../helpers/receiver.js';
+import { type Responder, startReceiver } from '../helpers/receiver.js';
 import { waitFor } from '../helpers/wait.js';
 
 const RATE = 300; // events a second
@@ -72,59 +72,47 @@ test('scaling 1 → 3 → 1 gracefully at 300 events/s, fan-out 2: every deliver
   assert.equal(duplicates, 0, `${duplicates} of ${expected} delivered twice`);
 });
 
-test('a replica joins an idle group: what was delivered but not yet committed is committed as partitions move, not delivered again', async (t) => {
+/**
+ * One replica has taken 60 events in (no commit tick runs during the test: COMMIT_INTERVAL_MS is a
+ * minute) and no event arrives, so it hears of the rebalance a second replica starts in kafkajs's
+ * own heartbeat after an empty fetch, where no batch holds the rebalance back. Sentinels on every
+ * partition follow: once they are delivered, each partition has been read by its owner from the
+ * committed offset, and anything not committed would have come first. Returns how many of the 60
+ * were delivered again. `respond` is the endpoint's answer to the first 60.
+ */
+async function secondReplicaJoinsIdleGroup(t: TestContext, respond: Responder): Promise<number> {
   const s = await createScenario(t, { partitions: 6 });
-  const rx = await startReceiver(t);
+  let first60 = true;
+  const rx = await startReceiver(t, (d, res) => (first60 ? respond(d, res) : res.writeHead(200).end()));
   await putSubscription(s, sampleSubscription({ id: 'wh_idle', url: `${rx.url}/idle` }));
-  // No commit tick during the test: only a commit made as the rebalance starts can save the work.
   const env = { COMMIT_INTERVAL_MS: '60000' };
   await startDispatcher(s, env);
   await produceEvents(
     s,
     Array.from({ length: 60 }, (_, i) => sampleEvent({ eventId: `idle_${i}`, id: `todo_${i}` })),
   );
-  await waitFor(() => rx.pairs().size === 60, { what: '60 deliveries' });
-  // The first replica is idle now: it hears of the rebalance in kafkajs's own heartbeat after an
-  // empty fetch, where no batch can hold the rebalance back (finishBeforeRebalance).
+  await waitFor(() => rx.deliveries.length === 60, { what: '60 deliveries' });
+  first60 = false;
   await startDispatcher(s, env);
-  // Sentinels on every partition: once they are delivered, each partition has been read by its
-  // new owner from the committed offset, and anything not committed would have come first.
   await produceEvents(
     s,
     Array.from({ length: 60 }, (_, i) => sampleEvent({ eventId: `after_${i}`, id: `entity_${i}` })),
   );
   await waitFor(() => rx.pairs().size === 120, { what: '120 deliveries', timeoutMs: 60_000 });
-  const duplicates = rx.deliveries.length - rx.pairs().size;
+  return rx.deliveries.length - rx.pairs().size;
+}
+
+test('a replica joins an idle group: what was delivered but not yet committed is committed as partitions move, not delivered again', async (t) => {
+  const duplicates = await secondReplicaJoinsIdleGroup(t, (_d, res) => res.writeHead(200).end());
   t.diagnostic(`${duplicates} of 60 delivered again after the rebalance`);
   assert.equal(duplicates, 0);
 });
 
 test('a replica joins while deliveries are under way and no event arrives: they finish and are committed before the partitions move', async (t) => {
-  const s = await createScenario(t, { partitions: 6 });
   // The first 60 deliveries are answered after 2 s: still under way when the second replica joins.
-  let slow = true;
-  const rx = await startReceiver(t, (_d, res) => {
-    if (slow) setTimeout(() => res.writeHead(200).end(), 2000);
-    else res.writeHead(200).end();
+  const duplicates = await secondReplicaJoinsIdleGroup(t, (_d, res) => {
+    setTimeout(() => res.writeHead(200).end(), 2000);
   });
-  await putSubscription(s, sampleSubscription({ id: 'wh_busy', url: `${rx.url}/busy` }));
-  const env = { COMMIT_INTERVAL_MS: '60000' };
-  await startDispatcher(s, env);
-  await produceEvents(
-    s,
-    Array.from({ length: 60 }, (_, i) => sampleEvent({ eventId: `busy_${i}`, id: `todo_${i}` })),
-  );
-  await waitFor(() => rx.deliveries.length === 60, { what: '60 deliveries under way' });
-  slow = false;
-  // No event arrives now: the first replica hears of the rebalance in kafkajs's own heartbeat
-  // after an empty fetch, with 60 deliveries waiting for their answers.
-  await startDispatcher(s, env);
-  await produceEvents(
-    s,
-    Array.from({ length: 60 }, (_, i) => sampleEvent({ eventId: `later_${i}`, id: `entity_${i}` })),
-  );
-  await waitFor(() => rx.pairs().size === 120, { what: '120 deliveries', timeoutMs: 60_000 });
-  const duplicates = rx.deliveries.length - rx.pairs().size;
   t.diagnostic(`${duplicates} of 60 under way delivered again after the rebalance`);
   assert.equal(duplicates, 0);
 });

@@ -2,7 +2,7 @@
 // can never fit is refused at once instead of being retried forever.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { test } from 'node:test';
+import { type TestContext, test } from 'node:test';
 import { Partitioners, type PartitionMetadata } from 'kafkajs';
 import { createProducer } from '../../src/kafka/producer.js';
 import { KafkaWriter } from '../../src/kafka/writer.js';
@@ -13,7 +13,7 @@ import { stackEnv } from '../helpers/env.js';
 import { createTestTopic, testAdmin, testKafka, uniqueName } from '../helpers/kafka.js';
 import { waitFor } from '../helpers/wait.js';
 
-async function writerFor(t: import('node:test').TestContext, maxRequestBytes = 1_000_000) {
+async function writerFor(t: TestContext, maxRequestBytes = 1_000_000) {
   const kafka = testKafka();
   const admin = await testAdmin(t, kafka);
   const transport = createProducer({ brokers: stackEnv().KAFKA_BROKERS!.split(','), clientId: 'test-writer' });
@@ -93,18 +93,7 @@ test('keys land on the partitions the Java client (and kafkajs) picks, and heade
       javaPartitioner({ topic, partitionMetadata: partitionsOf(12), message: { key, value: key } }),
     ]),
   );
-  const kafka = testKafka();
-  const consumer = kafka.consumer({ groupId: uniqueName('it.writer') });
-  await consumer.connect();
-  defer(t, () => consumer.disconnect());
-  await consumer.subscribe({ topic, fromBeginning: true });
-  const seen: { key: string | null; partition: number; headers: Record<string, unknown> }[] = [];
-  await consumer.run({
-    eachMessage: async ({ partition, message }) => {
-      seen.push({ key: message.key?.toString() ?? null, partition, headers: message.headers ?? {} });
-    },
-  });
-  await waitFor(() => seen.length === keys.length + 1, { what: 'every record read back', timeoutMs: 30_000 });
+  const seen = await readBack(t, topic, keys.length + 1);
   const moved = seen.filter((r) => r.key !== null && r.partition !== expected.get(r.key));
   assert.deepEqual(moved, [], 'every key on the partition kafkajs would have picked');
   const first = seen.find((r) => r.key === 'wh_0')!;
@@ -115,6 +104,22 @@ test('keys land on the partitions the Java client (and kafkajs) picks, and heade
     'a record without a key is written too',
   );
 });
+
+/** The first `count` records of `topic`, read by a group of their own. */
+async function readBack(t: TestContext, topic: string, count: number) {
+  const consumer = testKafka().consumer({ groupId: uniqueName('it.writer') });
+  await consumer.connect();
+  defer(t, () => consumer.disconnect());
+  await consumer.subscribe({ topic, fromBeginning: true });
+  const seen: { key: string | null; partition: number; headers: Record<string, unknown> }[] = [];
+  await consumer.run({
+    eachMessage: async ({ partition, message }) => {
+      seen.push({ key: message.key?.toString() ?? null, partition, headers: message.headers ?? {} });
+    },
+  });
+  await waitFor(() => seen.length >= count, { what: `${count} records read back`, timeoutMs: 30_000 });
+  return seen;
+}
 
 function partitionsOf(n: number): PartitionMetadata[] {
   return Array.from({ length: n }, (_, partitionId) => ({
@@ -140,19 +145,7 @@ test('hostile headers copied from an outside record (a dead letter keeps them) a
     absent: undefined,
   };
   await writer.write(topic, { key: 'k', value: 'v', headers });
-  const kafka = testKafka();
-  const consumer = kafka.consumer({ groupId: uniqueName('it.writer') });
-  await consumer.connect();
-  defer(t, () => consumer.disconnect());
-  await consumer.subscribe({ topic, fromBeginning: true });
-  let read: Record<string, unknown> | null = null;
-  await consumer.run({
-    eachMessage: async ({ message }) => {
-      read = message.headers ?? {};
-    },
-  });
-  await waitFor(() => read !== null, { what: 'the record read back' });
-  const got = read as unknown as Record<string, Buffer | undefined>;
+  const got = (await readBack(t, topic, 1))[0]!.headers as Record<string, Buffer | undefined>;
   assert.equal(String(got['']), 'empty name');
   assert.equal(String(got['ünï{cödé}\n']), 'odd name');
   assert.deepEqual(got.binary, binary);
