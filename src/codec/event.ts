@@ -106,13 +106,30 @@ function requireId(fields: Record<string, unknown>, key: string, where = ''): st
 
 /** Depth of a JSON value, without recursion (the value may be nested deeper than the stack). */
 function depthExceeds(root: Json, max: number): boolean {
-  const stack: [Json, number][] = [[root, 1]];
-  while (stack.length > 0) {
-    const [v, depth] = stack.pop()!;
+  // Two parallel stacks and a for-in: it runs on every event, and a tuple per node plus an
+  // Object.values array per object were 4% of all the dispatcher allocated.
+  const values: Json[] = [root];
+  const depths: number[] = [1];
+  while (values.length > 0) {
+    const v = values.pop()!;
+    const depth = depths.pop()!;
     if (v === null || typeof v !== 'object') continue;
     if (depth > max) return true;
-    for (const child of Array.isArray(v) ? v : Object.values(v)) {
-      if (child !== null && typeof child === 'object') stack.push([child, depth + 1]);
+    if (Array.isArray(v)) {
+      for (const child of v) {
+        if (child !== null && typeof child === 'object') {
+          values.push(child);
+          depths.push(depth + 1);
+        }
+      }
+    } else {
+      for (const key in v) {
+        const child = v[key]!;
+        if (child !== null && typeof child === 'object') {
+          values.push(child);
+          depths.push(depth + 1);
+        }
+      }
     }
   }
   return false;

@@ -175,6 +175,11 @@ class Attempt implements Dispatcher.DispatchHandler, Expiring {
   }
 }
 
+/** The reply with how long it took since `started` (a performance.now() reading). */
+function timed(reply: PostReply, started: number): HttpPostResult {
+  return Object.assign(reply, { durationMs: Math.round(performance.now() - started) });
+}
+
 /** Keep-alive POSTs through undici: bounded pools per origin, no redirects, capped response reads. */
 export class HttpClient {
   private readonly agent: Agent;
@@ -200,11 +205,10 @@ export class HttpClient {
   /** Never throws: failures come back as `{ error }`. */
   async post(req: HttpPost): Promise<HttpPostResult> {
     const started = performance.now();
-    const done = (r: PostReply): HttpPostResult => ({ ...r, durationMs: Math.round(performance.now() - started) });
     try {
       this.options.guard.checkUrl(req.url);
     } catch (error) {
-      return done({ error, snippet: null });
+      return timed({ error, snippet: null }, started);
     }
     let headers = req.headers;
     if (req.url.username) {
@@ -213,10 +217,8 @@ export class HttpClient {
         const pass = decodeURIComponent(req.url.password);
         headers = { ...headers, authorization: `Basic ${Buffer.from(`${user}:${pass}`).toString('base64')}` };
       } catch {
-        return done({
-          error: new BlueWebhooksError('INVALID_URL', 'the URL user info has an invalid percent-escape'),
-          snippet: null,
-        });
+        const error = new BlueWebhooksError('INVALID_URL', 'the URL user info has an invalid percent-escape');
+        return timed({ error, snippet: null }, started);
       }
     }
     const { attemptTimeoutMs, maxResponseBytes } = this.options;
@@ -238,7 +240,7 @@ export class HttpClient {
       attempt.failed(error);
     }
     try {
-      return done(await attempt.reply);
+      return timed(await attempt.reply, started);
     } finally {
       this.deadlines.end(attempt);
     }

@@ -79,6 +79,22 @@ describe('events with hostile shapes are refused at decode, with a reason that d
     for (let i = 1; i < EVENT_LIMITS.maxDepth; i++) ok = { a: ok };
     await decodeJson({ ...sampleEvent(), currentValue: ok });
   });
+  test('arrays and objects both count as levels, at the exact limit, wherever the deep branch is', async () => {
+    const nest = (levels: number, inner: unknown = {}) => {
+      let value = inner;
+      for (let i = 1; i < levels; i++) value = i % 2 ? [1, 'x', value] : { a: 1, ['__proto__']: value };
+      return value;
+    };
+    // currentValue itself is level 1: maxDepth levels pass, one more does not.
+    const atLimit = { wide: [1, 2, 3], deep: nest(EVENT_LIMITS.maxDepth - 1) };
+    const overLimit = { wide: [1, 2, 3], deep: nest(EVENT_LIMITS.maxDepth) };
+    await decodeJson({ ...sampleEvent(), currentValue: atLimit });
+    await assert.rejects(decodeJson({ ...sampleEvent(), currentValue: overLimit }), /nested deeper than 64/);
+    await assert.rejects(
+      decodeJson({ ...sampleEvent(), previousValue: { first: 'flat', last: [overLimit] } }),
+      /previousValue is nested deeper than 64/,
+    );
+  });
   test('ids longer than the limit', async () => {
     await assert.rejects(
       decodeJson({ ...sampleEvent(), project: { id: 'p'.repeat(300) } }),
