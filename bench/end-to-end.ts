@@ -10,6 +10,7 @@ import {
   cpuOf,
   cpuSeconds,
   createTopicsRetrying,
+  type Dispatcher,
   ENDPOINT_LATENCY_MS,
   envOf,
   flags,
@@ -18,6 +19,7 @@ import {
   metric,
   nextMessage,
   problems,
+  procTimes,
   produceAll,
   results,
   root,
@@ -29,6 +31,7 @@ import {
   waitForDeliveries,
   waitJoined,
 } from './harness.js';
+import { summarizeProfile } from './profile-summary.js';
 
 export interface DispatcherRun {
   name: string;
@@ -44,6 +47,10 @@ export interface DispatcherRun {
   signaturesSampled: number;
   cpuSeconds: Record<string, number>;
   dispatcherCpuSecondsEach: number[];
+  /** Of the dispatchers' CPU seconds, those spent in the kernel (socket calls, page faults). */
+  dispatcherSystemSeconds: number;
+  /** Minor page faults of the dispatchers per delivery: each is a fresh page touched for the first time. */
+  dispatcherFaultsPerDelivery: number;
   retriesScheduled: number;
   endpointSaturated: number;
 }
@@ -73,6 +80,7 @@ export async function runDispatcher(
   const procs = machineProcesses(ds, rx);
   const cpuBefore = cpuOf(procs);
   const eachBefore = ds.map((d) => cpuSeconds(d.proc.pid!));
+  const kernelBefore = kernelOf(ds);
   const produceRate = await produceAll(producer, runShape, count, id);
   const expected = count * shape.fanout;
   let peak = 0;
@@ -82,6 +90,7 @@ export async function runDispatcher(
   const peakRss = Math.max(peak, ...ds.map((d) => d.peakRssMb()));
   const cpuAfter = cpuOf(procs);
   const eachCpu = ds.map((d, i) => +(cpuSeconds(d.proc.pid!) - eachBefore[i]!).toFixed(2));
+  const kernelAfter = kernelOf(ds);
   let retried = 0;
   let saturated = 0;
   for (const x of ds) {
@@ -90,6 +99,7 @@ export async function runDispatcher(
   }
   const cpu = Object.fromEntries(Object.keys(cpuAfter).map((k) => [k, +(cpuAfter[k]! - cpuBefore[k]!).toFixed(2)]));
   await Promise.all(ds.map(stopDispatcher));
+  if (profile) for (const line of summarizeProfile(newestProfile(profile), 12)) log(line);
   check(name, s, expected);
   const seconds = (s.lastAt - s.firstAt) / 1000;
   log(
@@ -100,6 +110,11 @@ export async function runDispatcher(
     `  CPU seconds during the run: ${Object.entries(cpu)
       .map(([k, v]) => `${k} ${v}`)
       .join(', ')}${replicas > 1 ? ` (each dispatcher: ${eachCpu.join(', ')})` : ''}`,
+  );
+  const systemSeconds = kernelAfter.systemSeconds - kernelBefore.systemSeconds;
+  const faultsPerDelivery = (kernelAfter.minorFaults - kernelBefore.minorFaults) / s.unique;
+  log(
+    `  dispatcher in the kernel: ${systemSeconds.toFixed(2)} CPU s (${Math.round((100 * systemSeconds) / cpu.dispatcher!)}%); ${faultsPerDelivery.toFixed(1)} page faults per delivery`,
   );
   return {
     run: {
@@ -116,6 +131,8 @@ export async function runDispatcher(
       signaturesSampled: s.sampled,
       cpuSeconds: cpu,
       dispatcherCpuSecondsEach: eachCpu,
+      dispatcherSystemSeconds: +systemSeconds.toFixed(2),
+      dispatcherFaultsPerDelivery: +faultsPerDelivery.toFixed(2),
       retriesScheduled: retried,
       endpointSaturated: saturated,
     },
@@ -123,8 +140,30 @@ export async function runDispatcher(
   };
 }
 
+/** The profile a dispatcher wrote last into `dir` (it writes one as it exits). */
+function newestProfile(dir: string): string {
+  const files = fs
+    .readdirSync(dir)
+    .filter((f) => f.endsWith('.cpuprofile'))
+    .map((f) => path.join(dir, f));
+  return files.sort((x, y) => fs.statSync(y).mtimeMs - fs.statSync(x).mtimeMs)[0]!;
+}
+
+/** Kernel CPU seconds and minor page faults of the dispatchers so far. */
+function kernelOf(ds: Dispatcher[]): { systemSeconds: number; minorFaults: number } {
+  const times = ds.map((d) => procTimes(d.proc.pid!));
+  return {
+    systemSeconds: times.reduce((n, t) => n + t.systemSeconds, 0),
+    minorFaults: times.reduce((n, t) => n + t.minorFaults, 0),
+  };
+}
+
 /** Dispatcher CPU per delivery, in µs. */
 export const cpuUsPerDelivery = (run: DispatcherRun) => (run.cpuSeconds.dispatcher! / run.deliveries) * 1e6;
+
+/** The dispatchers' kernel share of their CPU, in whole percent. */
+export const kernelShare = (run: DispatcherRun) =>
+  Math.round((100 * run.dispatcherSystemSeconds) / run.cpuSeconds.dispatcher!);
 
 /** --compare DIR: fan-out 1 on 1 replica, alternating this build with DIR's, 3 rounds each. */
 export async function compareBuilds(bench: Bench, fo1: Shape, other: string): Promise<void> {

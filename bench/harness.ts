@@ -114,14 +114,25 @@ export interface Dispatcher {
   rssMb(): number;
 }
 
+/** What a process has used so far: CPU seconds in user and kernel mode, and minor page faults. */
+export function procTimes(pid: number): { userSeconds: number; systemSeconds: number; minorFaults: number } {
+  try {
+    // Fields after the command name, from the state (field 3 of proc(5)): minflt is 10, utime 14, stime 15.
+    const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return {
+      userSeconds: Number(fields[11]) / 100, // clock ticks, 100/s
+      systemSeconds: Number(fields[12]) / 100,
+      minorFaults: Number(fields[7]),
+    };
+  } catch {
+    return { userSeconds: 0, systemSeconds: 0, minorFaults: 0 };
+  }
+}
+
 /** CPU seconds (user + system) a process has used so far. */
 export function cpuSeconds(pid: number): number {
-  try {
-    const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (100/s)
-  } catch {
-    return 0;
-  }
+  const times = procTimes(pid);
+  return times.userSeconds + times.systemSeconds;
 }
 
 /** The processes sharing the machine during a run, to show where CPU goes. */
