@@ -10,12 +10,12 @@ export interface KafkaClientOptions {
 }
 
 const TRANSIENT =
-  /not the leader|does not host this topic-partition|leader not available|coordinator is (loading|not available)|not the correct coordinator|failed to find group coordinator|no longer available/i;
+  /not the leader|does not host this topic-partition|leader not available|coordinator is (loading|not available)|not the correct coordinator|failed to find group coordinator|no longer available|coordinator is not aware of this member/i;
 
 /**
  * Whether a Kafka error is one a healthy cluster shows for a while and kafkajs retries by itself:
- * leadership moving, or a coordinator loading (new topics, a broker restart, a cluster's first
- * seconds). Such a line is a warning, not an error, or every healthy start would page someone.
+ * leadership moving, a coordinator loading (new topics, a broker restart, a cluster's first
+ * seconds), or a member the coordinator has dropped (kafkajs rejoins at once). Such a line is a warning, not an error, or every healthy start would page someone.
  */
 export function isTransientKafkaError(text: string): boolean {
   return TRANSIENT.test(text);
@@ -24,12 +24,15 @@ export function isTransientKafkaError(text: string): boolean {
 /**
  * The level a kafkajs log line gets in the service's log. kafkajs names the error in `error` on
  * most lines, but a consumer's "Crash: …" line carries it only in its message and `stack`, so all
- * three are read.
+ * three are read. The "Restarting the consumer in N ms" line that follows a crash names no error:
+ * kafkajs restarts only after a retriable one, and the Crash line just before it already has the
+ * level its cause deserves, so the restart itself is a warning.
  */
 export function kafkaLogLevel(level: logLevel, entry: { message: string; error?: unknown; stack?: unknown }): LogLevel {
   const text = `${entry.message} ${String(entry.error ?? '')} ${String(entry.stack ?? '').split('\n', 1)[0]}`;
   // A heartbeat refused during a rebalance is routine.
   if (/rebalanc/i.test(String(entry.error ?? ''))) return 'info';
+  if (entry.message.startsWith('Restarting the consumer')) return 'warn';
   if (isTransientKafkaError(text) || level === logLevel.WARN) return 'warn';
   return level <= logLevel.ERROR ? 'error' : 'info';
 }

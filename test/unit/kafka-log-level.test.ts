@@ -23,6 +23,12 @@ test("a consumer's Crash line for a loading coordinator is a warning: kafkajs na
   );
 });
 
+test("kafkajs's own 'Restarting the consumer' line is a warning: it restarts only after a retriable crash, whose line has its own level", () => {
+  // As CI logged it right after the Crash line above, on a first start (the first-run test failed on it).
+  const restart = { message: 'Restarting the consumer in 200ms', retryTime: 200, groupId: 'blue-webhooks.table.vm-1' };
+  assert.equal(kafkaLogLevel(logLevel.ERROR, restart), 'warn');
+});
+
 test('transient errors named in the error field are warnings; rebalances are routine', () => {
   const coordinator = {
     message: 'Response GroupCoordinator(key: 10, version: 2)',
@@ -33,6 +39,8 @@ test('transient errors named in the error field are warnings; rebalances are rou
   assert.equal(kafkaLogLevel(logLevel.ERROR, leader), 'warn');
   const notFound = { message: 'Crash: KafkaJSGroupCoordinatorNotFound: Failed to find group coordinator' };
   assert.equal(kafkaLogLevel(logLevel.ERROR, notFound), 'warn');
+  const dropped = { message: 'The coordinator is not aware of this member, re-joining the group', groupId: 'g' };
+  assert.equal(kafkaLogLevel(logLevel.ERROR, dropped), 'warn');
   const heartbeat = { message: 'Response Heartbeat', error: 'The group is rebalancing, so a rejoin is needed' };
   assert.equal(kafkaLogLevel(logLevel.ERROR, heartbeat), 'info');
 });
