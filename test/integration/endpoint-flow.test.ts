@@ -240,8 +240,10 @@ test('a webhook limited to 20/s gets 20/s ±10% from three replicas, and nothing
 
 test('429s slow the endpoint down beyond Retry-After: its concurrency is halved, then won back', async (t) => {
   const s = await createScenario(t);
-  let throttling = true;
-  const rx = await endpoint(t, 50, () => (throttling ? 429 : 200));
+  // Exactly the first 64 answers are 429s. A switch flipped by the test once it had seen them
+  // raced the 429s' own retries (Retry-After: 1) on a slow machine.
+  let throttled = 0;
+  const rx = await endpoint(t, 50, () => (throttled++ < 64 ? 429 : 200));
   await putSubscription(
     s,
     sampleSubscription({
@@ -250,7 +252,13 @@ test('429s slow the endpoint down beyond Retry-After: its concurrency is halved,
       metadata: { events: ['TODO_CREATED'], projectIds: ['proj_429'] },
     }),
   );
-  const d = await startDispatcher(s, { RETRY_SCHEDULE: '1s,2s,5s,10s' });
+  // The gate is under test, not the circuit breaker: 64 429s in a row would open the circuit,
+  // and a probe that drew a 429 would then hold every delivery back for CB_PROBE_INTERVAL_MS.
+  const d = await startDispatcher(s, {
+    RETRY_SCHEDULE: '1s,2s,5s,10s',
+    CB_FAILURE_THRESHOLD: '1000',
+    CB_MIN_REQUESTS: '1000',
+  });
   await produceEvents(
     s,
     burst('throttled', 64, () => 'proj_429'),
@@ -259,7 +267,6 @@ test('429s slow the endpoint down beyond Retry-After: its concurrency is halved,
     what: '64 answers 429',
   });
   assert.equal(rx.state.maxOpen, 16, 'before: ENDPOINT_MAX_CONCURRENCY at once');
-  throttling = false;
   rx.state.maxOpen = 0;
   await produceEvents(
     s,

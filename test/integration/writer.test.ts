@@ -111,14 +111,17 @@ async function readBack(t: TestContext, topic: string, count: number) {
   await consumer.connect();
   defer(t, () => consumer.disconnect());
   await consumer.subscribe({ topic, fromBeginning: true });
-  const seen: { key: string | null; partition: number; headers: Record<string, unknown> }[] = [];
+  // By position: a consumer may be handed a record twice (a rebalance while it starts), and a
+  // count of records seen would then be reached before every record was.
+  const seen = new Map<string, { key: string | null; partition: number; headers: Record<string, unknown> }>();
   await consumer.run({
     eachMessage: async ({ partition, message }) => {
-      seen.push({ key: message.key?.toString() ?? null, partition, headers: message.headers ?? {} });
+      const record = { key: message.key?.toString() ?? null, partition, headers: message.headers ?? {} };
+      seen.set(`${partition}:${message.offset}`, record);
     },
   });
-  await waitFor(() => seen.length >= count, { what: `${count} records read back`, timeoutMs: 30_000 });
-  return seen;
+  await waitFor(() => seen.size >= count, { what: `${count} records read back`, timeoutMs: 30_000 });
+  return [...seen.values()];
 }
 
 function partitionsOf(n: number): PartitionMetadata[] {
