@@ -51,6 +51,10 @@ export async function startRedisCluster(): Promise<RedisClusterHandle> {
         '',
         '--appendonly',
         'no',
+        // A replica's first sync streams the data set (diskless, the default since Redis 7) after
+        // a 5 s wait for other replicas to join it; each master here has one, so it need not wait.
+        '--repl-diskless-sync-delay',
+        '0',
         '--dir',
         dir,
       ],
@@ -68,11 +72,21 @@ export async function startRedisCluster(): Promise<RedisClusterHandle> {
     what: 'cluster_state:ok on every node',
     timeoutMs: 30_000,
   });
-  // A replica that has not finished its first sync never takes over: wait for every link.
-  await waitFor(async () => (await Promise.all(ports.slice(3).map((port) => replicaLinked(port)))).every(Boolean), {
-    what: 'every replica synced with its master',
-    timeoutMs: 30_000,
-  });
+  // A replica that has not finished its first sync never takes over: wait for every link. The
+  // check throws with each replica's link state, so a timeout says which one is behind.
+  await waitFor(
+    async () => {
+      const links = await Promise.all(ports.slice(3).map((port) => replicaLink(port)));
+      if (links.every((link) => link === 'up')) return true;
+      throw new Error(
+        ports
+          .slice(3)
+          .map((port, i) => `${port}: ${links[i]}`)
+          .join(', '),
+      );
+    },
+    { what: 'every replica synced with its master', timeoutMs: 60_000, intervalMs: 200 },
+  );
 
   const admin = new Cluster(
     nodes.map((node) => ({ host: '127.0.0.1', port: Number(node.split(':')[1]) })),
@@ -152,8 +166,10 @@ async function clusterOk(port: number): Promise<boolean> {
   return String(await nodeCall(port, 'CLUSTER', 'INFO')).includes('cluster_state:ok');
 }
 
-async function replicaLinked(port: number): Promise<boolean> {
-  return String(await nodeCall(port, 'INFO', 'replication')).includes('master_link_status:up');
+/** A replica's master_link_status ('up' once synced), or what it says instead. */
+async function replicaLink(port: number): Promise<string> {
+  const info = String(await nodeCall(port, 'INFO', 'replication'));
+  return /master_link_status:(\w+)/.exec(info)?.[1] ?? `no link (${/role:(\w+)/.exec(info)?.[1] ?? 'no answer'})`;
 }
 
 /** One command to one node; null when it does not answer. */
