@@ -111,33 +111,29 @@ export async function runDispatcher(
       .map(([k, v]) => `${k} ${v}`)
       .join(', ')}${replicas > 1 ? ` (each dispatcher: ${eachCpu.join(', ')})` : ''}`,
   );
-  const systemSeconds = kernelAfter.systemSeconds - kernelBefore.systemSeconds;
-  const faultsPerDelivery = (kernelAfter.minorFaults - kernelBefore.minorFaults) / s.unique;
-  log(
-    `  dispatcher in the kernel: ${systemSeconds.toFixed(2)} CPU s (${Math.round((100 * systemSeconds) / cpu.dispatcher!)}%); ${faultsPerDelivery.toFixed(1)} page faults per delivery`,
-  );
-  return {
-    run: {
-      name,
-      shape: shape.name,
-      replicas,
-      events: count,
-      deliveries: s.unique,
-      duplicates: s.total - s.unique,
-      seconds,
-      deliveriesPerSec: s.unique / seconds,
-      produceEventsPerSec: produceRate,
-      peakRssMb: peakRss,
-      signaturesSampled: s.sampled,
-      cpuSeconds: cpu,
-      dispatcherCpuSecondsEach: eachCpu,
-      dispatcherSystemSeconds: +systemSeconds.toFixed(2),
-      dispatcherFaultsPerDelivery: +faultsPerDelivery.toFixed(2),
-      retriesScheduled: retried,
-      endpointSaturated: saturated,
-    },
-    eventsTopic: runShape.topics.events,
+  const run: DispatcherRun = {
+    name,
+    shape: shape.name,
+    replicas,
+    events: count,
+    deliveries: s.unique,
+    duplicates: s.total - s.unique,
+    seconds,
+    deliveriesPerSec: s.unique / seconds,
+    produceEventsPerSec: produceRate,
+    peakRssMb: peakRss,
+    signaturesSampled: s.sampled,
+    cpuSeconds: cpu,
+    dispatcherCpuSecondsEach: eachCpu,
+    dispatcherSystemSeconds: +(kernelAfter.systemSeconds - kernelBefore.systemSeconds).toFixed(2),
+    dispatcherFaultsPerDelivery: +((kernelAfter.minorFaults - kernelBefore.minorFaults) / s.unique).toFixed(2),
+    retriesScheduled: retried,
+    endpointSaturated: saturated,
   };
+  log(
+    `  dispatcher in the kernel: ${run.dispatcherSystemSeconds} CPU s (${kernelShare(run)}%); ${run.dispatcherFaultsPerDelivery} page faults per delivery`,
+  );
+  return { run, eventsTopic: runShape.topics.events };
 }
 
 /** The profile a dispatcher wrote last into `dir` (it writes one as it exits). */

@@ -105,13 +105,13 @@ function missingTicks(pairs: Set<string>): string {
     );
     if (!complete) ticks.push(tick);
   }
-  const runs: string[] = [];
+  const runs: [number, number][] = [];
   for (const tick of ticks) {
     const last = runs.at(-1);
-    if (last && Number(last.split('-').at(-1)) === tick - 1) runs[runs.length - 1] = `${last.split('-')[0]}-${tick}`;
-    else runs.push(String(tick));
+    if (last && last[1] === tick - 1) last[1] = tick;
+    else runs.push([tick, tick]);
   }
-  return runs.join(', ') || 'none';
+  return runs.map(([from, to]) => (from === to ? `${from}` : `${from}-${to}`)).join(', ') || 'none';
 }
 
 /**

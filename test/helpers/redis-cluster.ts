@@ -63,30 +63,40 @@ export async function startRedisCluster(): Promise<RedisClusterHandle> {
     procs.set(port, proc);
   }
   const nodes = ports.map((port) => `127.0.0.1:${port}`);
-  await waitFor(async () => (await Promise.all(ports.map((port) => ping(port)))).every(Boolean), {
-    what: 'six redis-server processes',
-  });
-  // Masters are the first three; redis-cli gives each one replica from the last three.
-  await run('redis-cli', ['--cluster', 'create', ...nodes, '--cluster-replicas', '1', '--cluster-yes']);
-  await waitFor(async () => (await Promise.all(ports.map((port) => clusterOk(port)))).every(Boolean), {
-    what: 'cluster_state:ok on every node',
-    timeoutMs: 30_000,
-  });
-  // A replica that has not finished its first sync never takes over: wait for every link. The
-  // check throws with each replica's link state, so a timeout says which one is behind.
-  await waitFor(
-    async () => {
-      const links = await Promise.all(ports.slice(3).map((port) => replicaLink(port)));
-      if (links.every((link) => link === 'up')) return true;
-      throw new Error(
-        ports
-          .slice(3)
-          .map((port, i) => `${port}: ${links[i]}`)
-          .join(', '),
-      );
-    },
-    { what: 'every replica synced with its master', timeoutMs: 60_000, intervalMs: 200 },
-  );
+  const killAll = () => {
+    for (const proc of procs.values()) if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+    fs.rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    await waitFor(async () => (await Promise.all(ports.map((port) => ping(port)))).every(Boolean), {
+      what: 'six redis-server processes',
+    });
+    // Masters are the first three; redis-cli gives each one replica from the last three.
+    await run('redis-cli', ['--cluster', 'create', ...nodes, '--cluster-replicas', '1', '--cluster-yes']);
+    await waitFor(async () => (await Promise.all(ports.map((port) => clusterOk(port)))).every(Boolean), {
+      what: 'cluster_state:ok on every node',
+      timeoutMs: 30_000,
+    });
+    // A replica that has not finished its first sync never takes over: wait for every link. The
+    // check throws with each replica's link state, so a timeout says which one is behind.
+    await waitFor(
+      async () => {
+        const links = await Promise.all(ports.slice(3).map((port) => replicaLink(port)));
+        if (links.every((link) => link === 'up')) return true;
+        throw new Error(
+          ports
+            .slice(3)
+            .map((port, i) => `${port}: ${links[i]}`)
+            .join(', '),
+        );
+      },
+      { what: 'every replica synced with its master', timeoutMs: 60_000, intervalMs: 200 },
+    );
+  } catch (err) {
+    // A cluster that never formed has no handle to stop it: its six servers would outlive the run.
+    killAll();
+    throw err;
+  }
 
   const admin = new Cluster(
     nodes.map((node) => ({ host: '127.0.0.1', port: Number(node.split(':')[1]) })),
@@ -151,8 +161,7 @@ export async function startRedisCluster(): Promise<RedisClusterHandle> {
     },
     async stop() {
       admin.disconnect();
-      for (const proc of procs.values()) if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
-      fs.rmSync(dir, { recursive: true, force: true });
+      killAll();
     },
   };
   return handle;
