@@ -11,7 +11,7 @@ import { waitFor } from './wait.js';
 const run = promisify(execFile);
 
 export interface RedisClusterHandle {
-  /** host:port of every node, masters first: REDIS_CLUSTER_NODES. */
+  /** host:port of every node: REDIS_CLUSTER_NODES. */
   readonly seeds: string;
   /** A Cluster client of the test's own. */
   client(): Cluster;
@@ -26,7 +26,7 @@ export interface RedisClusterHandle {
 
 /**
  * A real Redis Cluster from the redis-server binary: 3 masters and one replica each, on loopback
- * ports of their own, nothing on disk. A node that misses 2 s of pings is failed over.
+ * ports of their own, nothing on disk. A node that misses 5 s of pings is failed over.
  */
 export async function startRedisCluster(): Promise<RedisClusterHandle> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'blue-redis-cluster-'));
@@ -45,8 +45,10 @@ export async function startRedisCluster(): Promise<RedisClusterHandle> {
         'yes',
         '--cluster-config-file',
         `nodes-${port}.conf`,
+        // 5 s, not Redis' 15 s, so the failover test is quick; not 2 s either, which a starved CI
+        // machine can miss without any node being down.
         '--cluster-node-timeout',
-        '2000',
+        '5000',
         '--save',
         '',
         '--appendonly',
@@ -77,20 +79,21 @@ export async function startRedisCluster(): Promise<RedisClusterHandle> {
       what: 'cluster_state:ok on every node',
       timeoutMs: 30_000,
     });
-    // A replica that has not finished its first sync never takes over: wait for every link. The
-    // check throws with each replica's link state, so a timeout says which one is behind.
+    // A replica that has not finished its first sync never takes over: wait for every link. Roles
+    // are read from the nodes, not assumed from the order redis-cli was given: on a starved machine
+    // a master can miss its pings right after the create and be failed over, so the fourth port may
+    // be a master by now and the first a replica. The check throws with every node's role and link
+    // state, so a timeout says which one is behind.
     await waitFor(
       async () => {
-        const links = await Promise.all(ports.slice(3).map((port) => replicaLink(port)));
-        if (links.every((link) => link === 'up')) return true;
+        const states = await Promise.all(ports.map((port) => replication(port)));
+        const replicas = states.filter((state) => state.role === 'slave');
+        if (replicas.length === 3 && replicas.every((state) => state.link === 'up')) return true;
         throw new Error(
-          ports
-            .slice(3)
-            .map((port, i) => `${port}: ${links[i]}`)
-            .join(', '),
+          states.map((state, i) => `${ports[i]}: ${state.role}${state.link ? ` ${state.link}` : ''}`).join(', '),
         );
       },
-      { what: 'every replica synced with its master', timeoutMs: 60_000, intervalMs: 200 },
+      { what: 'three replicas synced with their masters', timeoutMs: 60_000, intervalMs: 200 },
     );
   } catch (err) {
     // A cluster that never formed has no handle to stop it: its six servers would outlive the run.
@@ -175,10 +178,11 @@ async function clusterOk(port: number): Promise<boolean> {
   return String(await nodeCall(port, 'CLUSTER', 'INFO')).includes('cluster_state:ok');
 }
 
-/** A replica's master_link_status ('up' once synced), or what it says instead. */
-async function replicaLink(port: number): Promise<string> {
-  const info = String(await nodeCall(port, 'INFO', 'replication'));
-  return /master_link_status:(\w+)/.exec(info)?.[1] ?? `no link (${/role:(\w+)/.exec(info)?.[1] ?? 'no answer'})`;
+/** A node's role ('master' or 'slave', as Redis names it) and, for a replica, its master_link_status ('up' once synced). */
+async function replication(port: number): Promise<{ role: string; link?: string }> {
+  const info = String((await nodeCall(port, 'INFO', 'replication')) ?? '');
+  const role = /role:(\w+)/.exec(info)?.[1] ?? 'no answer';
+  return { role, link: /master_link_status:(\w+)/.exec(info)?.[1] };
 }
 
 /** One command to one node; null when it does not answer. */
