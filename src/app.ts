@@ -26,6 +26,7 @@ import {
   errorMessage,
   kafkaError,
   type Logger,
+  LoopDelay,
   type RedisClient,
   redisError,
   retryWhileRetriable,
@@ -50,6 +51,7 @@ export class App {
   private readonly consumers: TrackedConsumer[];
   private readonly publishers: AvroPublisher<object>[];
   private readonly tracing: Tracing;
+  private readonly loopDelay = new LoopDelay();
   private server: MetricsServer | null = null;
   private stopping = false;
 
@@ -135,7 +137,7 @@ export class App {
     const runner = new DeliveryRunner({
       deliverer: new Deliverer(this.http, config.delivery.userAgent),
       breaker: this.breaker,
-      gate: new EndpointGate(config.isolation),
+      gate: new EndpointGate({ ...config.isolation, ownDelayMs: () => this.loopDelay.recentMs() }),
       rateLimiter: new RateLimiter(this.redis, config.redis.keyPrefix, config.isolation.maxWaitMs),
       order: new EntityOrder(this.redis, config.redis.keyPrefix, config.ordering.maxHeld),
       maxEntityQueue: config.isolation.maxQueue,
@@ -252,6 +254,7 @@ export class App {
     await this.retry(() => this.breaker.start(), 'reading circuit states');
     await this.tracing.init();
     await this.syncer.start();
+    this.loopDelay.start();
     for (const c of this.consumers) await c.start();
     this.log.info('dispatcher running');
   }
@@ -275,6 +278,7 @@ export class App {
       await c.stop().catch((err: unknown) => this.log.warn('consumer stop failed', { error: errorMessage(err) }));
     }
     this.breaker.stop();
+    this.loopDelay.stop();
     await this.syncer.stop().catch(() => {});
     await this.producer.close().catch(() => {});
     await this.admin.disconnect().catch(() => {});

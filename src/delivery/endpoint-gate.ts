@@ -9,6 +9,11 @@ export interface EndpointGateOptions {
   idleLaneMs?: number;
   /** Clock, for tests. Default Date.now. */
   now?: () => number;
+  /**
+   * How late this process runs its own callbacks now, in ms (src/shared/loop-delay.ts): taken off
+   * every time the gate measures, so the endpoint is not blamed for our own wait. Default none.
+   */
+  ownDelayMs?: () => number;
 }
 
 /** What asking for a slot at an endpoint gives: one (now or after a wait), or none because it does not keep up. */
@@ -55,11 +60,13 @@ const EWMA = 0.2;
 export class EndpointGate {
   private readonly lanes = new Map<string, Lane>();
   private readonly now: () => number;
+  private readonly ownDelayMs: () => number;
   private readonly idleLaneMs: number;
   private lastSweepAt: number;
 
   constructor(private readonly options: EndpointGateOptions) {
     this.now = options.now ?? Date.now;
+    this.ownDelayMs = options.ownDelayMs ?? (() => 0);
     this.idleLaneMs = options.idleLaneMs ?? 600_000;
     this.lastSweepAt = this.now();
   }
@@ -101,7 +108,10 @@ export class EndpointGate {
   release(endpoint: string, heldMs: number, throttled = false): void {
     const lane = this.lanes.get(endpoint);
     if (!lane) return;
-    lane.serviceMs = lane.serviceMs === 0 ? heldMs : lane.serviceMs * (1 - EWMA) + heldMs * EWMA;
+    // What the endpoint took: the hold less the time the reply may have waited for our own loop.
+    // Kept above 0, which marks a lane that has not learned yet.
+    const serviceMs = Math.max(1, heldMs - this.ownDelayMs());
+    lane.serviceMs = lane.serviceMs === 0 ? serviceMs : lane.serviceMs * (1 - EWMA) + serviceMs * EWMA;
     lane.silentSince = this.now();
     // Additive increase, multiplicative decrease (as TCP does): a 429 halves what the endpoint gets.
     lane.limit = throttled
@@ -169,9 +179,12 @@ export class EndpointGate {
     }
   }
 
-  /** Whether one more queued delivery would get a slot within maxWaitMs; silence counts as service time. */
+  /**
+   * Whether one more queued delivery would get a slot within maxWaitMs; silence counts as service
+   * time, less our own loop's delay (a completion may be waiting for the loop, not the endpoint).
+   */
   private keepsUp(lane: Lane): boolean {
-    const service = Math.max(lane.serviceMs, this.now() - lane.silentSince);
+    const service = Math.max(lane.serviceMs, this.now() - lane.silentSince - this.ownDelayMs());
     return ((lane.waiting.length + 1) * service) / Math.floor(lane.limit) < this.options.maxWaitMs;
   }
 }

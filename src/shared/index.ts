@@ -11,6 +11,7 @@ export {
 } from './errors.js';
 export { isRecordTooLarge, kafkaError } from './kafka-errors.js';
 export { createLogger, type Logger, type LogLevel } from './logger.js';
+export { LoopDelay } from './loop-delay.js';
 export { silenceKafkajsTimerWarning } from './process-warnings.js';
 export { RecentKeys } from './recent-keys.js';
 export { ALL_BUCKETS, bucketOf, bucketPrefix, createRedisClient, type RedisClient, redisError } from './redis.js';

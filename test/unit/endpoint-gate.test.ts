@@ -74,6 +74,42 @@ test('past a full queue, a fast endpoint still queues what callers bring; a slow
   assert.equal(slow.enter('slow'), 'saturated');
 });
 
+test("a fast endpoint is not blamed for our own loop's delay, and a slow one still is", () => {
+  // Each reply waited 400 ms for this process's loop (a starved dispatcher); the endpoint took 20 ms.
+  const ownDelay = { ms: 400 };
+  const starved = (maxConcurrency = 1) => {
+    const clock = { now: 0 };
+    const gate = new EndpointGate({
+      maxConcurrency,
+      maxQueue: 1,
+      maxWaitMs: 1000,
+      now: () => clock.now,
+      ownDelayMs: () => ownDelay.ms,
+    });
+    return { gate, clock };
+  };
+  const { gate, clock } = starved();
+  assert.equal(gate.enter('fast'), 'entered');
+  gate.release('fast', 420);
+  assert.equal(gate.enter('fast'), 'entered');
+  assert.ok(gate.enter('fast') instanceof Promise);
+  // Silent for 500 ms, 400 of them our own: (1 + 1) × 100 ms / 1 slot is well within 1000 ms.
+  clock.now += 500;
+  assert.ok(gate.waitForRoom('fast') instanceof Promise, 'the events consumer waits for room');
+  assert.ok(gate.enter('fast') instanceof Promise, 'not saturated: 420 ms held, 400 of them ours');
+  // The same hold with no delay of our own: (1 + 1) × 500 ms / 1 slot = 1000 ms, too long.
+  ownDelay.ms = 0;
+  assert.equal(gate.enter('fast'), 'saturated', 'the same hold without the delay is a slow endpoint');
+  // A hanging endpoint (10 s) is slow whatever our delay.
+  ownDelay.ms = 400;
+  const { gate: slow } = starved();
+  assert.equal(slow.enter('slow'), 'entered');
+  slow.release('slow', 10_000);
+  assert.equal(slow.enter('slow'), 'entered');
+  assert.ok(slow.enter('slow') instanceof Promise);
+  assert.equal(slow.enter('slow'), 'saturated');
+});
+
 test('a 429 halves the concurrency an endpoint gets; completions win it back one at a time', async () => {
   const { gate } = gateWithClock({ maxConcurrency: 8, maxQueue: 100, maxWaitMs: 60_000 });
   for (let i = 0; i < 8; i++) assert.equal(gate.enter('e'), 'entered');
