@@ -3,7 +3,13 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { EndpointGate } from '../../src/delivery/endpoint-gate.js';
 
-function gateWithClock(o: { maxConcurrency: number; maxQueue: number; maxWaitMs: number; idleLaneMs?: number }) {
+function gateWithClock(o: {
+  maxConcurrency: number;
+  maxQueue: number;
+  maxWaitMs: number;
+  idleLaneMs?: number;
+  ownDelayMs?: () => number;
+}) {
   const clock = { now: 0 };
   return { gate: new EndpointGate({ ...o, now: () => clock.now }), clock };
 }
@@ -77,17 +83,8 @@ test('past a full queue, a fast endpoint still queues what callers bring; a slow
 test("a fast endpoint is not blamed for our own loop's delay, and a slow one still is", () => {
   // Each reply waited 400 ms for this process's loop (a starved dispatcher); the endpoint took 20 ms.
   const ownDelay = { ms: 400 };
-  const starved = (maxConcurrency = 1) => {
-    const clock = { now: 0 };
-    const gate = new EndpointGate({
-      maxConcurrency,
-      maxQueue: 1,
-      maxWaitMs: 1000,
-      now: () => clock.now,
-      ownDelayMs: () => ownDelay.ms,
-    });
-    return { gate, clock };
-  };
+  const starved = () =>
+    gateWithClock({ maxConcurrency: 1, maxQueue: 1, maxWaitMs: 1000, ownDelayMs: () => ownDelay.ms });
   const { gate, clock } = starved();
   assert.equal(gate.enter('fast'), 'entered');
   gate.release('fast', 420);
