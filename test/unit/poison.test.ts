@@ -10,6 +10,7 @@ import { sampleEvent, sampleSubscription } from '../../src/demo/sample-data.js';
 import { subscriptionMatches } from '../../src/ingest/pipeline.js';
 import { messageBytes } from '../../src/kafka/writer.js';
 import { decodeRetry, encodeRetry, type RetryRecord } from '../../src/retries/record.js';
+import { BlueWebhooksError } from '../../src/shared/errors.js';
 import { createLogger, redact } from '../../src/shared/logger.js';
 import {
   compileFilter,
@@ -111,6 +112,38 @@ describe('events with hostile shapes are refused at decode, with a reason that d
       decodeJson({ ...sampleEvent(), occurredAt: 'my-secret-date' }),
       (err: Error) => !err.message.includes('my-secret'),
     );
+  });
+  test('20,000 damaged copies of an event each decode or fail with a BlueWebhooksError, never another exception', async () => {
+    // Seeded, so a failure names a copy that can be made again. One to four edits each: a byte
+    // replaced, deleted (with up to 20 after it) or inserted, from characters JSON gives meaning to.
+    const event = Buffer.from(JSON.stringify(sampleEvent()));
+    const tokens = Buffer.from('"\\{}[],:0-entf \u0000\u00ff', 'latin1');
+    let seed = 1;
+    const random = (n: number) => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      return seed % n;
+    };
+    const ends = { decoded: 0, refused: 0 };
+    for (let copy = 0; copy < 20_000; copy++) {
+      let damaged = Buffer.from(event);
+      for (let edits = 1 + random(4); edits > 0; edits--) {
+        const at = random(damaged.length);
+        const token = tokens.subarray(random(tokens.length)).subarray(0, 1);
+        const kind = random(3);
+        if (kind === 0) damaged[at] = token[0]!;
+        else if (kind === 1) damaged = Buffer.concat([damaged.subarray(0, at), damaged.subarray(at + 1 + random(20))]);
+        else damaged = Buffer.concat([damaged.subarray(0, at), token, damaged.subarray(at)]);
+      }
+      try {
+        await decodeEvent(damaged, noRegistry);
+        ends.decoded++;
+      } catch (err) {
+        if (!(err instanceof BlueWebhooksError)) assert.fail(`copy ${copy}: ${String(err)}`);
+        ends.refused++;
+      }
+    }
+    // Both ends happen: the damage is neither always harmless nor always fatal.
+    assert.ok(ends.decoded > 1000 && ends.refused > 1000, JSON.stringify(ends));
   });
   test('subscription parse errors do not quote the secret', async () => {
     const value = Buffer.from('{"id":"wh","secret":"whsec_top_secret_value",');
