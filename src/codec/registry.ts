@@ -14,8 +14,10 @@ export function readSchema(name: SchemaName): string {
 }
 
 /** Confluent framing: magic byte 0, then a big-endian 4-byte schema id, then the Avro body. */
+export const CONFLUENT_HEADER_BYTES = 5;
+
 export function isConfluentFramed(buf: Buffer): boolean {
-  return buf.length >= 5 && buf[0] === 0;
+  return buf.length >= CONFLUENT_HEADER_BYTES && buf[0] === 0;
 }
 
 /** A schema-registry client whose errors say whether waiting would help. */

@@ -1,5 +1,5 @@
 import type { Type } from 'avsc';
-import type { Registry, SchemaName } from '../codec/index.js';
+import { CONFLUENT_HEADER_BYTES, type Registry, type SchemaName } from '../codec/index.js';
 import type { KafkaWriter } from '../kafka/index.js';
 
 export interface AvroPublisherOptions {
@@ -10,7 +10,6 @@ export interface AvroPublisherOptions {
   topic: string;
 }
 
-const HEADER_BYTES = 5;
 /** The scratch's first size: an outcome is about 250 bytes, a status event less. */
 const SCRATCH_BYTES = 4096;
 
@@ -45,13 +44,13 @@ export class AvroPublisher<T extends object> {
   /** The record, Confluent-framed (magic byte 0, the schema id, then the Avro binary). */
   encode(record: T): Buffer {
     if (!this.type) throw new Error('AvroPublisher.start() was not called');
-    let end = this.type.encode(record, this.scratch, HEADER_BYTES);
+    let end = this.type.encode(record, this.scratch, CONFLUENT_HEADER_BYTES);
     if (end < 0) {
       // Too large for the scratch: avsc says by how much. Grow it (keeping the header) and encode again.
       const grown = Buffer.allocUnsafeSlow(this.scratch.length - end);
-      this.scratch.copy(grown, 0, 0, HEADER_BYTES);
+      this.scratch.copy(grown, 0, 0, CONFLUENT_HEADER_BYTES);
       this.scratch = grown;
-      end = this.type.encode(record, this.scratch, HEADER_BYTES);
+      end = this.type.encode(record, this.scratch, CONFLUENT_HEADER_BYTES);
     }
     const value = Buffer.allocUnsafe(end);
     this.scratch.copy(value, 0, 0, end);

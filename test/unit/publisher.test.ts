@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import avro from 'avsc';
-import { type Registry, readSchema } from '../../src/codec/index.js';
+import { CONFLUENT_HEADER_BYTES, type Registry, readSchema } from '../../src/codec/index.js';
 import type { KafkaWriter } from '../../src/kafka/index.js';
 import { AvroPublisher, type WebhookResult } from '../../src/outcomes/index.js';
 
@@ -45,7 +45,11 @@ function outcome(snippet: string | null): WebhookResult {
 
 /** Decodes a Confluent-framed value: magic byte, schema id, then the record. */
 function unframe(value: Buffer): { magic: number; id: number; record: unknown } {
-  return { magic: value[0]!, id: value.readInt32BE(1), record: resultType.fromBuffer(value.subarray(5)) };
+  return {
+    magic: value[0]!,
+    id: value.readInt32BE(1),
+    record: resultType.fromBuffer(value.subarray(CONFLUENT_HEADER_BYTES)),
+  };
 }
 
 test('an outcome is framed with the schema id and decodes back to itself, at its exact size', async () => {
@@ -53,7 +57,7 @@ test('an outcome is framed with the schema id and decodes back to itself, at its
   const record = outcome('ok');
   const value = publisher.encode(record);
   assert.deepEqual(unframe(value), { magic: 0, id: SCHEMA_ID, record: resultType.clone(record) });
-  assert.equal(value.length, 5 + resultType.toBuffer(record).length);
+  assert.equal(value.length, CONFLUENT_HEADER_BYTES + resultType.toBuffer(record).length);
 });
 
 test('a record larger than the scratch grows it, and the records after it keep the header and no stale bytes', async () => {
