@@ -18,7 +18,6 @@ import {
   machineProcesses,
   metric,
   nextMessage,
-  problems,
   procTimes,
   produceAll,
   results,
@@ -184,10 +183,6 @@ export async function compareBuilds(bench: Bench, fo1: Shape, other: string): Pr
   results.compare = { baselineDir: other, ...rounds, medianRatio: ratio };
   log(
     `compare (fan-out 1, 1 replica, median of 3): current ${median(rounds.current).toFixed(0)} / baseline ${median(rounds.baseline).toFixed(0)} deliveries/s = ${ratio.toFixed(3)}; dispatcher CPU per delivery ${median(rounds.cpuUs.current).toFixed(0)} / ${median(rounds.cpuUs.baseline).toFixed(0)} µs`,
-  );
-  fs.writeFileSync(
-    path.join(root, 'bench/results/compare.json'),
-    `${JSON.stringify({ ...results, problems }, null, 2)}\n`,
   );
 }
 
