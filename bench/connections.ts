@@ -1,0 +1,150 @@
+// `npm run bench:connections`: what the number of busy connections costs the service's own send
+// path. The service's Deliverer and HttpClient (body, headers, both signatures, undici's dispatch)
+// POST to the bench receiver (its own process, 20 loopback origins) with 1, 4, 8, 16 and 32
+// requests under way per origin, each level on connections of its own, alternated over 3 rounds.
+// Prints, per level, the median requests/s and the client's CPU per request (user + kernel), and
+// its ratio to the fewest connections. Needs no stack.
+//
+// What it answers: how much of a delivery's CPU is the send path, and whether spreading it over
+// more connections (ENDPOINT_MAX_CONCURRENCY, MAX_CONNECTIONS_PER_ORIGIN) costs CPU. On 2026-12-01
+// the send path alone cost 1.25 times as much a request on 640 connections as on 20, but the
+// dispatcher end to end did not move (see README, Performance).
+import { type ChildProcess, fork } from 'node:child_process';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { loadConfig } from '../src/config/index.js';
+import { Deliverer, type Delivery, deliveryId, eventPayload, HttpClient, TargetGuard } from '../src/delivery/index.js';
+import { sampleEvent, sampleSubscription } from '../src/demo/sample-data.js';
+import { activate } from '../src/subscriptions/index.js';
+
+const root = path.resolve(import.meta.dirname, '..');
+const { values: flags } = parseArgs({ options: { requests: { type: 'string', default: '40000' } } });
+const REQUESTS = Number(flags.requests);
+const ORIGINS = 20;
+const PER_ORIGIN = [1, 4, 8, 16, 32];
+const SECRET = 'bench-secret';
+const log = (msg: string) => process.stderr.write(`[bench:connections] ${msg}\n`);
+
+interface ReceiverStats {
+  total: number;
+  unique: number;
+  sampled: number;
+  badSignatures: number;
+}
+
+function ask<T>(rx: ChildProcess, cmd: string): Promise<T> {
+  return new Promise((resolve) => {
+    const onMessage = (m: { cmd: string }) => {
+      if (m.cmd !== cmd) return;
+      rx.off('message', onMessage);
+      resolve(m as T);
+    };
+    rx.on('message', onMessage);
+    rx.send({ cmd });
+  });
+}
+
+const rx = fork(path.join(root, 'bench/receiver.ts'), [], {
+  execArgv: ['--import', 'tsx'],
+  env: { ...process.env, BENCH_PORTS: String(ORIGINS), BENCH_SECRET: SECRET },
+});
+const { ports } = await new Promise<{ ports: number[] }>((resolve) => rx.once('message', resolve));
+
+// One event of the bench's kind, one webhook per origin: the body and signatures are real ones.
+const event = { ...sampleEvent(), occurredAtMs: 0 };
+const payload = eventPayload(event);
+const targets = ports.map((port) =>
+  activate(sampleSubscription({ secret: SECRET, url: `http://127.0.0.1:${port}/hook` })),
+);
+const config = loadConfig({ DELIVERY_ALLOWLIST: '127.0.0.1/32' });
+
+interface Round {
+  requestsPerSec: number;
+  cpuUsPerRequest: number;
+  kernelUsPerRequest: number;
+}
+
+/** A sender with `perOrigin` connections to each origin, kept open across rounds. */
+function sender(perOrigin: number) {
+  const http = new HttpClient({
+    ...config.delivery,
+    maxConnectionsPerOrigin: perOrigin,
+    guard: new TargetGuard(config.delivery.allowlist),
+  });
+  const deliverer = new Deliverer(http, config.delivery.userAgent);
+  let serial = 0;
+  const one = async (): Promise<void> => {
+    const target = targets[serial % ORIGINS]!;
+    const id = `evt_${perOrigin}_${serial++}`;
+    const delivery: Delivery = {
+      deliveryId: deliveryId(id, target.sub.id),
+      event,
+      payload,
+      target,
+      eventTimestampMs: 0,
+      entity: null,
+    };
+    const report = await deliverer.attempt(delivery, 1);
+    if (!report.outcome.delivered) throw new Error(`a request was not delivered: ${report.outcome.message}`);
+  };
+  return {
+    http,
+    /** `count` requests, `perOrigin × ORIGINS` under way at a time. */
+    async round(count: number): Promise<Round> {
+      let started = 0;
+      const t0 = performance.now();
+      const cpu0 = process.cpuUsage();
+      await Promise.all(
+        Array.from({ length: perOrigin * ORIGINS }, async () => {
+          while (started < count) {
+            started++;
+            await one();
+          }
+        }),
+      );
+      const cpu = process.cpuUsage(cpu0);
+      return {
+        requestsPerSec: (count / (performance.now() - t0)) * 1000,
+        cpuUsPerRequest: (cpu.user + cpu.system) / count,
+        kernelUsPerRequest: cpu.system / count,
+      };
+    },
+  };
+}
+
+const senders = PER_ORIGIN.map((perOrigin) => ({ perOrigin, ...sender(perOrigin) }));
+const rounds = new Map<number, Round[]>(PER_ORIGIN.map((n) => [n, []]));
+try {
+  // A warm-up round opens each level's connections and compiles the path; it is not counted.
+  for (const s of senders) await s.round(Math.min(REQUESTS, 5000));
+  await ask(rx, 'reset');
+  for (let round = 1; round <= 3; round++) {
+    for (const s of senders) {
+      const r = await s.round(REQUESTS);
+      rounds.get(s.perOrigin)!.push(r);
+      log(
+        `round ${round}, ${s.perOrigin * ORIGINS} connections: ${r.requestsPerSec.toFixed(0)} requests/s, ${r.cpuUsPerRequest.toFixed(1)} µs CPU a request`,
+      );
+    }
+  }
+  const stats = await ask<ReceiverStats>(rx, 'stats');
+  const expected = REQUESTS * 3 * PER_ORIGIN.length;
+  if (stats.unique !== expected || stats.total !== expected || stats.badSignatures > 0 || stats.sampled === 0) {
+    throw new Error(
+      `receiver counted ${JSON.stringify(stats)}, expected ${expected} unique requests, signatures valid`,
+    );
+  }
+  const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[1]!;
+  const base = median(rounds.get(PER_ORIGIN[0]!)!.map((r) => r.cpuUsPerRequest));
+  console.log('| busy connections | requests/s | client CPU a request | of which kernel | ratio to the fewest |');
+  console.log('| --- | --- | --- | --- | --- |');
+  for (const [perOrigin, rs] of rounds) {
+    const cpu = median(rs.map((r) => r.cpuUsPerRequest));
+    console.log(
+      `| ${perOrigin * ORIGINS} | ${median(rs.map((r) => r.requestsPerSec)).toFixed(0)} | ${cpu.toFixed(1)} µs | ${median(rs.map((r) => r.kernelUsPerRequest)).toFixed(1)} µs | ${(cpu / base).toFixed(2)} |`,
+    );
+  }
+} finally {
+  await Promise.all(senders.map((s) => s.http.close()));
+  rx.kill();
+}
