@@ -46,6 +46,16 @@ type Decoded = { message: KafkaMessage; event: BlueEvent } | { message: KafkaMes
 
 const NO_PAYLOAD: EventPayload = { head: '', tail: '' };
 
+/**
+ * Events of a batch decoded, matched and started at a time. A batch holds hundreds of events, and
+ * while the in-flight bound is full the ones not started yet wait: decoded all at once, they wait
+ * as parsed objects, which the garbage collector copies at every scavenge. In steps, the rest wait
+ * as the record bytes kafkajs holds anyway. Measured in the bench (README, Performance): the
+ * dispatcher's peak RSS 368-371 MB in steps of 64 against 402-412 MB for whole batches, at the same
+ * CPU a delivery. Each step asks the table for its own candidates, mostly from its in-process cache.
+ */
+export const EVENTS_PER_STEP = 64;
+
 /** Why a candidate does not get an event: it does not match, or its filter would cost too much. */
 export type MatchResult = 'match' | 'no_match' | 'filter_budget';
 
@@ -78,13 +88,20 @@ export function subscriptionMatches(t: ActiveSubscription, e: BlueEvent, ctx: ()
  */
 export class EventPipeline extends Intake<EventPipelineDeps> {
   override async handleBatch(batch: BatchContext): Promise<void> {
-    const { topic, partition, heartbeat } = batch;
-    const { tracing } = this.deps;
     const fresh = this.fresh(batch);
     if (fresh.length === 0) return;
     this.deps.metrics.eventsConsumed.inc(fresh.length);
+    for (let i = 0; i < fresh.length; i += EVENTS_PER_STEP) {
+      if (!(await this.handleStep(batch, fresh.slice(i, i + EVENTS_PER_STEP)))) return;
+    }
+  }
+
+  /** Decodes, matches and starts some of a batch's events; false once it may take no more in. */
+  private async handleStep(batch: BatchContext, messages: KafkaMessage[]): Promise<boolean> {
+    const { topic, partition, heartbeat } = batch;
+    const { tracing } = this.deps;
     const receivedAt = Date.now();
-    const decoded = await Promise.all(fresh.map((m) => this.decode(m)));
+    const decoded = await Promise.all(messages.map((m) => this.decode(m)));
 
     // The table must include every webhook created before these events were written.
     let newest = 0;
@@ -104,7 +121,7 @@ export class EventPipeline extends Intake<EventPipelineDeps> {
 
     for (const item of decoded) {
       const entry = this.take(batch, item.message);
-      if (entry === null) return;
+      if (entry === null) return false;
       const deadLetter = (reason: ErrorCode, detail: string) =>
         this.deps.deadLetters.write(item.message, { topic, partition }, reason, detail);
       if ('error' in item) {
@@ -165,6 +182,7 @@ export class EventPipeline extends Intake<EventPipelineDeps> {
       }
       consume?.span.end();
     }
+    return true;
   }
 
   private startConsume(m: KafkaMessage, topic: string, partition: number, eventId: string) {

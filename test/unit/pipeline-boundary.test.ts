@@ -1,13 +1,16 @@
-// The per-event failure boundary, with fakes for the collaborators: an unexpected exception in
-// matching or in a delivery dead-letters the event as INTERNAL_ERROR and finishes its offset.
-// Before it, the offset stayed unfinished and the partition's commit stopped for good.
+// The events pipeline with fakes for its collaborators.
+// - The per-event failure boundary: an unexpected exception in matching or in a delivery
+//   dead-letters the event as INTERNAL_ERROR and finishes its offset. Before it, the offset stayed
+//   unfinished and the partition's commit stopped for good.
+// - A batch is decoded in steps: while the in-flight bound is full, the events not started yet
+//   are not held decoded.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { KafkaMessage } from 'kafkajs';
 import type { Registry } from '../../src/codec/registry.js';
 import { sampleEvent, sampleSubscription } from '../../src/demo/sample-data.js';
 import type { DeliveryRunner } from '../../src/dispatch/runner.js';
-import { EventPipeline } from '../../src/ingest/pipeline.js';
+import { EVENTS_PER_STEP, EventPipeline } from '../../src/ingest/pipeline.js';
 import type { DeadLetters } from '../../src/kafka/dead-letters.js';
 import { PartitionTracker } from '../../src/kafka/offset-tracker.js';
 import { Metrics } from '../../src/metrics/metrics.js';
@@ -18,16 +21,26 @@ import type { SubscriptionTable } from '../../src/subscriptions/table.js';
 import { candidateKey } from '../../src/subscriptions/table.js';
 import { Tracing } from '../../src/tracing/tracing.js';
 
-function pipelineWith(opts: { matches?: () => boolean; run?: () => Promise<void>; takingIn?: () => boolean }) {
+function pipelineWith(opts: {
+  matches?: () => boolean;
+  run?: () => Promise<void>;
+  takingIn?: () => boolean;
+  events?: number;
+  inFlight?: number;
+}) {
   const letters: { offset: string; reason: string; detail: string }[] = [];
+  /** How many events each lookup of candidates was for: one per event decoded. */
+  const lookups: number[] = [];
   const sub = activate(sampleSubscription({ id: 'wh' }));
   const target = opts.matches ? { ...sub, matches: opts.matches } : sub;
   const metrics = new Metrics({ defaultMetrics: false });
   const pipeline = new EventPipeline({
     registry: {} as Registry,
     table: {
-      candidates: async (keys: { projectId: string; eventType: string }[]) =>
-        new Map(keys.map((k) => [candidateKey(k.projectId, k.eventType), [target]])),
+      candidates: async (keys: { projectId: string; eventType: string }[]) => {
+        lookups.push(keys.length);
+        return new Map(keys.map((k) => [candidateKey(k.projectId, k.eventType), [target]]));
+      },
     } as unknown as SubscriptionTable,
     ensureFresh: async () => {},
     runner: { run: opts.run ?? (async () => {}), waitForRoom: () => undefined } as unknown as DeliveryRunner,
@@ -36,14 +49,14 @@ function pipelineWith(opts: { matches?: () => boolean; run?: () => Promise<void>
         letters.push({ offset: m.offset, reason, detail });
       },
     } as unknown as DeadLetters,
-    limiter: new Semaphore(10),
+    limiter: new Semaphore(opts.inFlight ?? 10),
     metrics,
     log: createLogger({ write: () => {} }),
     retry: (fn) => fn(),
     tracing: new Tracing({ endpoint: '', serviceName: 'test', instanceId: 'test' }),
   });
   const tracker = new PartitionTracker();
-  const messages = [0, 1, 2].map(
+  const messages = Array.from({ length: opts.events ?? 3 }, (_, i) => i).map(
     (i) =>
       ({
         offset: String(i),
@@ -66,7 +79,7 @@ function pipelineWith(opts: { matches?: () => boolean; run?: () => Promise<void>
       pauseFor: () => {},
       takingIn: opts.takingIn ?? (() => true),
     });
-  return { handle, tracker, letters, metrics, resolved };
+  return { handle, tracker, letters, metrics, resolved, lookups };
 }
 
 async function settled(tracker: PartitionTracker, offset: number) {
@@ -131,4 +144,41 @@ test('a rebalance heard by another batch: this one takes nothing more in, and le
   assert.deepEqual(resolved, ['0']);
   assert.equal(tracker.has(1), false);
   assert.equal(await settled(tracker, 1), 1);
+});
+
+test('a batch is decoded in steps: while the in-flight bound is full, the rest is not held decoded', async () => {
+  // One delivery may be under way and it does not end until released: the pipeline starts the
+  // first event, then waits for a slot. Before steps, all 300 events were decoded by then.
+  let release!: () => void;
+  const held = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  let runs = 0;
+  const { handle, tracker, lookups } = pipelineWith({
+    events: 300,
+    inFlight: 1,
+    run: () => {
+      runs++;
+      return held;
+    },
+  });
+  const done = handle();
+  try {
+    for (let i = 0; i < 100 && runs === 0; i++) await new Promise((r) => setImmediate(r));
+    assert.equal(runs, 1);
+    const decodedBeforeRoom = lookups.reduce((n, k) => n + k, 0);
+    assert.ok(
+      decodedBeforeRoom <= EVENTS_PER_STEP,
+      `${decodedBeforeRoom} events decoded while one delivery held the only slot`,
+    );
+  } finally {
+    release();
+    await done;
+  }
+  assert.equal(runs, 300);
+  assert.equal(
+    lookups.reduce((n, k) => n + k, 0),
+    300,
+  );
+  assert.equal(await settled(tracker, 300), 300);
 });
