@@ -51,7 +51,7 @@ const NO_PAYLOAD: EventPayload = { head: '', tail: '' };
  * while the in-flight bound is full the ones not started yet wait: decoded all at once, they wait
  * as parsed objects, which the garbage collector copies at every scavenge. In steps, the rest wait
  * as the record bytes kafkajs holds anyway. Measured in the bench (README, Performance): the
- * dispatcher's peak RSS 368-371 MB in steps of 64 against 402-412 MB for whole batches, at the same
+ * dispatcher's peak RSS 370-376 MB in steps of 64 against 385-411 MB for whole batches, at the same
  * CPU a delivery. Each step asks the table for its own candidates, mostly from its in-process cache.
  */
 export const EVENTS_PER_STEP = 64;

@@ -56,8 +56,9 @@ function pipelineWith(opts: {
     tracing: new Tracing({ endpoint: '', serviceName: 'test', instanceId: 'test' }),
   });
   const tracker = new PartitionTracker();
-  const messages = Array.from({ length: opts.events ?? 3 }, (_, i) => i).map(
-    (i) =>
+  const messages = Array.from(
+    { length: opts.events ?? 3 },
+    (_, i) =>
       ({
         offset: String(i),
         timestamp: String(Date.now()),
