@@ -9,13 +9,14 @@
 // more connections (ENDPOINT_MAX_CONCURRENCY, MAX_CONNECTIONS_PER_ORIGIN) costs CPU. On 2026-12-01
 // the send path alone cost 1.25 times as much a request on 640 connections as on 20, but the
 // dispatcher end to end did not move (see README, Performance).
-import { type ChildProcess, fork } from 'node:child_process';
+import { fork } from 'node:child_process';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../src/config/index.js';
 import { Deliverer, type Delivery, deliveryId, eventPayload, HttpClient, TargetGuard } from '../src/delivery/index.js';
 import { sampleEvent, sampleSubscription } from '../src/demo/sample-data.js';
 import { activate } from '../src/subscriptions/index.js';
+import { ask, nextMessage } from './ipc.js';
 
 const root = path.resolve(import.meta.dirname, '..');
 const { values: flags } = parseArgs({ options: { requests: { type: 'string', default: '40000' } } });
@@ -32,23 +33,11 @@ interface ReceiverStats {
   badSignatures: number;
 }
 
-function ask<T>(rx: ChildProcess, cmd: string): Promise<T> {
-  return new Promise((resolve) => {
-    const onMessage = (m: { cmd: string }) => {
-      if (m.cmd !== cmd) return;
-      rx.off('message', onMessage);
-      resolve(m as T);
-    };
-    rx.on('message', onMessage);
-    rx.send({ cmd });
-  });
-}
-
 const rx = fork(path.join(root, 'bench/receiver.ts'), [], {
   execArgv: ['--import', 'tsx'],
   env: { ...process.env, BENCH_PORTS: String(ORIGINS), BENCH_SECRET: SECRET },
 });
-const { ports } = await new Promise<{ ports: number[] }>((resolve) => rx.once('message', resolve));
+const { ports } = await nextMessage<{ ports: number[] }>(rx, 'ready');
 
 // One event of the bench's kind, one webhook per origin: the body and signatures are real ones.
 const event = { ...sampleEvent(), occurredAtMs: 0 };
@@ -117,7 +106,7 @@ const rounds = new Map<number, Round[]>(PER_ORIGIN.map((n) => [n, []]));
 try {
   // A warm-up round opens each level's connections and compiles the path; it is not counted.
   for (const s of senders) await s.round(Math.min(REQUESTS, 5000));
-  await ask(rx, 'reset');
+  await ask(rx, { cmd: 'reset' }, 'reset');
   for (let round = 1; round <= 3; round++) {
     for (const s of senders) {
       const r = await s.round(REQUESTS);
@@ -127,7 +116,7 @@ try {
       );
     }
   }
-  const stats = await ask<ReceiverStats>(rx, 'stats');
+  const stats = await ask<ReceiverStats>(rx, { cmd: 'stats' }, 'stats');
   const expected = REQUESTS * 3 * PER_ORIGIN.length;
   if (stats.unique !== expected || stats.total !== expected || stats.badSignatures > 0 || stats.sampled === 0) {
     throw new Error(

@@ -9,6 +9,10 @@ import { parseArgs } from 'node:util';
 import type { Admin, Producer } from 'kafkajs';
 import { sampleEvent, sampleSubscription } from '../src/demo/sample-data.js';
 
+import { ask, nextMessage } from './ipc.js';
+
+export { ask, nextMessage };
+
 export const root = path.resolve(import.meta.dirname, '..');
 export const { values: flags } = parseArgs({
   options: {
@@ -84,27 +88,6 @@ export function spawnTs(file: string, args: string[] = [], env: Record<string, s
     env: { ...process.env, ...env },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
-}
-
-export function nextMessage<T>(child: ChildProcess, cmd?: string): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const onMsg = (m: { cmd?: string }) => {
-      if (cmd && m.cmd !== cmd) return;
-      child.off('message', onMsg);
-      child.off('close', onClose);
-      resolve(m as T);
-    };
-    // 'close', not 'exit': a child's last messages can still be on their way when 'exit' fires.
-    const onClose = (code: number) => reject(new Error(`child exited (${code}) before sending ${cmd ?? 'a message'}`));
-    child.on('message', onMsg);
-    child.once('close', onClose);
-  });
-}
-
-export async function ask<T>(child: ChildProcess, msg: object, cmd: string): Promise<T> {
-  const reply = nextMessage<T>(child, cmd);
-  child.send(msg);
-  return reply;
 }
 
 export interface Dispatcher {

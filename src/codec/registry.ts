@@ -16,6 +16,7 @@ export function readSchema(name: SchemaName): string {
 /** Confluent framing: magic byte 0, then a big-endian 4-byte schema id, then the Avro body. */
 export const CONFLUENT_HEADER_BYTES = 5;
 
+/** Whether a value is Confluent-framed (JSON values start with `{`, never with byte 0). */
 export function isConfluentFramed(buf: Buffer): boolean {
   return buf.length >= CONFLUENT_HEADER_BYTES && buf[0] === 0;
 }

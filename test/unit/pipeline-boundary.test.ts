@@ -27,6 +27,8 @@ function pipelineWith(opts: {
   takingIn?: () => boolean;
   events?: number;
   inFlight?: number;
+  /** The value of message i, when not a valid event. */
+  valueAt?: (i: number) => Buffer | null;
 }) {
   const letters: { offset: string; reason: string; detail: string }[] = [];
   /** How many events each lookup of candidates was for: one per event decoded. */
@@ -63,7 +65,7 @@ function pipelineWith(opts: {
         offset: String(i),
         timestamp: String(Date.now()),
         key: null,
-        value: Buffer.from(JSON.stringify(sampleEvent({ eventId: `e${i}` }))),
+        value: opts.valueAt?.(i) ?? Buffer.from(JSON.stringify(sampleEvent({ eventId: `e${i}` }))),
         headers: {},
         attributes: 0,
       }) as unknown as KafkaMessage,
@@ -182,4 +184,35 @@ test('a batch is decoded in steps: while the in-flight bound is full, the rest i
     300,
   );
   assert.equal(await settled(tracker, 300), 300);
+});
+
+test('hostile records on both sides of a step boundary each get their end, and the rest are delivered', async () => {
+  // Steps cut a batch at EVENTS_PER_STEP: the records around the cut are ones no rule foresaw.
+  const cut = EVENTS_PER_STEP;
+  const hostile = new Map<number, Buffer>([
+    [cut - 1, Buffer.from('{"id": "e", "event": ')], // cut short
+    [cut, Buffer.from(`${'['.repeat(500_000)}${']'.repeat(500_000)}`)], // 1 MB, an array 500,000 deep
+    [cut + 1, Buffer.from(JSON.stringify({ ...sampleEvent(), project: { id: 42 }, event: 'TODO\u0000\u202e' }))],
+    [cut + 2, Buffer.alloc(0)],
+    [cut + 3, Buffer.from(`${'{"a":'.repeat(200_000)}1${'}'.repeat(200_000)}`)], // an object 200,000 deep
+  ]);
+  let runs = 0;
+  const { handle, tracker, letters } = pipelineWith({
+    events: 2 * cut + 4,
+    valueAt: (i) => hostile.get(i) ?? null,
+    run: async () => {
+      runs++;
+    },
+  });
+  await handle();
+  assert.equal(await settled(tracker, 2 * cut + 4), 2 * cut + 4);
+  assert.deepEqual(
+    letters.map((l) => Number(l.offset)),
+    [...hostile.keys()],
+  );
+  assert.deepEqual(
+    letters.map((l) => l.reason),
+    ['INVALID_JSON', 'DECODE_FAILED', 'INVALID_EVENT', 'INVALID_EVENT', 'INVALID_EVENT'],
+  );
+  assert.equal(runs, 2 * cut + 4 - hostile.size);
 });
