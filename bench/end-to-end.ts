@@ -46,6 +46,12 @@ export interface DispatcherRun {
   signaturesSampled: number;
   cpuSeconds: Record<string, number>;
   dispatcherCpuSecondsEach: number[];
+  /**
+   * The dispatchers' CPU from the moment half the deliveries had arrived to the end, and the
+   * deliveries of that second half: the cost of a delivery once the process is warm (its code
+   * optimised, its connections open, its heap grown), without what a fresh replica pays once.
+   */
+  secondHalf: { deliveries: number; dispatcherCpuSeconds: number };
   /** Of the dispatchers' CPU seconds, those spent in the kernel (socket calls, page faults). */
   dispatcherSystemSeconds: number;
   /** Minor page faults of the dispatchers per delivery: each is a fresh page touched for the first time. */
@@ -83,8 +89,12 @@ export async function runDispatcher(
   const produceRate = await produceAll(producer, runShape, count, id);
   const expected = count * shape.fanout;
   let peak = 0;
-  const s = await waitForDeliveries(rx, expected, 30 * 60_000, async () => {
+  let half = null as { unique: number; dispatcherCpu: number } | null;
+  const s = await waitForDeliveries(rx, expected, 30 * 60_000, async (progress) => {
     peak = Math.max(peak, ...ds.map((d) => d.rssMb()));
+    if (!half && progress.unique >= expected / 2) {
+      half = { unique: progress.unique, dispatcherCpu: cpuOf({ dispatcher: procs.dispatcher! }).dispatcher! };
+    }
   });
   const peakRss = Math.max(peak, ...ds.map((d) => d.peakRssMb()));
   const cpuAfter = cpuOf(procs);
@@ -124,6 +134,7 @@ export async function runDispatcher(
     signaturesSampled: s.sampled,
     cpuSeconds: cpu,
     dispatcherCpuSecondsEach: eachCpu,
+    secondHalf: secondHalfOf(half, s.unique, cpuAfter.dispatcher!),
     dispatcherSystemSeconds: +(kernelAfter.systemSeconds - kernelBefore.systemSeconds).toFixed(2),
     dispatcherFaultsPerDelivery: +((kernelAfter.minorFaults - kernelBefore.minorFaults) / s.unique).toFixed(2),
     retriesScheduled: retried,
@@ -131,6 +142,9 @@ export async function runDispatcher(
   };
   log(
     `  dispatcher in the kernel: ${run.dispatcherSystemSeconds} CPU s (${kernelShare(run)}%); ${run.dispatcherFaultsPerDelivery} page faults per delivery`,
+  );
+  log(
+    `  dispatcher CPU per delivery: ${cpuUsPerDelivery(run).toFixed(0)} µs over the run, ${warmCpuUsPerDelivery(run).toFixed(0)} µs over its second half`,
   );
   return { run, eventsTopic: runShape.topics.events };
 }
@@ -156,16 +170,33 @@ function kernelOf(ds: Dispatcher[]): { systemSeconds: number; minorFaults: numbe
 /** Dispatcher CPU per delivery, in µs. */
 export const cpuUsPerDelivery = (run: DispatcherRun) => (run.cpuSeconds.dispatcher! / run.deliveries) * 1e6;
 
+/** The same over the second half of the run only (NaN when the run ended before a poll saw half). */
+export const warmCpuUsPerDelivery = (run: DispatcherRun) =>
+  (run.secondHalf.dispatcherCpuSeconds / run.secondHalf.deliveries) * 1e6;
+
+function secondHalfOf(
+  half: { unique: number; dispatcherCpu: number } | null,
+  deliveries: number,
+  dispatcherCpuAtEnd: number,
+): DispatcherRun['secondHalf'] {
+  if (!half) return { deliveries: 0, dispatcherCpuSeconds: 0 };
+  return {
+    deliveries: deliveries - half.unique,
+    dispatcherCpuSeconds: +(dispatcherCpuAtEnd - half.dispatcherCpu).toFixed(2),
+  };
+}
+
 /** The dispatchers' kernel share of their CPU, in whole percent. */
 export const kernelShare = (run: DispatcherRun) =>
   Math.round((100 * run.dispatcherSystemSeconds) / run.cpuSeconds.dispatcher!);
 
 /** --compare DIR: fan-out 1 on 1 replica, alternating this build with DIR's, 3 rounds each. */
 export async function compareBuilds(bench: Bench, fo1: Shape, other: string): Promise<void> {
-  const rounds: { current: number[]; baseline: number[]; cpuUs: { current: number[]; baseline: number[] } } = {
-    current: [],
-    baseline: [],
-    cpuUs: { current: [], baseline: [] },
+  const rounds = {
+    current: [] as number[],
+    baseline: [] as number[],
+    cpuUs: { current: [] as number[], baseline: [] as number[] },
+    warmCpuUs: { current: [] as number[], baseline: [] as number[] },
   };
   for (let round = 1; round <= 3; round++) {
     for (const which of ['current', 'baseline'] as const) {
@@ -176,13 +207,14 @@ export async function compareBuilds(bench: Bench, fo1: Shape, other: string): Pr
       const { run } = await runDispatcher(bench, fo1, SIZE.events, 1, ` ${which} ${round}`, profile, cwd);
       rounds[which].push(run.deliveriesPerSec);
       rounds.cpuUs[which].push(cpuUsPerDelivery(run));
+      rounds.warmCpuUs[which].push(warmCpuUsPerDelivery(run));
     }
   }
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[1]!;
   const ratio = median(rounds.current) / median(rounds.baseline);
   results.compare = { baselineDir: other, ...rounds, medianRatio: ratio };
   log(
-    `compare (fan-out 1, 1 replica, median of 3): current ${median(rounds.current).toFixed(0)} / baseline ${median(rounds.baseline).toFixed(0)} deliveries/s = ${ratio.toFixed(3)}; dispatcher CPU per delivery ${median(rounds.cpuUs.current).toFixed(0)} / ${median(rounds.cpuUs.baseline).toFixed(0)} µs`,
+    `compare (fan-out 1, 1 replica, median of 3): current ${median(rounds.current).toFixed(0)} / baseline ${median(rounds.baseline).toFixed(0)} deliveries/s = ${ratio.toFixed(3)}; dispatcher CPU per delivery ${median(rounds.cpuUs.current).toFixed(0)} / ${median(rounds.cpuUs.baseline).toFixed(0)} µs (second half ${median(rounds.warmCpuUs.current).toFixed(0)} / ${median(rounds.warmCpuUs.baseline).toFixed(0)} µs)`,
   );
 }
 

@@ -396,13 +396,13 @@ export async function waitForDeliveries(
   rx: ChildProcess,
   expected: number,
   timeoutMs: number,
-  onTick?: () => Promise<void>,
+  onTick?: (stats: RxStats) => Promise<void>,
 ): Promise<RxStats> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const s = await ask<RxStats>(rx, { cmd: 'stats' }, 'stats');
     if (s.unique >= expected || Date.now() > deadline) return s;
-    await onTick?.();
+    await onTick?.(s);
     await new Promise((r) => setTimeout(r, 250));
   }
 }
