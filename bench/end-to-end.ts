@@ -47,9 +47,9 @@ export interface DispatcherRun {
   cpuSeconds: Record<string, number>;
   dispatcherCpuSecondsEach: number[];
   /**
-   * The dispatchers' CPU from the moment half the deliveries had arrived to the end, and the
-   * deliveries of that second half: the cost of a delivery once the process is warm (its code
-   * optimised, its connections open, its heap grown), without what a fresh replica pays once.
+   * The dispatchers' CPU from the first poll past half the deliveries to the end, and the
+   * deliveries since that poll. It leaves out what a fresh process pays once (code optimised,
+   * connections opened, heap grown) and most of the time the bench's producer shares the cores.
    */
   secondHalf: { deliveries: number; dispatcherCpuSeconds: number };
   /** Of the dispatchers' CPU seconds, those spent in the kernel (socket calls, page faults). */
@@ -92,8 +92,10 @@ export async function runDispatcher(
   let half = null as { unique: number; dispatcherCpu: number } | null;
   const s = await waitForDeliveries(rx, expected, 30 * 60_000, async (progress) => {
     peak = Math.max(peak, ...ds.map((d) => d.rssMb()));
+    // The first poll past half; none when it comes past three quarters (too few left to measure).
     if (!half && progress.unique >= expected / 2) {
-      half = { unique: progress.unique, dispatcherCpu: cpuOf({ dispatcher: procs.dispatcher! }).dispatcher! };
+      const dispatcherCpu = cpuOf({ dispatcher: procs.dispatcher! }).dispatcher!;
+      half = progress.unique <= expected * 0.75 ? { unique: progress.unique, dispatcherCpu } : null;
     }
   });
   const peakRss = Math.max(peak, ...ds.map((d) => d.peakRssMb()));
@@ -144,7 +146,7 @@ export async function runDispatcher(
     `  dispatcher in the kernel: ${run.dispatcherSystemSeconds} CPU s (${kernelShare(run)}%); ${run.dispatcherFaultsPerDelivery} page faults per delivery`,
   );
   log(
-    `  dispatcher CPU per delivery: ${cpuUsPerDelivery(run).toFixed(0)} µs over the run, ${warmCpuUsPerDelivery(run).toFixed(0)} µs over its second half`,
+    `  dispatcher CPU per delivery: ${cpuUsPerDelivery(run).toFixed(0)} µs over the run, ${wholeUs(secondHalfCpuUsPerDelivery(run))} µs over its second half`,
   );
   return { run, eventsTopic: runShape.topics.events };
 }
@@ -170,9 +172,15 @@ function kernelOf(ds: Dispatcher[]): { systemSeconds: number; minorFaults: numbe
 /** Dispatcher CPU per delivery, in µs. */
 export const cpuUsPerDelivery = (run: DispatcherRun) => (run.cpuSeconds.dispatcher! / run.deliveries) * 1e6;
 
-/** The same over the second half of the run only (NaN when the run ended before a poll saw half). */
-export const warmCpuUsPerDelivery = (run: DispatcherRun) =>
-  (run.secondHalf.dispatcherCpuSeconds / run.secondHalf.deliveries) * 1e6;
+/**
+ * The same over the second half of the run only; null when no poll came between half and three
+ * quarters of the deliveries (a run too short for its polls).
+ */
+export const secondHalfCpuUsPerDelivery = (run: DispatcherRun): number | null =>
+  run.secondHalf.deliveries > 0 ? (run.secondHalf.dispatcherCpuSeconds / run.secondHalf.deliveries) * 1e6 : null;
+
+/** A figure in whole µs, or n/a. */
+export const wholeUs = (us: number | null) => (us === null ? 'n/a' : us.toFixed(0));
 
 function secondHalfOf(
   half: { unique: number; dispatcherCpu: number } | null,
@@ -196,7 +204,7 @@ export async function compareBuilds(bench: Bench, fo1: Shape, other: string): Pr
     current: [] as number[],
     baseline: [] as number[],
     cpuUs: { current: [] as number[], baseline: [] as number[] },
-    warmCpuUs: { current: [] as number[], baseline: [] as number[] },
+    secondHalfCpuUs: { current: [] as (number | null)[], baseline: [] as (number | null)[] },
   };
   for (let round = 1; round <= 3; round++) {
     for (const which of ['current', 'baseline'] as const) {
@@ -207,14 +215,15 @@ export async function compareBuilds(bench: Bench, fo1: Shape, other: string): Pr
       const { run } = await runDispatcher(bench, fo1, SIZE.events, 1, ` ${which} ${round}`, profile, cwd);
       rounds[which].push(run.deliveriesPerSec);
       rounds.cpuUs[which].push(cpuUsPerDelivery(run));
-      rounds.warmCpuUs[which].push(warmCpuUsPerDelivery(run));
+      rounds.secondHalfCpuUs[which].push(secondHalfCpuUsPerDelivery(run));
     }
   }
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[1]!;
+  const secondHalfMedian = (xs: (number | null)[]) => (xs.includes(null) ? null : median(xs as number[]));
   const ratio = median(rounds.current) / median(rounds.baseline);
   results.compare = { baselineDir: other, ...rounds, medianRatio: ratio };
   log(
-    `compare (fan-out 1, 1 replica, median of 3): current ${median(rounds.current).toFixed(0)} / baseline ${median(rounds.baseline).toFixed(0)} deliveries/s = ${ratio.toFixed(3)}; dispatcher CPU per delivery ${median(rounds.cpuUs.current).toFixed(0)} / ${median(rounds.cpuUs.baseline).toFixed(0)} µs (second half ${median(rounds.warmCpuUs.current).toFixed(0)} / ${median(rounds.warmCpuUs.baseline).toFixed(0)} µs)`,
+    `compare (fan-out 1, 1 replica, median of 3): current ${median(rounds.current).toFixed(0)} / baseline ${median(rounds.baseline).toFixed(0)} deliveries/s = ${ratio.toFixed(3)}; dispatcher CPU per delivery ${median(rounds.cpuUs.current).toFixed(0)} / ${median(rounds.cpuUs.baseline).toFixed(0)} µs (second half ${wholeUs(secondHalfMedian(rounds.secondHalfCpuUs.current))} / ${wholeUs(secondHalfMedian(rounds.secondHalfCpuUs.baseline))} µs)`,
   );
 }
 

@@ -24,7 +24,8 @@ import {
   endToEnd,
   kernelShare,
   runNaive,
-  warmCpuUsPerDelivery,
+  secondHalfCpuUsPerDelivery,
+  wholeUs,
   withEndpointLatency,
 } from './end-to-end.js';
 import {
@@ -206,7 +207,7 @@ function tableRows(r: Record<string, unknown>, runs: DispatcherRun[]): [string, 
     const each = run.dispatcherCpuSecondsEach;
     rows.push([
       `(c) ${run.name}`,
-      `${run.deliveriesPerSec.toFixed(0)} deliveries/s, peak RSS ${run.peakRssMb.toFixed(0)} MB, dispatcher CPU ${cpuUsPerDelivery(run).toFixed(0)} µs/delivery, ${warmCpuUsPerDelivery(run).toFixed(0)} over the second half (${kernelShare(run)}% in the kernel; ${run.dispatcherFaultsPerDelivery} page faults/delivery)${each.length > 1 ? ` (CPU s each: ${each.join(', ')})` : ''}`,
+      `${run.deliveriesPerSec.toFixed(0)} deliveries/s, peak RSS ${run.peakRssMb.toFixed(0)} MB, dispatcher CPU ${cpuUsPerDelivery(run).toFixed(0)} µs/delivery, ${wholeUs(secondHalfCpuUsPerDelivery(run))} over the second half (${kernelShare(run)}% in the kernel; ${run.dispatcherFaultsPerDelivery} page faults/delivery)${each.length > 1 ? ` (CPU s each: ${each.join(', ')})` : ''}`,
     ]);
   }
   rows.push(['(d) naive dispatcher', `${d.deliveriesPerSec.toFixed(0)} deliveries/s`]);
