@@ -1,5 +1,6 @@
 import { Kafka, type LogEntry, logLevel } from 'kafkajs';
 import type { Logger, LogLevel } from '../shared/index.js';
+import { installRequestQueueTimerFix } from './request-queue-timer.js';
 
 export interface KafkaClientOptions {
   brokers: readonly string[];
@@ -39,6 +40,7 @@ export function kafkaLogLevel(level: logLevel, entry: { message: string; error?:
 
 /** A kafkajs client whose logs go through the service's JSON logger. */
 export function createKafka(options: KafkaClientOptions): Kafka {
+  installRequestQueueTimerFix();
   const log = options.log.child({ component: 'kafkajs' });
   return new Kafka({
     clientId: options.clientId,
