@@ -1,4 +1,4 @@
-import { createRequire } from 'node:module';
+import { kafkajsPrototype } from './kafkajs-internals.js';
 
 /**
  * Work to finish before a member rejoins its group: it gets a heartbeat that keeps the member's
@@ -40,15 +40,14 @@ export function holdNextRejoin(memberId: string, hold: RejoinHold): void {
 
 function install(): void {
   if (installed) return;
-  const require = createRequire(import.meta.url);
-  const ConsumerGroup = require('kafkajs/src/consumer/consumerGroup.js') as {
-    prototype: ConsumerGroupInternals;
-  };
-  const joinAndSync = ConsumerGroup.prototype.joinAndSync;
-  if (typeof joinAndSync !== 'function' || typeof ConsumerGroup.prototype.heartbeat !== 'function') {
-    throw new Error('kafkajs ConsumerGroup has no joinAndSync or heartbeat: the rejoin hold cannot be installed');
-  }
-  ConsumerGroup.prototype.joinAndSync = async function (this: ConsumerGroupInternals) {
+  const consumerGroup = kafkajsPrototype<ConsumerGroupInternals>(
+    'kafkajs/src/consumer/consumerGroup.js',
+    'ConsumerGroup',
+    ['joinAndSync', 'heartbeat'],
+    'the rejoin hold',
+  );
+  const joinAndSync = consumerGroup.joinAndSync;
+  consumerGroup.joinAndSync = async function (this: ConsumerGroupInternals) {
     const hold = this.memberId === null ? undefined : holds.get(this.memberId);
     if (hold) {
       holds.delete(this.memberId!);

@@ -1,4 +1,4 @@
-import { createRequire } from 'node:module';
+import { kafkajsPrototype } from './kafkajs-internals.js';
 
 interface RequestQueueInternals {
   /** Epoch ms until which the broker asked this connection to hold its requests; -1 when never. */
@@ -33,17 +33,13 @@ let installed = false;
  */
 export function installRequestQueueTimerFix(): void {
   if (installed) return;
-  const require = createRequire(import.meta.url);
-  const RequestQueue = require('kafkajs/src/network/requestQueue/index.js') as {
-    prototype: RequestQueueInternals;
-  };
-  if (
-    typeof RequestQueue.prototype.scheduleCheckPendingRequests !== 'function' ||
-    typeof RequestQueue.prototype.checkPendingRequests !== 'function'
-  ) {
-    throw new Error('kafkajs RequestQueue has no scheduleCheckPendingRequests: its timer fix cannot be installed');
-  }
-  RequestQueue.prototype.scheduleCheckPendingRequests = function (this: RequestQueueInternals) {
+  const requestQueue = kafkajsPrototype<RequestQueueInternals>(
+    'kafkajs/src/network/requestQueue/index.js',
+    'RequestQueue',
+    ['scheduleCheckPendingRequests', 'checkPendingRequests'],
+    'its timer fix',
+  );
+  requestQueue.scheduleCheckPendingRequests = function (this: RequestQueueInternals) {
     if (this.throttleCheckTimeoutId) return; // a check is already scheduled
     const untilUnthrottled = this.throttledUntil - Date.now();
     let delayMs: number;
