@@ -9,9 +9,10 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
-import { Kafka, logLevel, Partitioners } from 'kafkajs';
+import { Partitioners } from 'kafkajs';
 import { sampleEvent, sampleSubscription } from '../src/demo/sample-data.js';
 import { SubscriptionStore } from '../src/subscriptions/store.js';
+import { benchKafka } from './kafka.js';
 
 const root = path.resolve(import.meta.dirname, '..');
 const { values: flags } = parseArgs({ options: { events: { type: 'string', default: '100000' } } });
@@ -52,7 +53,7 @@ function run(file: string, args: string[]): Promise<{ code: number | null; stdou
   return new Promise((resolve) => proc.on('exit', (code) => resolve({ code, stdout })));
 }
 
-const kafka = new Kafka({ brokers: env.KAFKA_BROKERS!.split(','), logLevel: logLevel.NOTHING });
+const kafka = benchKafka(env.KAFKA_BROKERS!);
 const admin = kafka.admin();
 const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
 await Promise.all([admin.connect(), producer.connect()]);
@@ -98,8 +99,8 @@ try {
   const redis = new Redis(env.REDIS_URL!);
   const store = new SubscriptionStore(redis, env.REDIS_KEY_PREFIX!);
   for (const deadline = Date.now() + 60_000; ; ) {
-    const [ready, row] = await Promise.all([store.isMarkedReady(), store.get('wh_replay')]);
-    if (ready && row !== null) break;
+    // The row is read only once the table is marked complete: before that, a read is refused.
+    if ((await store.isMarkedReady()) && (await store.get('wh_replay')) !== null) break;
     if (Date.now() > deadline) throw new Error('the subscription table was not built within 60 s');
     await new Promise((r) => setTimeout(r, 50));
   }
