@@ -1,7 +1,7 @@
 // (a) The consume limit: a kafkajs consumer group that reads the events topic and does no work.
 // Prints {eventsPerSec} after `expect` messages; in latency mode reports produce→consume latency
 // from the benchSentAt the producer put in each event.
-import { Kafka, logLevel } from 'kafkajs';
+import { benchKafka } from './kafka.js';
 
 const [brokers, topic, groupId, expectRaw, mode] = process.argv.slice(2);
 const expect = Number(expectRaw);
@@ -9,7 +9,7 @@ const SENT_AT = /"benchSentAt":([0-9.]+)/;
 const now = () => performance.timeOrigin + performance.now();
 
 async function main(): Promise<void> {
-  const kafka = new Kafka({ clientId: 'bench-consume', brokers: brokers!.split(','), logLevel: logLevel.NOTHING });
+  const kafka = benchKafka(brokers!, 'bench-consume');
   const consumer = kafka.consumer({ groupId: groupId!, maxWaitTimeInMs: 100 });
   await consumer.connect();
   await consumer.subscribe({ topic: topic!, fromBeginning: mode !== 'latency' });

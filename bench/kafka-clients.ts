@@ -9,8 +9,9 @@ import { type ChildProcess, fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { Kafka, logLevel, Partitioners } from 'kafkajs';
+import { Partitioners } from 'kafkajs';
 import { sampleEvent } from '../src/demo/sample-data.js';
+import { benchKafka } from './kafka.js';
 
 const root = path.resolve(import.meta.dirname, '..');
 const { values: flags } = parseArgs({ options: { events: { type: 'string', default: '100000' } } });
@@ -39,7 +40,7 @@ const read = async (file: string, group: string) =>
 const write = (which: 'kafkajs' | 'platformatic', to: string) =>
   done<{ recordsPerSec: number; cpuUsPerRecord: number }>('bench/produce-limit.ts', [brokers, to, String(N), which]);
 
-const kafka = new Kafka({ brokers: brokers.split(','), logLevel: logLevel.NOTHING });
+const kafka = benchKafka(brokers);
 const admin = kafka.admin();
 const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
 await Promise.all([admin.connect(), producer.connect()]);

@@ -5,7 +5,8 @@
 // prints {recordsPerSec, cpuUsPerRecord}.
 //   node --import tsx bench/produce-limit.ts <brokers> <topic> <records> kafkajs|platformatic
 import { ProduceAcks, Producer } from '@platformatic/kafka';
-import { Kafka, logLevel, Partitioners } from 'kafkajs';
+import { Partitioners } from 'kafkajs';
+import { benchKafka } from './kafka.js';
 
 const [brokers, topic, countRaw, client] = process.argv.slice(2);
 const COUNT = Number(countRaw);
@@ -17,7 +18,7 @@ type Send = (messages: { key: string; value: Buffer }[]) => Promise<unknown>;
 
 async function connect(): Promise<{ send: Send; close: () => Promise<unknown> }> {
   if (client === 'kafkajs') {
-    const producer = new Kafka({ brokers: brokers!.split(','), logLevel: logLevel.NOTHING }).producer({
+    const producer = benchKafka(brokers!).producer({
       createPartitioner: Partitioners.DefaultPartitioner,
       allowAutoTopicCreation: false,
     });

@@ -1,11 +1,11 @@
 // A bare kafkajs read of a whole topic, in a process of its own: the yardstick for bench/replay.ts.
 //   node --import tsx bench/replay-read.ts <topic> <expected count>
 
-import { Kafka, logLevel } from 'kafkajs';
 import { scanRange } from '../src/kafka/scan.js';
+import { benchKafka } from './kafka.js';
 
 const [topic, expected] = process.argv.slice(2);
-const kafka = new Kafka({ brokers: process.env.KAFKA_BROKERS!.split(','), logLevel: logLevel.NOTHING });
+const kafka = benchKafka(process.env.KAFKA_BROKERS!);
 const t0 = performance.now();
 let n = 0;
 await scanRange({

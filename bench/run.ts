@@ -16,7 +16,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Redis } from 'ioredis';
-import { Kafka, logLevel, Partitioners } from 'kafkajs';
+import { Partitioners } from 'kafkajs';
 import {
   compareBuilds,
   cpuUsPerDelivery,
@@ -48,6 +48,7 @@ import {
   startDispatcher,
   stopDispatcher,
 } from './harness.js';
+import { benchKafka } from './kafka.js';
 import { latency } from './latency.js';
 import { consumeLimits, httpLimit } from './limits.js';
 import { memory } from './memory.js';
@@ -73,7 +74,7 @@ async function main(): Promise<void> {
   log(SMOKE ? 'smoke run' : 'full run');
   if (spawnSync('npm', ['run', 'build'], { cwd: root, stdio: 'inherit' }).status !== 0) throw new Error('build failed');
   const stack = stackUp();
-  const kafka = new Kafka({ clientId: 'bench', brokers: stack.KAFKA_BROKERS!.split(','), logLevel: logLevel.NOTHING });
+  const kafka = benchKafka(stack.KAFKA_BROKERS!);
   const admin = kafka.admin();
   await admin.connect();
   const producer = kafka.producer({

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { TestContext } from 'node:test';
 import { type Admin, Kafka, logLevel } from 'kafkajs';
+import { installRequestQueueTimerFix } from '../../src/kafka/index.js';
 import { defer } from './defer.js';
 import { stackEnv } from './env.js';
 import { waitFor } from './wait.js';
@@ -9,8 +10,13 @@ export function uniqueName(prefix: string): string {
   return `${prefix}.${Date.now().toString(36)}.${randomBytes(4).toString('hex')}`;
 }
 
-/** A client of the shared stack's broker, or of `brokers` (a test's own broker). */
+/**
+ * A client of the shared stack's broker, or of `brokers` (a test's own broker), with the service's
+ * fix of kafkajs's 1 ms request-queue timer (src/kafka/request-queue-timer.ts): tests share two
+ * cores with the broker and the services they start.
+ */
 export function testKafka(clientId = 'test', brokers = stackEnv().KAFKA_BROKERS): Kafka {
+  installRequestQueueTimerFix();
   return new Kafka({ clientId, brokers: brokers.split(','), logLevel: logLevel.WARN });
 }
 
