@@ -9,9 +9,9 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
-import { Kafka, logLevel, Partitioners } from 'kafkajs';
+import { type Kafka, logLevel, Partitioners } from 'kafkajs';
 import { verifyBlueSignature, verifyStandardSignature } from '../delivery/index.js';
-import { installRequestQueueTimerFix } from '../kafka/index.js';
+import { newKafkaClient } from '../kafka/index.js';
 import type { WebhookResult } from '../outcomes/index.js';
 import { sampleEvent, sampleSubscription } from './sample-data.js';
 
@@ -119,8 +119,7 @@ async function main(): Promise<void> {
   });
   say(`receiver listening on ${url}`);
 
-  installRequestQueueTimerFix(); // as the service does (src/kafka/request-queue-timer.ts)
-  const kafka = new Kafka({
+  const kafka = newKafkaClient({
     clientId: 'blue-demo',
     brokers: env.KAFKA_BROKERS!.split(','),
     logLevel: logLevel.NOTHING,

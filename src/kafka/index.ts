@@ -1,9 +1,8 @@
-export { createKafka, type KafkaClientOptions } from './client.js';
+export { createKafka, type KafkaClientOptions, newKafkaClient } from './client.js';
 export { DeadLetters, type DeadLettersOptions, type RecordOrigin } from './dead-letters.js';
 export { finishWhenDurable, OffsetEntry, PartitionTracker } from './offset-tracker.js';
 export { createProducer, type ProducerOptions, type ProduceTransport } from './producer.js';
 export { KafkaReadiness, type KafkaReadinessOptions } from './readiness.js';
-export { installRequestQueueTimerFix } from './request-queue-timer.js';
 export { copyDeadLetters, type DeadLetterCopyOptions, type ScanOptions, scanRange } from './scan.js';
 export { SupervisedConsumer, type SupervisedConsumerOptions } from './supervised-consumer.js';
 export { ensureTopics, serviceTopics, type TopicSpec } from './topics.js';

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { TestContext } from 'node:test';
-import { type Admin, Kafka, logLevel } from 'kafkajs';
-import { installRequestQueueTimerFix } from '../../src/kafka/index.js';
+import { type Admin, type Kafka, logLevel } from 'kafkajs';
+import { newKafkaClient } from '../../src/kafka/index.js';
 import { defer } from './defer.js';
 import { stackEnv } from './env.js';
 import { waitFor } from './wait.js';
@@ -16,8 +16,7 @@ export function uniqueName(prefix: string): string {
  * cores with the broker and the services they start.
  */
 export function testKafka(clientId = 'test', brokers = stackEnv().KAFKA_BROKERS): Kafka {
-  installRequestQueueTimerFix();
-  return new Kafka({ clientId, brokers: brokers.split(','), logLevel: logLevel.WARN });
+  return newKafkaClient({ clientId, brokers: brokers.split(','), logLevel: logLevel.WARN });
 }
 
 /** A connected admin client, disconnected when the test ends. */

@@ -3,8 +3,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { TestContext } from 'node:test';
-import { Kafka, logLevel } from 'kafkajs';
-import { installRequestQueueTimerFix } from '../../src/kafka/index.js';
+import { logLevel } from 'kafkajs';
+import { newKafkaClient } from '../../src/kafka/index.js';
 import { defer } from './defer.js';
 import { freePort } from './private-redis.js';
 import { waitFor } from './wait.js';
@@ -12,8 +12,7 @@ import { waitFor } from './wait.js';
 const root = path.resolve(import.meta.dirname, '../..');
 
 async function answers(brokers: string): Promise<boolean> {
-  installRequestQueueTimerFix(); // as testKafka does
-  const admin = new Kafka({
+  const admin = newKafkaClient({
     brokers: [brokers],
     logLevel: logLevel.NOTHING,
     connectionTimeout: 1000,
