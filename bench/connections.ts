@@ -13,10 +13,11 @@ import { fork } from 'node:child_process';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../src/config/index.js';
-import { Deliverer, type Delivery, deliveryId, eventPayload, HttpClient, TargetGuard } from '../src/delivery/index.js';
-import { sampleEvent, sampleSubscription } from '../src/demo/sample-data.js';
+import { HttpClient, TargetGuard } from '../src/delivery/index.js';
+import { sampleSubscription } from '../src/demo/sample-data.js';
 import { activate } from '../src/subscriptions/index.js';
 import { ask, nextMessage } from './ipc.js';
+import { sendPath } from './send-path.js';
 
 const root = path.resolve(import.meta.dirname, '..');
 const { values: flags } = parseArgs({ options: { requests: { type: 'string', default: '40000' } } });
@@ -39,9 +40,7 @@ const rx = fork(path.join(root, 'bench/receiver.ts'), [], {
 });
 const { ports } = await nextMessage<{ ports: number[] }>(rx, 'ready');
 
-// One event of the bench's kind, one webhook per origin: the body and signatures are real ones.
-const event = { ...sampleEvent(), occurredAtMs: 0 };
-const payload = eventPayload(event);
+// One webhook per origin.
 const targets = ports.map((port) =>
   activate(sampleSubscription({ secret: SECRET, url: `http://127.0.0.1:${port}/hook` })),
 );
@@ -60,21 +59,11 @@ function sender(perOrigin: number) {
     maxConnectionsPerOrigin: perOrigin,
     guard: new TargetGuard(config.delivery.allowlist),
   });
-  const deliverer = new Deliverer(http, config.delivery.userAgent);
+  const deliver = sendPath(http, config.delivery.userAgent);
   let serial = 0;
-  const one = async (): Promise<void> => {
-    const target = targets[serial % ORIGINS]!;
-    const id = `evt_${perOrigin}_${serial++}`;
-    const delivery: Delivery = {
-      deliveryId: deliveryId(id, target.sub.id),
-      event,
-      payload,
-      target,
-      eventTimestampMs: 0,
-      entity: null,
-    };
-    const report = await deliverer.attempt(delivery, 1);
-    if (!report.outcome.delivered) throw new Error(`a request was not delivered: ${report.outcome.message}`);
+  const one = (): Promise<void> => {
+    const at = serial++;
+    return deliver(targets[at % ORIGINS]!, `evt_${perOrigin}_${at}`);
   };
   return {
     http,

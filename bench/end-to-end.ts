@@ -27,6 +27,7 @@ import {
   spawnTs,
   startDispatcher,
   stopDispatcher,
+  variablesOf,
   waitForDeliveries,
   waitJoined,
 } from './harness.js';
@@ -69,17 +70,29 @@ export async function runDispatcher(
   label: string,
   profile?: string,
   cwd = root,
+  env: Record<string, string> = {},
 ): Promise<{ run: DispatcherRun; eventsTopic: string }> {
   const { admin, producer, rx, stack, base } = bench;
   const name = `${shape.name} × ${replicas} replica${replicas > 1 ? 's' : ''}${label}`;
   await ask(rx, { cmd: 'reset' }, 'reset');
   const id = `${shape.name}.${replicas}${label.replace(/\W+/g, '')}`;
   const group = `${base}.c.${id}`;
-  const runShape = { ...shape, topics: { ...shape.topics, events: `${base}.c.${id}.events` } };
-  await createTopicsRetrying(admin, [{ topic: runShape.topics.events, numPartitions: 12, replicationFactor: 1 }]);
+  // Events and results of the run's own: each run's delivery log reads only its results.
+  const runShape = {
+    ...shape,
+    topics: { ...shape.topics, events: `${base}.c.${id}.events`, results: `${base}.c.${id}.results` },
+  };
+  await createTopicsRetrying(
+    admin,
+    [runShape.topics.events, runShape.topics.results].map((topic) => ({
+      topic,
+      numPartitions: 12,
+      replicationFactor: 1,
+    })),
+  );
   // Replicas join first, then the events are produced.
   const ds = await Promise.all(
-    Array.from({ length: replicas }, () => startDispatcher(envOf(runShape, stack, group), profile, cwd)),
+    Array.from({ length: replicas }, () => startDispatcher({ ...envOf(runShape, stack, group), ...env }, profile, cwd)),
   );
   await waitJoined(admin, group, replicas);
   const procs = machineProcesses(ds, rx);
@@ -198,6 +211,12 @@ function secondHalfOf(
 export const kernelShare = (run: DispatcherRun) =>
   Math.round((100 * run.dispatcherSystemSeconds) / run.cpuSeconds.dispatcher!);
 
+/**
+ * BENCH_BASELINE_ENV="K=V,K=V": variables of the baseline's dispatchers only, so that --compare of a
+ * build with itself measures a setting (`BENCH_BASELINE_ENV=DELIVERY_LOG=off npm run bench -- --compare .`).
+ */
+const baselineEnv: Record<string, string> = variablesOf(process.env.BENCH_BASELINE_ENV);
+
 /** --compare DIR: fan-out 1 on 1 replica, alternating this build with DIR's, 3 rounds each. */
 export async function compareBuilds(bench: Bench, fo1: Shape, other: string): Promise<void> {
   const rounds = {
@@ -212,7 +231,8 @@ export async function compareBuilds(bench: Bench, fo1: Shape, other: string): Pr
       const profile =
         flags.profile && which === 'current' && round === 1 ? path.join(root, 'bench/results/profile') : undefined;
       const cwd = which === 'current' ? root : other;
-      const { run } = await runDispatcher(bench, fo1, SIZE.events, 1, ` ${which} ${round}`, profile, cwd);
+      const env = which === 'baseline' ? baselineEnv : {};
+      const { run } = await runDispatcher(bench, fo1, SIZE.events, 1, ` ${which} ${round}`, profile, cwd, env);
       rounds[which].push(run.deliveriesPerSec);
       rounds.cpuUs[which].push(cpuUsPerDelivery(run));
       rounds.secondHalfCpuUs[which].push(secondHalfCpuUsPerDelivery(run));
@@ -221,7 +241,7 @@ export async function compareBuilds(bench: Bench, fo1: Shape, other: string): Pr
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[1]!;
   const secondHalfMedian = (xs: (number | null)[]) => (xs.includes(null) ? null : median(xs as number[]));
   const ratio = median(rounds.current) / median(rounds.baseline);
-  results.compare = { baselineDir: other, ...rounds, medianRatio: ratio };
+  results.compare = { baselineDir: other, baselineEnv, ...rounds, medianRatio: ratio };
   log(
     `compare (fan-out 1, 1 replica, median of 3): current ${median(rounds.current).toFixed(0)} / baseline ${median(rounds.baseline).toFixed(0)} deliveries/s = ${ratio.toFixed(3)}; dispatcher CPU per delivery ${median(rounds.cpuUs.current).toFixed(0)} / ${median(rounds.cpuUs.baseline).toFixed(0)} µs (second half ${wholeUs(secondHalfMedian(rounds.secondHalfCpuUs.current))} / ${wholeUs(secondHalfMedian(rounds.secondHalfCpuUs.baseline))} µs)`,
   );

@@ -21,6 +21,9 @@ export const { values: flags } = parseArgs({
     events: { type: 'string' },
     compare: { type: 'string' },
     scaling: { type: 'boolean', default: false },
+    tls: { type: 'boolean', default: false },
+    rows: { type: 'string' },
+    e2e: { type: 'boolean', default: false },
   },
 });
 export const SMOKE = flags.smoke;
@@ -59,6 +62,16 @@ if (flags.events) {
   const n = Number(flags.events);
   Object.assign(SIZE, { events: n, fanout10Events: Math.ceil(n / 10), backlogEvents: n });
 }
+/** "K=V,K=V" (BENCH_DISPATCHER_ENV, BENCH_BASELINE_ENV) as variables; empty when unset. */
+export function variablesOf(list: string | undefined): Record<string, string> {
+  return Object.fromEntries(
+    (list ?? '')
+      .split(',')
+      .filter((kv) => kv.includes('='))
+      .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
+  );
+}
+
 export const SECRET = 'bench-secret';
 export const RECEIVER_PORTS = 20;
 /** How long the receiver takes to answer in (g); real endpoints take tens to hundreds of ms. */

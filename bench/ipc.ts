@@ -11,7 +11,8 @@ export function nextMessage<T>(child: ChildProcess, cmd?: string): Promise<T> {
       resolve(m as T);
     };
     // 'close', not 'exit': a child's last messages can still be on their way when 'exit' fires.
-    const onClose = (code: number) => reject(new Error(`child exited (${code}) before sending ${cmd ?? 'a message'}`));
+    const onClose = (code: number) =>
+      reject(new Error(`${child.spawnargs.at(-1)} exited (${code}) before sending ${cmd ?? 'a message'}`));
     child.on('message', onMsg);
     child.once('close', onClose);
   });

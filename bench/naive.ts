@@ -11,7 +11,7 @@ const expect = Number(expectRaw);
 
 async function main(): Promise<void> {
   const redis = new Redis(redisUrl!);
-  // Only for the key names of the table it reads.
+  // The table it reads: index keys by name, each webhook from its home.
   const table = new SubscriptionStore(redis, prefix!);
   const kafka = new Kafka({ clientId: 'bench-naive', brokers: brokers!.split(','), logLevel: logLevel.NOTHING });
   const consumer = kafka.consumer({ groupId: groupId!, maxWaitTimeInMs: 100 });
@@ -29,7 +29,7 @@ async function main(): Promise<void> {
         const event = JSON.parse(message.value!.toString());
         const ids = await redis.smembers(table.indexKey(event.project.id, event.event));
         for (const id of ids) {
-          const sub = JSON.parse((await redis.hget(table.jsonKey(event.project.id), id))!);
+          const sub = JSON.parse((await table.get(id))!.json);
           if (!sub.enabled || sub.companyId !== event.company.id) continue;
           const { secret, filters, companyId, ...webhook } = sub;
           const body = JSON.stringify({

@@ -8,8 +8,14 @@
 //                                 (with --compare: of the current build's first round)
 //   npm run bench -- --events N   scale the event counts (ad-hoc runs)
 //   npm run bench -- --scaling    only (h): duplicates and latency while replicas come and go
+//   npm run bench -- --tls        only the HTTPS regime: many origins, sparse traffic (bench/tls.ts)
+//                                 (--rows D,DN: only the rows so named, and the floor)
+//   npm run bench -- --tls --e2e  the same regime through the whole dispatcher: bursts to 1 and
+//                                 2,000 plain origins and 2,000 HTTPS ones (bench/tls-e2e.ts)
 //   npm run bench -- --compare DIR   only (c) at fan-out 1, alternating this build with the one
 //                                 in DIR (another checkout, built), 3 rounds each: before/after
+//                                 (BENCH_BASELINE_ENV=K=V,…: the baseline's variables; with DIR
+//                                 this checkout, it measures a setting, e.g. DELIVERY_LOG=off)
 //
 // A run that loses deliveries (or whose sampled signatures fail) says so and exits 1.
 import { spawnSync } from 'node:child_process';
@@ -53,6 +59,8 @@ import { latency } from './latency.js';
 import { consumeLimits, httpLimit } from './limits.js';
 import { memory } from './memory.js';
 import { type ScalingRun, scaling } from './scaling.js';
+import { tlsBench } from './tls.js';
+import { tlsEndToEnd } from './tls-e2e.js';
 
 /** Starts the local stack (it is a no-op when it is up) and returns its endpoints. */
 function stackUp(): Record<string, string> {
@@ -71,6 +79,10 @@ function stackUp(): Record<string, string> {
 }
 
 async function main(): Promise<void> {
+  if (flags.tls && !flags.e2e) {
+    await tlsBench(SMOKE, flags.rows?.split(','));
+    return;
+  }
   log(SMOKE ? 'smoke run' : 'full run');
   if (spawnSync('npm', ['run', 'build'], { cwd: root, stdio: 'inherit' }).status !== 0) throw new Error('build failed');
   const stack = stackUp();
@@ -83,6 +95,16 @@ async function main(): Promise<void> {
   });
   await producer.connect();
   const base = `bench.${Date.now().toString(36)}`;
+  if (flags.tls) {
+    try {
+      results.tlsEndToEnd = await tlsEndToEnd(stack, admin, producer, base);
+      writeResults('tls-e2e.json');
+    } finally {
+      await producer.disconnect();
+      await admin.disconnect();
+    }
+    return;
+  }
   const rx = spawnTs('bench/receiver.ts', [], { BENCH_PORTS: String(RECEIVER_PORTS), BENCH_SECRET: SECRET });
   const { ports } = await nextMessage<{ ports: number[] }>(rx, 'ready');
   const bench: Bench = { stack, admin, producer, base, rx, ports };

@@ -20,6 +20,7 @@ import {
 import { Metrics, type MetricsServer, startMetricsServer } from './metrics/index.js';
 import { EntityOrder } from './ordering/index.js';
 import { AvroPublisher, type WebhookResult } from './outcomes/index.js';
+import { DeliveryLog, LogConsumer, OwnerActions, type OwnerApi, startOwnerApi } from './owner/index.js';
 import { RetryScheduler, RetryTiers } from './retries/index.js';
 import {
   createRedisClient,
@@ -53,6 +54,10 @@ export class App {
   private readonly tracing: Tracing;
   private readonly loopDelay = new LoopDelay();
   private server: MetricsServer | null = null;
+  private readonly deliveryLog: DeliveryLog;
+  private readonly logConsumer: LogConsumer | null;
+  private readonly actions: OwnerActions | null;
+  private api: OwnerApi | null = null;
   private stopping = false;
 
   constructor(
@@ -101,7 +106,14 @@ export class App {
       freshnessTimeoutMs: config.subscriptions.freshnessTimeoutMs,
       retry: (fn, what) => this.retry(fn, what),
     });
-    this.http = new HttpClient({ ...config.delivery, guard: new TargetGuard(config.delivery.allowlist) });
+    const guard = new TargetGuard(config.delivery.allowlist, { cacheTtlMs: config.delivery.dnsCacheTtlMs });
+    for (const rule of guard.allowsEverything) {
+      log.warn('DELIVERY_ALLOWLIST lets deliveries reach every address of a family, internal ones included', { rule });
+    }
+    // A pool never needs more connections than deliveries the endpoint gate lets under way to its origin.
+    const maxConnectionsPerOrigin = Math.min(config.delivery.maxConnectionsPerOrigin, config.isolation.maxConcurrency);
+    this.http = new HttpClient({ ...config.delivery, maxConnectionsPerOrigin, guard, metrics: this.metrics });
+    this.metrics.connectionCounts = () => this.http.connectionStats();
     const writer = new KafkaWriter({
       transport: this.producer,
       metrics: this.metrics,
@@ -134,6 +146,12 @@ export class App {
     this.limiter = new Semaphore(config.delivery.maxInFlight);
     const retry = <T>(fn: () => Promise<T>, what: string) => this.retry(fn, what);
     this.tracing = new Tracing({ ...config.tracing, instanceId: config.instanceId });
+    const scheduler = new RetryScheduler({
+      writer,
+      tiers: this.tiers,
+      dlqTopic: config.retries.dlqTopic,
+      metrics: this.metrics,
+    });
     const runner = new DeliveryRunner({
       deliverer: new Deliverer(this.http, config.delivery.userAgent),
       breaker: this.breaker,
@@ -141,12 +159,7 @@ export class App {
       rateLimiter: new RateLimiter(this.redis, config.redis.keyPrefix, config.isolation.maxWaitMs),
       order: new EntityOrder(this.redis, config.redis.keyPrefix, config.ordering.maxHeld),
       maxEntityQueue: config.isolation.maxQueue,
-      scheduler: new RetryScheduler({
-        writer,
-        tiers: this.tiers,
-        dlqTopic: config.retries.dlqTopic,
-        metrics: this.metrics,
-      }),
+      scheduler,
       results,
       statuses,
       policy: config.retries,
@@ -215,6 +228,34 @@ export class App {
         }),
       );
     }
+    // DELIVERY_LOG=only: the log run apart from the replicas that deliver.
+    if (config.deliveryLog.mode === 'only') this.consumers = [];
+    this.deliveryLog = new DeliveryLog(this.redis, config.redis.keyPrefix, config.deliveryLog);
+    this.actions =
+      this.tiers.topics.length === 0
+        ? null
+        : new OwnerActions({
+            table,
+            log: this.deliveryLog,
+            kafka: this.kafka,
+            registry,
+            // Due now, on the first retry topic: the normal path from there on.
+            schedule: (record) => scheduler.schedule(record, 0),
+          });
+    this.logConsumer =
+      config.deliveryLog.mode !== 'off'
+        ? new LogConsumer({
+            kafka: this.kafka,
+            topic: config.topics.results,
+            // A group of its own: the log is written once per result, and never holds up deliveries.
+            groupId: `${config.kafka.consumerGroup}.delivery-log`,
+            registry,
+            log: this.deliveryLog,
+            metrics: this.metrics,
+            logger: log.child({ component: 'delivery-log' }),
+            retry,
+          })
+        : null;
   }
 
   /** Starts everything; resolves once events are being consumed. Waits out unreachable dependencies. */
@@ -225,7 +266,8 @@ export class App {
       metrics: this.metrics,
       readiness: {
         consumer: () => (this.consumers.every((c) => c.isJoined()) ? null : 'not a member of every consumer group'),
-        subscriptions: () => (this.syncer.isReady() ? null : 'subscription table not caught up'),
+        subscriptions: () =>
+          this.deliversNothing() || this.syncer.isReady() ? null : 'subscription table not caught up',
         redis: () => (this.redis.status === 'ready' ? null : `redis connection is ${this.redis.status}`),
         kafka: () => (this.kafkaReadiness.problem === null ? null : `kafka: ${this.kafkaReadiness.problem}`),
         stalled: () => {
@@ -253,9 +295,22 @@ export class App {
     for (const p of this.publishers) await this.retry(() => p.start(), 'registering schemas');
     await this.retry(() => this.breaker.start(), 'reading circuit states');
     await this.tracing.init();
-    await this.syncer.start();
-    this.loopDelay.start();
+    if (!this.deliversNothing()) {
+      await this.syncer.start();
+      this.loopDelay.start();
+    }
     for (const c of this.consumers) await c.start();
+    await this.logConsumer?.start();
+    if (this.config.api.token !== '') {
+      this.api = await startOwnerApi({
+        ...this.config.api,
+        log: this.deliveryLog,
+        actions: this.actions,
+        metrics: this.metrics,
+        logger: this.log.child({ component: 'api' }),
+      });
+      this.log.info('owner API listening', { apiPort: this.api.port });
+    }
     this.log.info('dispatcher running');
   }
 
@@ -277,6 +332,8 @@ export class App {
     for (const c of this.consumers) {
       await c.stop().catch((err: unknown) => this.log.warn('consumer stop failed', { error: errorMessage(err) }));
     }
+    await this.api?.close();
+    await this.logConsumer?.stop().catch(() => {});
     this.breaker.stop();
     this.loopDelay.stop();
     await this.syncer.stop().catch(() => {});
@@ -288,6 +345,11 @@ export class App {
     this.redis.disconnect();
     await this.server?.close();
     this.log.info('stopped', { unfinished: left });
+  }
+
+  /** DELIVERY_LOG=only: this replica keeps the delivery log (and serves the API), and delivers nothing. */
+  private deliversNothing(): boolean {
+    return this.config.deliveryLog.mode === 'only';
   }
 
   private retry<T>(fn: () => Promise<T>, what: string): Promise<T> {

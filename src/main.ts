@@ -1,6 +1,6 @@
 import { App } from './app.js';
 import { ConfigError, loadConfig } from './config/index.js';
-import { createLogger, errorMessage, silenceKafkajsTimerWarning } from './shared/index.js';
+import { createLogger, errorMessage, redactText, silenceKafkajsTimerWarning } from './shared/index.js';
 
 async function main(): Promise<void> {
   silenceKafkajsTimerWarning();
@@ -9,7 +9,8 @@ async function main(): Promise<void> {
     config = loadConfig(process.env);
   } catch (err) {
     if (err instanceof ConfigError) {
-      process.stderr.write(`blue-webhooks: ${err.message}\n`);
+      // A bad value is named, never echoed with its credentials (REDIS_URL=redis://:secret@…).
+      process.stderr.write(`blue-webhooks: ${redactText(err.message)}\n`);
       process.exit(2);
     }
     throw err;
@@ -41,6 +42,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((err) => {
-  process.stderr.write(`blue-webhooks: fatal: ${err instanceof Error ? err.stack : String(err)}\n`);
+  process.stderr.write(`blue-webhooks: fatal: ${redactText(err instanceof Error ? String(err.stack) : String(err))}\n`);
   process.exit(1);
 });

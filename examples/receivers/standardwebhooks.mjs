@@ -21,8 +21,9 @@ http
       let payload;
       try {
         payload = webhook.verify(body, req.headers); // checks the signature and the timestamp (5 minutes)
-      } catch {
-        console.log(JSON.stringify({ verified: false, id: req.headers['webhook-id'] }));
+      } catch (err) {
+        // Why, in the library's words ("No matching signature found", "Message timestamp too old").
+        console.log(JSON.stringify({ verified: false, id: req.headers['webhook-id'], reason: err.message }));
         res.writeHead(401).end();
         return;
       }

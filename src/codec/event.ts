@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import { BlueWebhooksError, jsonParseProblem } from '../shared/index.js';
 import { isJsonObject, type Json, type JsonObject } from './json.js';
 import { isConfluentFramed, type Registry } from './registry.js';
@@ -55,6 +56,8 @@ export async function decodeEvent(value: Buffer | null, registry: Registry): Pro
     });
   }
   if (firstNonSpace(value) === 0x7b /* { */) {
+    // Bytes that are not UTF-8 would be read as U+FFFD and delivered changed, without a word.
+    if (!isUtf8(value)) throw new BlueWebhooksError('INVALID_JSON', 'the value is not valid UTF-8');
     let parsed: unknown;
     try {
       parsed = JSON.parse(value.toString('utf8'));
@@ -101,11 +104,20 @@ function requireId(fields: Record<string, unknown>, key: string, where = ''): st
   const v = requireString(fields, key, where);
   if (v.length > EVENT_LIMITS.maxIdLength)
     invalid(`${where}${key} is longer than ${EVENT_LIMITS.maxIdLength} characters`);
+  // Ids become lookup keys and the delivery id: a lone surrogate would reach Redis as U+FFFD.
+  if (!v.isWellFormed()) invalid(`${where}${key} is not well-formed Unicode (a lone UTF-16 surrogate)`);
   return v;
 }
 
-/** Depth of a JSON value, without recursion (the value may be nested deeper than the stack). */
-function depthExceeds(root: Json, max: number): boolean {
+/**
+ * What is wrong with a record's value, if anything: nested deeper than `max`, or holding a number
+ * that JSON numbers cannot carry exactly here. JSON.parse reads "1e400" as Infinity (sent on as
+ * null) and an integer above 2^53 rounded ("12345678901234567890" is sent as
+ * 12345678901234567000): the receiver would get a number the producer never wrote, under a valid
+ * signature. Such an event goes to the DLQ instead (README, "The contract"). Without recursion:
+ * the value may be nested deeper than the stack.
+ */
+function valueProblem(root: Json, max: number): string | null {
   // Two parallel stacks and a for-in: it runs on every event, and a tuple per node plus an
   // Object.values array per object were 4% of all the dispatcher allocated.
   const values: Json[] = [root];
@@ -114,10 +126,12 @@ function depthExceeds(root: Json, max: number): boolean {
     const v = values.pop()!;
     const depth = depths.pop()!;
     if (v === null || typeof v !== 'object') continue;
-    if (depth > max) return true;
+    if (depth > max) return `is nested deeper than ${max} levels`;
     if (Array.isArray(v)) {
       for (const child of v) {
-        if (child !== null && typeof child === 'object') {
+        if (typeof child === 'number') {
+          if (!isExact(child)) return INEXACT;
+        } else if (child !== null && typeof child === 'object') {
           values.push(child);
           depths.push(depth + 1);
         }
@@ -125,14 +139,27 @@ function depthExceeds(root: Json, max: number): boolean {
     } else {
       for (const key in v) {
         const child = v[key]!;
-        if (child !== null && typeof child === 'object') {
+        if (typeof child === 'number') {
+          if (!isExact(child)) return INEXACT;
+        } else if (child !== null && typeof child === 'object') {
           values.push(child);
           depths.push(depth + 1);
         }
       }
     }
   }
-  return false;
+  return null;
+}
+
+const INEXACT = 'holds a number JSON cannot carry exactly here (an integer beyond 2^53, or past the double range)';
+
+/**
+ * Whether a parsed number is the one its producer wrote: finite, and not a whole number between
+ * 2^53 (where doubles stop counting by one) and 10^21 (from where numbers are written with an
+ * exponent, so a value such as 6.02e23 is a float as written, not digits lost).
+ */
+function isExact(n: number): boolean {
+  return Number.isFinite(n) && (Number.isSafeInteger(n) || Math.abs(n) >= 1e21 || !Number.isInteger(n));
 }
 
 function ref(fields: Record<string, unknown>, key: string, required: boolean): EntityRef | null {
@@ -149,8 +176,8 @@ function record(fields: Record<string, unknown>, key: string): JsonObject | null
   const v = fields[key];
   if (v === null || v === undefined) return null;
   if (!isJsonObject(v as Json)) invalid(`${key} must be a JSON object or null`);
-  if (depthExceeds(v as Json, EVENT_LIMITS.maxDepth))
-    invalid(`${key} is nested deeper than ${EVENT_LIMITS.maxDepth} levels`);
+  const problem = valueProblem(v as Json, EVENT_LIMITS.maxDepth);
+  if (problem !== null) invalid(`${key} ${problem}`);
   return v as JsonObject;
 }
 

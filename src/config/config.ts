@@ -5,6 +5,7 @@ import {
   parseBrokers,
   parseDurationMs,
   parseEnum,
+  parseHost,
   parseIntInRange,
   parseList,
   parseTopicName,
@@ -68,6 +69,12 @@ export interface Config {
     readonly maxInFlight: number;
     /** MAX_CONNECTIONS_PER_ORIGIN: keep-alive pool size per endpoint origin. */
     readonly maxConnectionsPerOrigin: number;
+    /** MAX_IDLE_CONNECTIONS: idle connections kept across all origins; the least recently used go first. */
+    readonly maxIdleConnections: number;
+    /** TLS_SESSION_CACHE_SIZE: TLS sessions kept for resumption, across all origins (0: none). */
+    readonly tlsSessionCacheSize: number;
+    /** DNS_CACHE_TTL_MS: how long an endpoint host's addresses are used again (0: looked up for every connection). */
+    readonly dnsCacheTtlMs: number;
     /** DELIVERY_CONNECT_TIMEOUT_MS. */
     readonly connectTimeoutMs: number;
     /** DELIVERY_HEADERS_TIMEOUT_MS: wait for the response headers. */
@@ -131,6 +138,27 @@ export interface Config {
     /** OTEL_SERVICE_NAME. */
     readonly serviceName: string;
   };
+  readonly deliveryLog: {
+    /**
+     * DELIVERY_LOG: `on`, this replica also keeps each webhook's recent attempts in Redis (the owner
+     * API reads them); `off`, it does not; `only`, it does that and delivers nothing (the log run apart).
+     */
+    readonly mode: 'on' | 'off' | 'only';
+    /** DELIVERY_LOG_MAX_PER_WEBHOOK: attempts kept per webhook, newest. */
+    readonly maxPerWebhook: number;
+    /** DELIVERY_LOG_RETENTION: how long an attempt is kept. */
+    readonly retentionMs: number;
+  };
+  readonly api: {
+    /** API_TOKEN: the owner API's bearer token; empty (default) leaves the API off. */
+    readonly token: string;
+    /** API_PORT. */
+    readonly port: number;
+    /** API_HOST. */
+    readonly host: string;
+    /** API_RATE_LIMIT_PER_SECOND: requests a replica answers a second; more get 429. */
+    readonly ratePerSecond: number;
+  };
   readonly metrics: {
     /** METRICS_PORT: /metrics, /healthz and /readyz. */
     readonly port: number;
@@ -174,6 +202,9 @@ export const DEFAULTS = Object.freeze({
   SUBSCRIPTION_FRESHNESS_TIMEOUT_MS: '5000',
   MAX_IN_FLIGHT_DELIVERIES: '1000',
   MAX_CONNECTIONS_PER_ORIGIN: '32',
+  MAX_IDLE_CONNECTIONS: '2048',
+  TLS_SESSION_CACHE_SIZE: '10000',
+  DNS_CACHE_TTL_MS: '10000',
   DELIVERY_CONNECT_TIMEOUT_MS: '5000',
   DELIVERY_HEADERS_TIMEOUT_MS: '10000',
   DELIVERY_BODY_TIMEOUT_MS: '10000',
@@ -200,6 +231,13 @@ export const DEFAULTS = Object.freeze({
   ORDERING_MAX_HELD: '10000',
   OTEL_EXPORTER_OTLP_ENDPOINT: '',
   OTEL_SERVICE_NAME: 'blue-webhooks',
+  DELIVERY_LOG: 'on',
+  DELIVERY_LOG_MAX_PER_WEBHOOK: '100',
+  DELIVERY_LOG_RETENTION: '7d',
+  API_TOKEN: '',
+  API_PORT: '8080',
+  API_HOST: '0.0.0.0',
+  API_RATE_LIMIT_PER_SECOND: '50',
   METRICS_PORT: '9464',
   METRICS_HOST: '0.0.0.0',
   SHUTDOWN_GRACE_MS: '20000',
@@ -280,22 +318,7 @@ export function loadConfig(env: Env = process.env): Config {
     },
     schemaRegistryUrl: read('SCHEMA_REGISTRY_URL', (s) => parseUrl(s, ['http:', 'https:']), ''),
     redis: {
-      url: read(
-        'REDIS_URL',
-        (s) => {
-          const url = parseUrl(s, ['redis:', 'rediss:']);
-          // ioredis decodes the user info itself and throws URIError at start on a bad escape.
-          const { username, password } = new URL(url);
-          try {
-            decodeURIComponent(username);
-            decodeURIComponent(password);
-          } catch {
-            throw new Error('expected percent-escapes in the user name and password to be valid (%XX)');
-          }
-          return url;
-        },
-        '',
-      ),
+      url: read('REDIS_URL', (s) => parseUrl(s, ['redis:', 'rediss:']), ''),
       clusterNodes: read('REDIS_CLUSTER_NODES', (s) => (s.trim() ? parseBrokers(s) : []), []),
       keyPrefix: read(
         'REDIS_KEY_PREFIX',
@@ -316,6 +339,9 @@ export function loadConfig(env: Env = process.env): Config {
     delivery: {
       maxInFlight: int('MAX_IN_FLIGHT_DELIVERIES', 1, 1_000_000),
       maxConnectionsPerOrigin: int('MAX_CONNECTIONS_PER_ORIGIN', 1, 10_000),
+      maxIdleConnections: int('MAX_IDLE_CONNECTIONS', 0, 1_000_000),
+      tlsSessionCacheSize: int('TLS_SESSION_CACHE_SIZE', 0, 1_000_000),
+      dnsCacheTtlMs: ms('DNS_CACHE_TTL_MS', 0, 3_600_000),
       connectTimeoutMs: ms('DELIVERY_CONNECT_TIMEOUT_MS', 1, 600_000),
       headersTimeoutMs: ms('DELIVERY_HEADERS_TIMEOUT_MS', 1, 600_000),
       bodyTimeoutMs: ms('DELIVERY_BODY_TIMEOUT_MS', 1, 600_000),
@@ -353,9 +379,20 @@ export function loadConfig(env: Env = process.env): Config {
       endpoint: read('OTEL_EXPORTER_OTLP_ENDPOINT', (s) => (s === '' ? '' : parseUrl(s, ['http:', 'https:'])), ''),
       serviceName: raw('OTEL_SERVICE_NAME'),
     },
+    deliveryLog: {
+      mode: read('DELIVERY_LOG', (s) => parseEnum(s, ['on', 'off', 'only'] as const), 'on'),
+      maxPerWebhook: int('DELIVERY_LOG_MAX_PER_WEBHOOK', 1, 10_000),
+      retentionMs: ms('DELIVERY_LOG_RETENTION', 60_000, 90 * 86_400_000),
+    },
+    api: {
+      token: read('API_TOKEN', parseApiToken, ''),
+      port: int('API_PORT', 0, 65_535),
+      host: read('API_HOST', parseHost, ''),
+      ratePerSecond: int('API_RATE_LIMIT_PER_SECOND', 1, 1_000_000),
+    },
     metrics: {
       port: int('METRICS_PORT', 0, 65_535),
-      host: raw('METRICS_HOST'),
+      host: read('METRICS_HOST', parseHost, ''),
     },
     shutdownGraceMs: ms('SHUTDOWN_GRACE_MS', 0, 3_600_000),
     logLevel: read('LOG_LEVEL', (s) => parseEnum(s, ['debug', 'info', 'warn', 'error'] as const), 'info'),
@@ -437,6 +474,14 @@ function parseFraction(raw: string): number {
 function parseHeaderValue(raw: string): string {
   if (!/^[\x20-\x7e\t]+$/.test(raw))
     throw new Error('expected printable ASCII (no control characters such as CR or LF)');
+  return raw;
+}
+
+/** A bearer token: empty (API off), or 32 to 512 visible ASCII characters. Messages never quote it. */
+function parseApiToken(raw: string): string {
+  if (raw === '') return '';
+  if (!/^[\x21-\x7e]{32,512}$/.test(raw))
+    throw new Error('expected 32 to 512 visible ASCII characters (no spaces), or empty for no API');
   return raw;
 }
 

@@ -1,3 +1,5 @@
+import { isIP } from 'node:net';
+
 // Small, pure parsers for environment values. Each returns a value or throws a message that
 // says what was expected; the caller adds the variable's name.
 
@@ -19,9 +21,26 @@ export function parseBrokers(raw: string): string[] {
   const list = parseList(raw);
   if (list.length === 0) throw new Error('expected comma-separated host:port pairs, got nothing');
   for (const b of list) {
-    if (!/^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/.test(b)) throw new Error(`expected host:port, got "${b}"`);
+    const m = /^(\[[^\]]*\]|[^:\s]+):(\d{1,5})$/.exec(b);
+    if (!m) throw new Error(`expected host:port, got "${b}"`);
+    const host = m[1]!;
+    if (!host.startsWith('[')) parseHost(host);
+    else if (isIP(host.slice(1, -1)) !== 6) throw new Error(`expected an IPv6 address in brackets, got "${host}"`);
+    const port = Number(m[2]);
+    if (port < 1 || port > 65535) throw new Error(`expected a port from 1 to 65535, got ${port} in "${b}"`);
   }
   return list;
+}
+
+// A DNS name: labels of letters, digits, '-' and '_' (the last seen in service names), '.'-separated.
+const HOST_NAME =
+  /^(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\.?$/;
+
+/** A host to connect to or listen on: an IP literal or a DNS name, nothing else (no space, no newline). */
+export function parseHost(raw: string): string {
+  if (isIP(raw) === 0 && !HOST_NAME.test(raw))
+    throw new Error(`expected a host name or an IP address, got ${JSON.stringify(raw)}`);
+  return raw;
 }
 
 export function parseUrl(raw: string, protocols: string[]): string {
@@ -34,6 +53,13 @@ export function parseUrl(raw: string, protocols: string[]): string {
   }
   if (!protocols.includes(u.protocol)) {
     throw new Error(`expected a URL with scheme ${protocols.join(' or ')}, got "${u.protocol}"`);
+  }
+  // Its users (ioredis, the registry client) decode the user info, and would throw at start.
+  try {
+    decodeURIComponent(u.username);
+    decodeURIComponent(u.password);
+  } catch {
+    throw new Error('expected percent-escapes in the user name and password to be valid (%XX)');
   }
   return raw.replace(/\/+$/, '');
 }

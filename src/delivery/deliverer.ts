@@ -73,6 +73,8 @@ export class Deliverer {
   headers(delivery: Delivery, body: Buffer, attempt: number): Record<string, string> {
     const timestampSec = Math.floor(Date.now() / 1000);
     const h: Record<string, string> = {
+      // The owner's, first: none of their names is one of these (validateSubscription refuses them).
+      ...delivery.target.sub.headers,
       'content-type': 'application/json',
       'user-agent': this.userAgent,
       'x-blue-delivery': delivery.deliveryId,

@@ -1,12 +1,30 @@
 import type { IncomingHttpHeaders } from 'node:http';
+import type tls from 'node:tls';
 import { Agent, type Dispatcher } from 'undici';
+import type { Metrics } from '../metrics/index.js';
 import { BlueWebhooksError } from '../shared/index.js';
+import { createConnector } from './connector.js';
+import { IdleConnections } from './idle-connections.js';
 import type { AttemptResult } from './outcome.js';
 import type { TargetGuard } from './target-guard.js';
+import { TlsSessionStore } from './tls-sessions.js';
 
 export interface HttpClientOptions {
   /** Keep-alive connections per origin. */
   maxConnectionsPerOrigin: number;
+  /** Idle connections across all origins; past it, those of the origins used least recently are closed. */
+  maxIdleConnections: number;
+  /** TLS sessions kept for resumption, across all origins. */
+  tlsSessionCacheSize: number;
+  /** Trust for outgoing TLS, for tests; the default context (system CAs and NODE_EXTRA_CA_CERTS) otherwise. */
+  secureContext?: tls.SecureContext;
+  /**
+   * Offer HTTP/2 (ALPN) to TLS endpoints. Off in the service: `npm run bench -- --tls` measured it
+   * on the grid and it does not help where deliveries are sparse (docs/runs/2026-12-04.md).
+   */
+  allowH2?: boolean;
+  /** Where handshakes and connections are counted, if anywhere. */
+  metrics?: Pick<Metrics, 'tlsHandshakes' | 'idleConnectionsClosed'>;
 
   connectTimeoutMs: number;
 
@@ -17,7 +35,7 @@ export interface HttpClientOptions {
   attemptTimeoutMs: number;
   /** At most this much of a response body is read. */
   maxResponseBytes: number;
-  /** Bytes of the body kept as a snippet for the outcome. Default 512. */
+  /** Bytes of the body kept as a snippet for the outcome (the delivery log shows 1 KB). Default 1024. */
   snippetBytes?: number;
   guard: TargetGuard;
 }
@@ -180,6 +198,17 @@ function timed(reply: PostReply, started: number): HttpPostResult {
   return Object.assign(reply, { durationMs: Math.round(performance.now() - started) });
 }
 
+export interface ConnectionStats {
+  /** Connections open now, and how many of them are idle (their origin has nothing under way). */
+  open: number;
+  idle: number;
+  /** Idle connections closed to keep within maxIdleConnections. */
+  closedOverBudget: number;
+  tlsFullHandshakes: number;
+  tlsResumedHandshakes: number;
+  tlsSessionsKept: number;
+}
+
 /** Keep-alive POSTs through undici: bounded pools per origin, no redirects, capped response reads. */
 export class HttpClient {
   private readonly agent: Agent;
@@ -187,19 +216,49 @@ export class HttpClient {
   /** Less than this left of its deadline when a request reaches a connection: not sent (see Attempt). */
   private readonly minStartMs: number;
   private readonly deadlines = new Deadlines();
+  private readonly idle: IdleConnections;
+  private readonly sessions: TlsSessionStore;
+  private readonly handshakes = { full: 0, resumed: 0 };
 
   constructor(private readonly options: HttpClientOptions) {
-    this.snippetBytes = options.snippetBytes ?? 512;
+    this.snippetBytes = options.snippetBytes ?? 1024;
     this.minStartMs = Math.min(SWEEP_MS, options.attemptTimeoutMs / 10);
+    this.idle = new IdleConnections(options.maxIdleConnections, (n) => options.metrics?.idleConnectionsClosed.inc(n));
+    this.sessions = new TlsSessionStore(options.tlsSessionCacheSize);
     this.agent = new Agent({
       connections: options.maxConnectionsPerOrigin,
       pipelining: 1,
+      allowH2: options.allowH2 ?? false,
+      // Without a Keep-Alive hint from the server; with one, undici keeps a connection that long less 2 s.
       keepAliveTimeout: 30_000,
       headersTimeout: options.headersTimeoutMs,
       bodyTimeout: options.bodyTimeoutMs,
       // Every connection resolves its host through the guard, which refuses internal addresses.
-      connect: { timeout: options.connectTimeoutMs, lookup: options.guard.lookup },
+      connect: createConnector({
+        timeoutMs: options.connectTimeoutMs,
+        lookup: options.guard.lookup,
+        sessions: this.sessions,
+        secureContext: options.secureContext,
+        alpn: options.allowH2 ? ['h2', 'http/1.1'] : ['http/1.1'],
+        onSocket: (origin, socket) => this.idle.opened(origin, socket),
+        onHandshake: (resumed) => {
+          if (resumed) this.handshakes.resumed++;
+          else this.handshakes.full++;
+          options.metrics?.tlsHandshakes.inc({ resumed: String(resumed) });
+        },
+      }),
     });
+  }
+
+  /** Connections and TLS handshakes so far, for metrics and benchmarks. */
+  connectionStats(): ConnectionStats {
+    return {
+      ...this.idle.counts(),
+      closedOverBudget: this.idle.closed,
+      tlsFullHandshakes: this.handshakes.full,
+      tlsResumedHandshakes: this.handshakes.resumed,
+      tlsSessionsKept: this.sessions.size,
+    };
   }
 
   /** Never throws: failures come back as `{ error }`. */
@@ -225,10 +284,12 @@ export class HttpClient {
     const deadline = Date.now() + attemptTimeoutMs;
     const attempt = new Attempt(this.snippetBytes, maxResponseBytes, deadline, this.minStartMs);
     this.deadlines.start(attempt, deadline);
+    const origin = req.url.origin;
+    this.idle.busy(origin);
     try {
       this.agent.dispatch(
         {
-          origin: req.url.origin,
+          origin,
           path: `${req.url.pathname}${req.url.search}`,
           method: 'POST',
           headers,
@@ -243,6 +304,7 @@ export class HttpClient {
       return timed(await attempt.reply, started);
     } finally {
       this.deadlines.end(attempt);
+      this.idle.done(origin);
     }
   }
 

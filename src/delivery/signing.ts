@@ -56,9 +56,12 @@ export function verifyStandardSignature(
   body: string | Buffer,
   opts: VerifyStandardOptions = {},
 ): boolean {
+  // The header as received, in its one spelling (digits, no leading zero): Number() would also
+  // take " 17…", "017…", "0x…", "1.7e9" and "+…", each a string other than the one signed.
+  if (!/^(?:0|[1-9]\d{0,14})$/.test(headers.timestamp)) return false;
   const ts = Number(headers.timestamp);
   const now = opts.nowSec ?? Math.floor(Date.now() / 1000);
-  if (!Number.isInteger(ts) || Math.abs(now - ts) > (opts.toleranceSec ?? 300)) return false;
+  if (Math.abs(now - ts) > (opts.toleranceSec ?? 300)) return false;
   const expected = standardSignature(secret, headers.id, ts, body);
   return headers.signature.split(' ').some((s) => safeEqual(s, expected));
 }

@@ -130,6 +130,7 @@ export function sampleSubscription(overrides: Partial<Subscription> = {}): Subsc
     filters: null,
     rateLimitPerSecond: null,
     ordering: 'none',
+    headers: null,
     ...overrides,
   };
 }

@@ -578,7 +578,12 @@ export function inputFromRecord(r: RetryRecord, target: ActiveSubscription): Run
 }
 
 export function refOf(delivery: Delivery): DeliveryRef {
-  return { deliveryId: delivery.deliveryId, webhookId: delivery.target.sub.id, event: delivery.event };
+  return {
+    deliveryId: delivery.deliveryId,
+    webhookId: delivery.target.sub.id,
+    event: delivery.event,
+    ...(delivery.source ? { source: delivery.source } : {}),
+  };
 }
 
 /** The endpoint a delivery goes to, for isolation: its origin. */

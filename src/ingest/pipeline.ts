@@ -156,6 +156,7 @@ export class EventPipeline extends Intake<EventPipelineDeps> {
       const eventTimestampMs = Number(item.message.timestamp) || Date.now();
       const source = { topic, partition, offset: item.message.offset };
       const entity = targets.some((t) => t.sub.ordering === 'entity') ? entityOf(item.message.key) : null;
+      const traceparent = tracing.passThrough(item.message.headers);
       const now = Date.now();
       // Several deliveries of one event may fail unexpectedly; the event is dead-lettered once.
       let failed: Promise<void> | null = null;
@@ -172,6 +173,7 @@ export class EventPipeline extends Intake<EventPipelineDeps> {
           source,
           entity,
           trace: consume?.context,
+          traceparent,
         };
         await this.start(
           entry,

@@ -82,7 +82,12 @@ export class RetryHandler extends Intake<RetryHandlerDeps> {
       () => this.deps.table.current(r.webhookId),
       'reading the current subscription',
     );
-    const ref = { deliveryId: r.deliveryId, webhookId: r.webhookId, event: r.event };
+    const ref = {
+      deliveryId: r.deliveryId,
+      webhookId: r.webhookId,
+      event: r.event,
+      ...(r.source ? { source: r.source } : {}),
+    };
     const entity = r.entity ?? null;
     if (!target) return this.deps.runner.end(ref, r.attempt, 'deleted', entity);
     if (!target.sub.enabled) return this.deps.runner.end(ref, r.attempt, 'disabled', entity);

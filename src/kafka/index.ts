@@ -3,7 +3,7 @@ export { DeadLetters, type DeadLettersOptions, type RecordOrigin } from './dead-
 export { finishWhenDurable, OffsetEntry, PartitionTracker } from './offset-tracker.js';
 export { createProducer, type ProducerOptions, type ProduceTransport } from './producer.js';
 export { KafkaReadiness, type KafkaReadinessOptions } from './readiness.js';
-export { copyDeadLetters, type DeadLetterCopyOptions, type ScanOptions, scanRange } from './scan.js';
+export { copyDeadLetters, type DeadLetterCopyOptions, readRecordAt, type ScanOptions, scanRange } from './scan.js';
 export { SupervisedConsumer, type SupervisedConsumerOptions } from './supervised-consumer.js';
 export { ensureTopics, serviceTopics, type TopicSpec } from './topics.js';
 export {

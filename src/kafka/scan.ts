@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Kafka, KafkaMessage, Message } from 'kafkajs';
+import { BlueWebhooksError } from '../shared/index.js';
 import type { KafkaWriter } from './writer.js';
 
 export interface ScanOptions {
@@ -75,6 +76,60 @@ export async function scanRange(options: ScanOptions): Promise<void> {
         .catch(reject);
     });
   } finally {
+    await consumer.disconnect().catch(() => {});
+    await admin.disconnect().catch(() => {});
+  }
+}
+
+/**
+ * The record at one offset of one partition, or null when the topic no longer has it (retention or
+ * compaction moved past it) or never had it. Reads with a throwaway group, nothing committed.
+ * Throws a BlueWebhooksError (KAFKA_UNAVAILABLE, retriable) when Kafka does not answer within `timeoutMs`.
+ */
+export async function readRecordAt(
+  kafka: Kafka,
+  at: { topic: string; partition: number; offset: string },
+  timeoutMs: number,
+): Promise<KafkaMessage | null> {
+  const admin = kafka.admin();
+  const consumer = kafka.consumer({
+    groupId: `blue-webhooks.read-one.${randomBytes(6).toString('hex')}`,
+    maxWaitTimeInMs: 100,
+  });
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.all([admin.connect(), consumer.connect()]);
+    const partition = (await admin.fetchTopicOffsets(at.topic)).find((p) => p.partition === at.partition);
+    const offset = BigInt(at.offset);
+    if (!partition || offset < BigInt(partition.low) || offset >= BigInt(partition.high)) return null;
+    return await new Promise<KafkaMessage | null>((resolve, reject) => {
+      timer = setTimeout(
+        () =>
+          reject(
+            new BlueWebhooksError('KAFKA_UNAVAILABLE', `reading ${at.topic}/${at.partition}@${at.offset}: no answer`, {
+              retriable: true,
+            }),
+          ),
+        timeoutMs,
+      );
+      consumer
+        .subscribe({ topic: at.topic })
+        .then(() =>
+          consumer.run({
+            autoCommit: false,
+            eachBatch: async ({ batch }) => {
+              if (batch.partition !== at.partition) return;
+              // Compaction may have removed it: the first record at or past the offset says so.
+              const m = batch.messages.find((x) => BigInt(x.offset) >= offset);
+              if (m) resolve(m.offset === at.offset ? m : null);
+            },
+          }),
+        )
+        .then(() => consumer.seek({ topic: at.topic, partition: at.partition, offset: at.offset }))
+        .catch(reject);
+    });
+  } finally {
+    clearTimeout(timer);
     await consumer.disconnect().catch(() => {});
     await admin.disconnect().catch(() => {});
   }

@@ -6,7 +6,7 @@ import { isTransientKafkaError } from './client.js';
 export interface SupervisedConsumerOptions {
   kafka: Kafka;
   /** Which consumer this is, in logs and in the `consumer` label of consumer_crashes_total. */
-  name: 'events' | 'retries' | 'subscriptions';
+  name: 'events' | 'retries' | 'subscriptions' | 'delivery-log';
   /** kafkajs consumer config; `retry` defaults to 10 retries from 200 ms to 5 s, then a kafkajs restart. */
   config: ConsumerConfig;
   /** Prepares a new, connected consumer: listeners, subscriptions, then `run`. */

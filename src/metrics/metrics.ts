@@ -99,6 +99,23 @@ export class Metrics {
     help: 'Subscription records not yet applied by this replica, as of the last check.',
     registers: [this.registry],
   });
+  readonly subscriptionTableComplete = new Gauge({
+    name: `${PREFIX}subscription_table_complete`,
+    help: 'Whether this replica has built the subscription table and caught up with the topic as of its start (1) or not yet (0).',
+    registers: [this.registry],
+  });
+  readonly subscriptionAppliedOffset = new Gauge({
+    name: `${PREFIX}subscription_applied_offset`,
+    help: 'Next offset of the subscriptions topic this replica applies, per partition.',
+    labelNames: ['partition'] as const,
+    registers: [this.registry],
+  });
+  readonly subscriptionEndOffset = new Gauge({
+    name: `${PREFIX}subscription_end_offset`,
+    help: 'End offset of the subscriptions topic as last read, per partition.',
+    labelNames: ['partition'] as const,
+    registers: [this.registry],
+  });
   readonly freshnessWait = new Histogram({
     name: `${PREFIX}subscription_freshness_wait_seconds`,
     help: 'Time a batch of events waited for the subscription table to cover it.',
@@ -132,6 +149,31 @@ export class Metrics {
   readonly deliveriesDeadLettered = new Counter({
     name: `${PREFIX}deliveries_dead_lettered_total`,
     help: 'Deliveries whose retries ran out, written to the deliveries DLQ.',
+    registers: [this.registry],
+  });
+  readonly tlsHandshakes = new Counter({
+    name: `${PREFIX}tls_handshakes_total`,
+    help: 'TLS handshakes with endpoints, by whether a kept session was resumed.',
+    labelNames: ['resumed'] as const,
+    registers: [this.registry],
+  });
+  /** What `httpConnections` reports at each scrape; set by the app once its HTTP client exists. */
+  connectionCounts: (() => { open: number; idle: number }) | null = null;
+  readonly httpConnections = new Gauge({
+    name: `${PREFIX}http_connections`,
+    help: 'Connections to endpoints open now (state="open"), and how many of them are idle (state="idle": nothing under way to their origin).',
+    labelNames: ['state'] as const,
+    registers: [this.registry],
+    collect: () => {
+      const counts = this.connectionCounts?.();
+      if (!counts) return;
+      this.httpConnections.set({ state: 'open' }, counts.open);
+      this.httpConnections.set({ state: 'idle' }, counts.idle);
+    },
+  });
+  readonly idleConnectionsClosed = new Counter({
+    name: `${PREFIX}http_idle_connections_closed_total`,
+    help: 'Idle connections closed to stay within MAX_IDLE_CONNECTIONS, those of the origins used least recently first.',
     registers: [this.registry],
   });
   readonly duplicatesSkipped = new Counter({
@@ -194,6 +236,29 @@ export class Metrics {
     name: `${PREFIX}ordered_total`,
     help: 'Deliveries to webhooks with ordering "entity", by step: held (behind an earlier delivery of the same entity), released (its turn came), repaired (a turn found without its retry record, re-written), stale (a retry record whose turn was over).',
     labelNames: ['step'] as const,
+    registers: [this.registry],
+  });
+  readonly deliveryLogAppended = new Counter({
+    name: `${PREFIX}delivery_log_appended_total`,
+    help: 'Attempts written to the delivery log (DELIVERY_LOG) from the results topic.',
+    registers: [this.registry],
+  });
+  readonly deliveryLogSkipped = new Counter({
+    name: `${PREFIX}delivery_log_skipped_total`,
+    help: 'Results not written to the delivery log, by reason: older than DELIVERY_LOG_RETENTION (EXPIRED), a record that cannot be read (DECODE_FAILED, UNKNOWN_SCHEMA, INVALID_RESULT) or that Redis refused (REDIS_REJECTED).',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+  readonly deliveryLogLag = new Gauge({
+    name: `${PREFIX}delivery_log_lag_seconds`,
+    help: 'How far the delivery log is behind the results topic, by partition: the age of the last result logged while more wait, 0 when caught up.',
+    labelNames: ['partition'] as const,
+    registers: [this.registry],
+  });
+  readonly apiRequests = new Counter({
+    name: `${PREFIX}api_requests_total`,
+    help: 'Owner API requests, by route and status.',
+    labelNames: ['route', 'status'] as const,
     registers: [this.registry],
   });
   readonly infraRetries = new Counter({

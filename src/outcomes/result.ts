@@ -1,4 +1,5 @@
-import type { ErrorCode } from '../shared/index.js';
+import type { EventSource } from '../codec/index.js';
+import { type ErrorCode, redactBody } from '../shared/index.js';
 
 /** Outcome states. Consumers of the results topic must accept values added later. */
 export type OutcomeState = 'DELIVERED' | 'FAILED' | 'RETRY_SCHEDULED';
@@ -42,6 +43,8 @@ export interface WebhookResult {
   reason: OutcomeReason | null;
   nextAttemptAt: number | null;
   responseSnippet: string | null;
+  /** Where the event was read, when known (attempts from retry records made before it have none). */
+  source: EventSource | null;
 }
 
 /** Which delivery an outcome is about. */
@@ -49,6 +52,7 @@ export interface DeliveryRef {
   deliveryId: string;
   webhookId: string;
   event: { id: string; event: string; project: { id: string } };
+  source?: EventSource;
 }
 
 /** What an outcome record says beyond its delivery and state; what is left out is null. */
@@ -81,6 +85,7 @@ export function resultOf(ref: DeliveryRef, state: OutcomeState, details: ResultD
     timestamp: Date.now(),
     reason: details.reason ?? null,
     nextAttemptAt: details.nextAttemptAt ?? null,
-    responseSnippet: details.snippet ?? null,
+    responseSnippet: details.snippet ? redactBody(details.snippet) : null,
+    source: ref.source ? { topic: ref.source.topic, partition: ref.source.partition, offset: ref.source.offset } : null,
   };
 }

@@ -7,13 +7,17 @@ export const ERROR_CODES = [
   'INVALID_EVENT',
   'INVALID_SUBSCRIPTION',
   'INVALID_FILTER',
+  'MALFORMED_UNICODE',
   'CONFIG_INVALID',
   'INVALID_HEADER',
   'INVALID_RETRY_RECORD',
   'RECORD_TOO_LARGE',
+  'INVALID_RESULT',
   // A bug or a record no rule foresaw: the record is dead-lettered, the partition moves on.
   'INTERNAL_ERROR',
   'STALLED',
+  // Redis refused a command (a script error, a wrong type, a bad argument): asking again changes nothing.
+  'REDIS_REJECTED',
   // Delivery.
   'HTTP_STATUS',
   'TIMEOUT',

@@ -69,9 +69,30 @@ export function createRedisClient(settings: RedisSettings, options: RedisOptions
   );
 }
 
+// Redis's answers that mean "not now" rather than "never": a server loading its data or running a
+// long script, a cluster failing over (slots moving, a replica not yet promoted), a write refused
+// for lack of memory or a failed snapshot. Every other error reply (a script error, WRONGTYPE, a
+// wrong argument) refuses the command itself, and the same command would be refused again.
+const TRANSIENT_REPLY = /^(?:LOADING|BUSY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|READONLY|NOREPLICAS|MISCONF|OOM|MOVED|ASK)\b/;
+
+/**
+ * The error a failed Redis call becomes, classified by its kind, not by who called: an error
+ * reply that no retry can change is final (REDIS_REJECTED, and the record it served ends); a
+ * connection-level fault, or a reply that says "not now", waits for the infrastructure
+ * (REDIS_UNAVAILABLE, retriable).
+ */
 export function redisError(what: string, err: unknown): BlueWebhooksError {
+  if (err instanceof BlueWebhooksError) return err;
+  if (isRejection(err)) {
+    return new BlueWebhooksError('REDIS_REJECTED', `redis refused ${what}: ${errorMessage(err)}`, { cause: err });
+  }
   return new BlueWebhooksError('REDIS_UNAVAILABLE', `redis: ${what}: ${errorMessage(err)}`, {
     retriable: true,
     cause: err,
   });
+}
+
+/** An error reply from the server (ioredis's ReplyError) that is not one of the transient ones. */
+function isRejection(err: unknown): boolean {
+  return err instanceof Error && err.name === 'ReplyError' && !TRANSIENT_REPLY.test(err.message);
 }

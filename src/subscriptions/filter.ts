@@ -181,7 +181,10 @@ function compileCondition(node: JsonObject, where: string): Compiled {
             spend(budget, v.length);
             return v.includes(value);
           }
-          return typeof v === 'string' && typeof value === 'string' && v.includes(value);
+          if (typeof v !== 'string' || typeof value !== 'string') return false;
+          // A search costs the length of the text searched: it counts as that many visits (64 characters each).
+          spend(budget, Math.ceil(v.length / 64));
+          return v.includes(value);
         });
       break;
     }
@@ -242,6 +245,18 @@ function member(node: JsonObject, name: string): Json | undefined {
   return Object.hasOwn(node, name) ? node[name] : undefined;
 }
 
+/**
+ * Whether an element's key holds `value` for a `[key=value]` segment: a string equal to it, or a
+ * number or boolean written so. Nothing else is turned into text: an array or object never
+ * matches (converting one costs its size, outside the budget), nor does a missing key
+ * (`[id=undefined]`).
+ */
+function keyMatches(v: Json | undefined, value: string): boolean {
+  if (typeof v === 'string') return v === value;
+  if (typeof v === 'number' || typeof v === 'boolean') return String(v) === value;
+  return false;
+}
+
 /** Every value the path reaches from `start` (none when it leads nowhere). */
 export function resolve(
   start: Json | undefined,
@@ -267,7 +282,7 @@ export function resolve(
         if (Array.isArray(v) && seg.index < v.length) next.push(v[seg.index]!);
       } else if (Array.isArray(v)) {
         spend(budget, v.length);
-        for (const el of v) if (isJsonObject(el) && String(member(el, seg.key)) === seg.value) next.push(el);
+        for (const el of v) if (isJsonObject(el) && keyMatches(member(el, seg.key), seg.value)) next.push(el);
       }
     }
     spend(budget, next.length);

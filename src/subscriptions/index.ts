@@ -11,6 +11,7 @@ export {
   activate,
   decodeSubscription,
   publicView,
+  SUBSCRIPTION_LIMITS,
   type Subscription,
   subscriptionToAvro,
   validateSubscription,

@@ -1,5 +1,12 @@
+import { isUtf8 } from 'node:buffer';
 import { isConfluentFramed, isJsonObject, type Json, type Registry } from '../codec/index.js';
-import { BlueWebhooksError, errorMessage, jsonParseProblem } from '../shared/index.js';
+import {
+  BlueWebhooksError,
+  errorMessage,
+  jsonParseProblem,
+  malformedStringPath,
+  parseRfc3339,
+} from '../shared/index.js';
 import { compileFilter, type FilterPredicate } from './filter.js';
 
 /** A webhook subscription as the table keeps it. */
@@ -25,6 +32,8 @@ export interface Subscription {
   readonly rateLimitPerSecond: number | null;
   /** "entity": deliveries of one entity (the event's Kafka key) go one at a time, in order. */
   readonly ordering: Ordering;
+  /** Headers sent with every delivery, name to value, as the owner wrote them; secrets, like `secret`. */
+  readonly headers: Readonly<Record<string, string>> | null;
 }
 
 /** Delivery order a webhook asks for (README, "Ordering"). */
@@ -66,7 +75,53 @@ export const SUBSCRIPTION_LIMITS = Object.freeze({
   maxSecretLength: 1024,
   /** rateLimitPerSecond. */
   maxRatePerSecond: 100_000,
+  /** How far ahead previousSecretExpiresAt may be: a rotation ends, and soon. */
+  maxRotationMs: 30 * 24 * 3600 * 1000,
+  /** Entries of `headers`. */
+  maxHeaders: 20,
+  /** Characters of `headers`, names and values together. */
+  maxHeaderChars: 4096,
 });
+
+// RFC 9110: a field name is a token; a field value is visible ASCII, space, tab and obs-text, with
+// neither space nor tab first or last.
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const FIELD_VALUE = /^(?:[\x21-\x7e\x80-\xff](?:[\t\x20-\x7e\x80-\xff]*[\x21-\x7e\x80-\xff])?)?$/;
+// Names the service sets or HTTP owns: an owner's value would forge, break or be dropped.
+const REFUSED_HEADER =
+  /^(?:host|content-.*|transfer-encoding|connection|keep-alive|upgrade|expect|te|trailer|proxy-.*|user-agent|traceparent|tracestate|webhook-.*|x-blue-.*)$/i;
+
+/**
+ * `headers`: null, or an object of name to value within the limits. A refusal names the header,
+ * never its value (values are credentials). Names are compared without case: two spellings of one
+ * name would send it twice.
+ */
+function customHeaders(fields: Record<string, unknown>): Record<string, string> | null {
+  const v = fields.headers ?? null;
+  if (v === null) return null;
+  const fail = (msg: string): never => {
+    throw new BlueWebhooksError('INVALID_HEADER', msg);
+  };
+  if (!isJsonObject(v as Json)) fail('headers must be an object of name to value, or null');
+  const entries = Object.entries(v as Record<string, unknown>);
+  if (entries.length > SUBSCRIPTION_LIMITS.maxHeaders)
+    fail(`headers has ${entries.length} entries; at most ${SUBSCRIPTION_LIMITS.maxHeaders}`);
+  const seen = new Set<string>();
+  let chars = 0;
+  for (const [name, value] of entries) {
+    if (!TOKEN.test(name)) fail(`headers: ${JSON.stringify(name.slice(0, 64))} is not a header name (RFC 9110 token)`);
+    if (REFUSED_HEADER.test(name)) fail(`headers: ${name} is set by the service or by HTTP, not by a subscription`);
+    if (seen.has(name.toLowerCase())) fail(`headers: ${name} is named twice`);
+    seen.add(name.toLowerCase());
+    if (typeof value !== 'string') fail(`headers: the value of ${name} must be a string`);
+    if (!FIELD_VALUE.test(value as string))
+      fail(`headers: the value of ${name} has a character a header cannot carry, or space at an end`);
+    chars += name.length + (value as string).length;
+  }
+  if (chars > SUBSCRIPTION_LIMITS.maxHeaderChars)
+    fail(`headers has ${chars} characters; at most ${SUBSCRIPTION_LIMITS.maxHeaderChars}`);
+  return v as Record<string, string>;
+}
 
 function invalid(msg: string): never {
   throw new BlueWebhooksError('INVALID_SUBSCRIPTION', msg);
@@ -112,10 +167,19 @@ function optionalSecret(fields: Record<string, unknown>, key: string): string | 
   return v;
 }
 
-function isoTime(fields: Record<string, unknown>, key: string): string {
+/** A time field: RFC 3339 with an offset (README, "The contract"), never what Date.parse guesses. */
+function rfc3339(fields: Record<string, unknown>, key: string): string {
   const v = str(fields, key);
-  if (Number.isNaN(Date.parse(v))) invalid(`${key} is not an ISO-8601 time`);
+  if (parseRfc3339(v) === null) invalid(`${key} is not an RFC 3339 time with an offset (2026-01-31T12:00:00Z)`);
   return v;
+}
+
+/** Every string of the record, keys included, filters included: well-formed, or the record is refused. */
+function requireWellFormed(value: unknown, where: string): void {
+  const at = malformedStringPath(value, where);
+  if (at !== null) {
+    throw new BlueWebhooksError('MALFORMED_UNICODE', `${at} is not well-formed Unicode (a lone UTF-16 surrogate)`);
+  }
 }
 
 /** Webhook URLs: absolute http(s) with a host. Whether the host may be reached is the delivery's call. */
@@ -144,6 +208,7 @@ export function validateUrl(raw: string): URL {
  */
 export function validateSubscription(v: unknown, key: string | null): Subscription {
   if (!isJsonObject(v as Json)) invalid('a subscription must be a JSON object');
+  requireWellFormed(v, '');
   const fields = v as Record<string, unknown>;
   const id = str(fields, 'id');
   if (key !== null && key !== id) invalid(`id "${id}" differs from the record key "${key}"`);
@@ -152,8 +217,15 @@ export function validateSubscription(v: unknown, key: string | null): Subscripti
   const secret = optionalSecret(fields, 'secret');
   const previousSecret = optionalSecret(fields, 'previousSecret');
   const expires = fields.previousSecretExpiresAt ?? null;
-  if (expires !== null && (typeof expires !== 'string' || Number.isNaN(Date.parse(expires)))) {
-    invalid('previousSecretExpiresAt must be an ISO-8601 time or null');
+  if (expires !== null && (typeof expires !== 'string' || parseRfc3339(expires) === null)) {
+    invalid('previousSecretExpiresAt must be an RFC 3339 time with an offset, or null');
+  }
+  if (previousSecret !== null) {
+    // Both secrets sign until the rotation ends: it must end, within the limit, with two secrets.
+    if (expires === null) invalid('previousSecret needs previousSecretExpiresAt (when the rotation ends)');
+    if (parseRfc3339(expires as string)! - Date.now() > SUBSCRIPTION_LIMITS.maxRotationMs)
+      invalid(`previousSecretExpiresAt is more than ${SUBSCRIPTION_LIMITS.maxRotationMs / 86_400_000} days ahead`);
+    if (previousSecret === secret) invalid('previousSecret is the same as secret');
   }
   if (typeof fields.enabled !== 'boolean') invalid('enabled must be true or false');
   const meta = fields.metadata;
@@ -165,6 +237,7 @@ export function validateSubscription(v: unknown, key: string | null): Subscripti
     } catch (err) {
       throw new BlueWebhooksError('INVALID_FILTER', `filters is ${jsonParseProblem(err)} text`);
     }
+    requireWellFormed(filters, 'filters');
   }
   if (filters !== null) compileFilter(filters); // validate now; compiled again when activated
   const status = fields.status ?? 'HEALTHY';
@@ -185,6 +258,7 @@ export function validateSubscription(v: unknown, key: string | null): Subscripti
   }
   const ordering = fields.ordering ?? 'none';
   if (ordering !== 'none' && ordering !== 'entity') invalid('ordering must be "none", "entity" or null');
+  const headers = customHeaders(fields);
   return {
     id,
     uid: str(fields, 'uid'),
@@ -198,11 +272,12 @@ export function validateSubscription(v: unknown, key: string | null): Subscripti
     metadata: { events, projectIds },
     companyId: str(fields, 'companyId'),
     createdById: str(fields, 'createdById'),
-    createdAt: isoTime(fields, 'createdAt'),
-    updatedAt: isoTime(fields, 'updatedAt'),
+    createdAt: rfc3339(fields, 'createdAt'),
+    updatedAt: rfc3339(fields, 'updatedAt'),
     filters: filters as Json | null,
     rateLimitPerSecond: rate as number | null,
     ordering,
+    headers,
   };
 }
 
@@ -214,6 +289,8 @@ export async function decodeSubscription(value: Buffer, key: string | null, regi
   if (isConfluentFramed(value)) {
     parsed = { ...((await registry.decode(value)) as object) };
   } else {
+    // Bytes that are not UTF-8 would become U+FFFD, silently: two different values, one string.
+    if (!isUtf8(value)) throw new BlueWebhooksError('MALFORMED_UNICODE', 'the value is not valid UTF-8');
     try {
       parsed = JSON.parse(value.toString('utf8'));
     } catch (err) {
@@ -228,13 +305,27 @@ export function subscriptionToAvro(s: Subscription): Record<string, unknown> {
   return { ...s, metadata: { ...s.metadata }, filters: s.filters === null ? null : JSON.stringify(s.filters) };
 }
 
-/** The subscription as Blue shows it in payloads: never the secret. */
+/**
+ * The URL as a payload shows it: without user info, query or fragment, where credentials travel
+ * (`https://user:pw@h/?token=…`). Any other URL is shown as written.
+ */
+export function publicUrl(raw: string): string {
+  const u = URL.parse(raw);
+  if (u === null || (!u.username && !u.password && !u.search && !u.hash)) return raw;
+  u.username = '';
+  u.password = '';
+  u.search = '';
+  u.hash = '';
+  return u.href;
+}
+
+/** The subscription as Blue shows it in payloads: never the secret, nor a credential in its URL. */
 export function publicView(s: Subscription): Record<string, unknown> {
   return {
     id: s.id,
     uid: s.uid,
     name: s.name,
-    url: s.url,
+    url: publicUrl(s.url),
     status: s.status,
     enabled: s.enabled,
     metadata: { events: s.metadata.events, projectIds: s.metadata.projectIds },
@@ -270,6 +361,8 @@ export function activate(sub: Subscription): ActiveSubscription {
     webhookJson: JSON.stringify(publicView(sub)),
     url: URL.canParse(sub.url) ? new URL(sub.url) : null,
     previousSecretUntil:
-      sub.previousSecret !== null && sub.previousSecretExpiresAt !== null ? Date.parse(sub.previousSecretExpiresAt) : 0,
+      sub.previousSecret !== null && sub.previousSecretExpiresAt !== null
+        ? (parseRfc3339(sub.previousSecretExpiresAt) ?? 0)
+        : 0,
   };
 }

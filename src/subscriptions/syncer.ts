@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import type { Admin, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
+import type { Admin, EachBatchPayload, Kafka } from 'kafkajs';
 import type { Registry } from '../codec/index.js';
 import { SupervisedConsumer } from '../kafka/index.js';
 import type { Metrics } from '../metrics/index.js';
 import { BlueWebhooksError, errorMessage, type Logger } from '../shared/index.js';
-import type { RecordPosition, SubscriptionStore, TableChange } from './store.js';
-import { decodeSubscription } from './subscription.js';
+import { SubscriptionApplier } from './applier.js';
+import type { SubscriptionStore } from './store.js';
 import type { SubscriptionTable } from './table.js';
 
 export interface SubscriptionSyncerOptions {
@@ -27,6 +27,11 @@ export interface SubscriptionSyncerOptions {
   retry: <T>(fn: () => Promise<T>, what: string) => Promise<T>;
 }
 
+/** How often the topic's end offsets are read for the lag gauges while nothing else reads them. */
+const LAG_INTERVAL_MS = 5000;
+/** A table not complete for this long is logged (then once per interval): no event is matched meanwhile. */
+const INCOMPLETE_LOG_MS = 60_000;
+
 interface Probe {
   startedAt: number;
   done: Promise<void>;
@@ -45,7 +50,7 @@ export class SubscriptionSyncer {
   /** Next offset to apply, per partition, for the current build epoch. */
   private applied = new Map<number, number>();
   private waiters: (() => void)[] = [];
-  private projectsById = new Map<string, readonly string[]>();
+  private readonly applier: SubscriptionApplier;
   private confirmedAt = 0;
   private probe: Probe | null = null;
   private epoch = 0;
@@ -54,12 +59,25 @@ export class SubscriptionSyncer {
   private rebuilding: Promise<void> | null = null;
   private timer: NodeJS.Timeout | null = null;
   private stopping = false;
+  /** When the current build started, and when the lag and an incomplete table were last reported. */
+  private buildStartedAt = Date.now();
+  private lagReportedAt = 0;
+  private incompleteLoggedAt = 0;
+  /** Records behind, as last reported. */
+  private lag = 0;
 
-  constructor(private readonly options: SubscriptionSyncerOptions) {}
+  constructor(private readonly options: SubscriptionSyncerOptions) {
+    this.applier = new SubscriptionApplier(options);
+  }
 
   /** Starts consuming and resolves once the table has caught up with the topic's end as of now. */
   async start(): Promise<void> {
     const { kafka, topic, groupId } = this.options;
+    this.buildStartedAt = Date.now();
+    this.options.metrics.subscriptionTableComplete.set(0);
+    // Checks the table, reports the lag, and says so when a build takes long, from the start on.
+    this.timer = setInterval(() => void this.check(), this.options.checkIntervalMs ?? 1000);
+    this.timer.unref();
     await this.options.retry(() => this.options.store.beginBuild(this.buildToken), 'starting the table build');
     // Nothing is committed: a consumer started again (after kafkajs gave up on one) reads the topic
     // from its beginning, and applying a record twice changes nothing.
@@ -82,8 +100,6 @@ export class SubscriptionSyncer {
     });
     await this.consumer.start();
     await this.completeBuild();
-    this.timer = setInterval(() => void this.check(), this.options.checkIntervalMs ?? 1000);
-    this.timer.unref();
   }
 
   async stop(): Promise<void> {
@@ -127,9 +143,32 @@ export class SubscriptionSyncer {
     }
   }
 
-  /** Checks that the table is still in Redis; rebuilds it from the topic when it is gone. */
+  /**
+   * Reports the lag, says so when the table has not completed for INCOMPLETE_LOG_MS, and checks
+   * that the table is still in Redis: rebuilds it from the topic when it is gone.
+   */
   async check(): Promise<void> {
-    if (!this.ready || this.rebuilding || this.stopping) return;
+    if (this.stopping) return;
+    const now = Date.now();
+    if (now - this.lagReportedAt >= LAG_INTERVAL_MS) {
+      this.lagReportedAt = now;
+      await this.endOffsets().then(
+        (ends) => this.reportLag(ends),
+        () => {},
+      );
+    }
+    if (
+      !this.ready &&
+      now - this.buildStartedAt >= INCOMPLETE_LOG_MS &&
+      now - this.incompleteLoggedAt >= INCOMPLETE_LOG_MS
+    ) {
+      this.incompleteLoggedAt = now;
+      this.options.log.error('subscription table not complete: no event is matched until it is', {
+        sinceSeconds: Math.round((now - this.buildStartedAt) / 1000),
+        recordsBehind: this.lag,
+      });
+    }
+    if (!this.ready || this.rebuilding) return;
     try {
       if (await this.options.store.isMarkedReady()) {
         this.options.metrics.subscriptionsLoaded.set(await this.options.store.liveCount());
@@ -147,6 +186,7 @@ export class SubscriptionSyncer {
 
   private async rebuild(): Promise<void> {
     this.ready = false;
+    this.options.metrics.subscriptionTableComplete.set(0);
     await this.restartBuild();
     await this.completeBuild();
   }
@@ -154,8 +194,10 @@ export class SubscriptionSyncer {
   /** Forgets what this replica applied and re-reads the topic from its beginning. */
   private async restartBuild(): Promise<void> {
     this.epoch++;
+    this.buildStartedAt = Date.now();
     this.applied = new Map();
-    this.projectsById.clear();
+    this.options.metrics.subscriptionAppliedOffset.reset();
+    this.applier.reset();
     this.options.table.clear();
     this.confirmedAt = 0;
     this.buildToken = randomUUID();
@@ -174,6 +216,7 @@ export class SubscriptionSyncer {
       await this.restartBuild();
     }
     this.ready = true;
+    this.options.metrics.subscriptionTableComplete.set(1);
     this.options.metrics.subscriptionsLoaded.set(await this.options.store.liveCount().catch(() => 0));
     this.options.log.info('subscription table ready');
   }
@@ -182,22 +225,28 @@ export class SubscriptionSyncer {
     const startedAt = Date.now();
     const done = (async () => {
       const target = await this.options.retry(() => this.endOffsets(), 'reading subscription end offsets');
-      const behind = () => {
-        let lag = 0;
-        for (const [p, high] of target) lag += Math.max(0, high - (this.applied.get(p) ?? 0));
-        return lag;
-      };
-      for (let lag = behind(); lag > 0; lag = behind()) {
-        this.options.metrics.subscriptionSyncLag.set(lag);
+      while (this.reportLag(target) > 0) {
         if (this.stopping) throw new BlueWebhooksError('SHUTTING_DOWN', 'subscription syncer stopped');
         await new Promise<void>((r) => this.waiters.push(r));
       }
-      this.options.metrics.subscriptionSyncLag.set(0);
       this.confirmedAt = Math.max(this.confirmedAt, startedAt);
     })().finally(() => {
       if (this.probe?.done === done) this.probe = null;
     });
     return { startedAt, done };
+  }
+
+  /** Records of the topic up to `ends` not yet applied here; sets the lag and offset gauges. */
+  private reportLag(ends: Map<number, number>): number {
+    const { metrics } = this.options;
+    let lag = 0;
+    for (const [partition, end] of ends) {
+      metrics.subscriptionEndOffset.set({ partition: String(partition) }, end);
+      lag += Math.max(0, end - (this.applied.get(partition) ?? 0));
+    }
+    this.lag = lag;
+    metrics.subscriptionSyncLag.set(lag);
+    return lag;
   }
 
   private async endOffsets(): Promise<Map<number, number>> {
@@ -218,69 +267,16 @@ export class SubscriptionSyncer {
 
   private async onBatch({ batch, heartbeat, isStale }: EachBatchPayload): Promise<void> {
     const epoch = this.epoch;
-    const changes: { change: TableChange; pos: RecordPosition }[] = [];
-    for (const m of batch.messages) {
-      const change = await this.toChange(m);
-      if (change) {
-        changes.push({
-          change,
-          pos: { partition: batch.partition, offset: Number(m.offset), updatedAtMs: updatedAtOf(change, m) },
-        });
-      }
-    }
-    const results = await this.options.retry(
-      () => this.options.store.applyAll(changes),
-      'applying subscription changes',
-    );
-    const touched = new Set<string>();
-    results.forEach((r, i) => {
-      const { change } = changes[i]!;
-      for (const p of r.projects) touched.add(p);
-      for (const p of this.projectsById.get(change.id) ?? []) touched.add(p);
-      if (change.kind === 'put') this.projectsById.set(change.id, change.sub.metadata.projectIds);
-      else this.projectsById.delete(change.id);
-    });
-    this.options.table.invalidate(touched);
+    await this.applier.apply(batch.partition, batch.messages);
     // A batch read before a rebuild's seek must not count toward the new build.
     if (epoch === this.epoch && !isStale()) {
-      this.applied.set(batch.partition, Number(batch.lastOffset()) + 1);
+      const next = Number(batch.lastOffset()) + 1;
+      this.applied.set(batch.partition, next);
+      this.options.metrics.subscriptionAppliedOffset.set({ partition: String(batch.partition) }, next);
       const waiters = this.waiters;
       this.waiters = [];
       for (const w of waiters) w();
     }
     await heartbeat();
   }
-
-  private async toChange(m: KafkaMessage): Promise<TableChange | null> {
-    const id = m.key?.toString('utf8') ?? '';
-    if (!id) {
-      this.options.metrics.subscriptionsInvalid.inc({ reason: 'MISSING_KEY' });
-      this.options.log.warn('subscription record without a key skipped', { offset: m.offset });
-      return null;
-    }
-    if (m.value === null) return { kind: 'delete', id };
-    try {
-      const sub = await this.options.retry(
-        () => decodeSubscription(m.value!, id, this.options.registry),
-        'decoding a subscription',
-      );
-      return { kind: 'put', id, sub };
-    } catch (err) {
-      if (err instanceof BlueWebhooksError && err.code === 'SHUTTING_DOWN') throw err;
-      const code = err instanceof BlueWebhooksError ? err.code : 'INVALID_SUBSCRIPTION';
-      this.options.metrics.subscriptionsInvalid.inc({ reason: code });
-      this.options.log.warn('subscription unusable; the webhook is inert until a valid record replaces it', {
-        webhookId: id,
-        offset: m.offset,
-        code,
-        reason: errorMessage(err),
-      });
-      return { kind: 'inert', id, reason: `${code}: ${errorMessage(err)}` };
-    }
-  }
-}
-
-function updatedAtOf(change: TableChange, m: KafkaMessage): number {
-  if (change.kind === 'put') return Date.parse(change.sub.updatedAt);
-  return Number(m.timestamp);
 }

@@ -1,5 +1,5 @@
 import type { Metrics } from '../metrics/index.js';
-import type { SubscriptionStore } from './store.js';
+import type { Candidate, StoredSubscription, SubscriptionStore } from './store.js';
 import { type ActiveSubscription, activate, type Subscription } from './subscription.js';
 
 export interface SubscriptionTableOptions {
@@ -30,8 +30,8 @@ export function candidateKey(projectId: string, eventType: string): string {
 export class SubscriptionTable {
   private readonly entries = new Map<string, Entry>();
   private readonly keysByProject = new Map<string, Set<string>>();
-  // Compiled subscriptions by id, reused while their JSON is unchanged.
-  private readonly compiled = new Map<string, { json: string; active: ActiveSubscription }>();
+  // Compiled subscriptions by id, with the version (record position) they were compiled from.
+  private readonly compiled = new Map<string, { version: string; active: ActiveSubscription }>();
   // Bumped on every invalidation: a fill that started before it must not store what it read.
   private generation = 0;
 
@@ -63,9 +63,14 @@ export class SubscriptionTable {
 
     const generation = this.generation;
     const rows = await this.store.lookup(missing);
+    const compiled = await this.compile(rows.flat());
     const store = generation === this.generation && this.opts.cacheMaxEntries > 0;
     missing.forEach((k, i) => {
-      const subs = rows[i]!.map((json) => this.activate(json));
+      const subs: ActiveSubscription[] = [];
+      for (const { id } of rows[i]!) {
+        const active = compiled.get(id);
+        if (active) subs.push(active);
+      }
       const ck = candidateKey(k.projectId, k.eventType);
       out.set(ck, subs);
       if (store) this.remember(ck, k.projectId, subs, now);
@@ -75,8 +80,32 @@ export class SubscriptionTable {
 
   /** The current subscription with this id, straight from Redis (retries re-read it before each attempt). */
   async current(id: string): Promise<ActiveSubscription | null> {
-    const json = await this.store.get(id);
-    return json === null ? null : this.activate(json);
+    const stored = await this.store.get(id);
+    return stored === null ? null : this.activate(id, stored);
+  }
+
+  /**
+   * The compiled subscription of each candidate that is live. A version compiled before costs
+   * nothing; the others are read from their homes, in one round trip. A home may hold a later
+   * version than the bucket that indexed it (its bucket step is on its way): when read, that later
+   * one is used, and the caller checks it still has the event's project and type.
+   */
+  private async compile(candidates: readonly Candidate[]): Promise<Map<string, ActiveSubscription>> {
+    const out = new Map<string, ActiveSubscription>();
+    const unknown = new Set<string>();
+    for (const { id, version } of candidates) {
+      const hit = this.compiled.get(id);
+      if (hit && hit.version === version) out.set(id, hit.active);
+      else unknown.add(id);
+    }
+    if (unknown.size === 0) return out;
+    const ids = [...unknown];
+    const stored = await Promise.all(ids.map((id) => this.store.get(id)));
+    ids.forEach((id, i) => {
+      const one = stored[i];
+      if (one) out.set(id, this.activate(id, one));
+    });
+    return out;
   }
 
   /** Drops every cached entry of these projects. */
@@ -110,14 +139,13 @@ export class SubscriptionTable {
     keys.add(ck);
   }
 
-  private activate(json: string): ActiveSubscription {
-    const sub = JSON.parse(json) as Subscription;
-    const hit = this.compiled.get(sub.id);
-    if (hit && hit.json === json) return hit.active;
-    const active = activate(sub);
+  private activate(id: string, { version, json }: StoredSubscription): ActiveSubscription {
+    const hit = this.compiled.get(id);
+    if (hit && hit.version === version) return hit.active;
+    const active = activate(JSON.parse(json) as Subscription);
     if (active.problem) this.metrics.subscriptionsInvalid.inc({ reason: 'INVALID_FILTER' });
     if (this.compiled.size >= Math.max(1000, this.opts.cacheMaxEntries * 4)) this.compiled.clear();
-    this.compiled.set(sub.id, { json, active });
+    this.compiled.set(id, { version, active });
     return active;
   }
 }

@@ -28,6 +28,10 @@ const kafkaGetter: TextMapGetter<KafkaHeaders> = {
   },
 };
 
+// version 00: "00-<trace id, 32 hex>-<parent id, 16 hex>-<flags, 2 hex>", lowercase.
+const TRACEPARENT = /^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
+const ZERO_IDS = /^00-(?:0{32}-|[0-9a-f]{32}-0{16}-)/;
+
 /**
  * Traces, when OTEL_EXPORTER_OTLP_ENDPOINT is set: a W3C `traceparent` in an event's Kafka headers
  * is continued through consume → match → attempt → outcome, and sent on to the webhook in the
@@ -84,6 +88,19 @@ export class Tracing {
   /** The context a record's `traceparent` header carries (the root context without one). */
   fromKafkaHeaders(headers: KafkaHeaders | undefined): Context {
     return headers && this.propagator ? this.propagator.extract(ROOT_CONTEXT, headers, kafkaGetter) : ROOT_CONTEXT;
+  }
+
+  /**
+   * With tracing off, the record's own `traceparent`, to pass on unchanged: W3C Trace Context asks
+   * a participant that does not trace to forward the header, so the receiver's spans still join
+   * the producer's trace. Only a well-formed value (version 00, ids not all zeros) is passed on.
+   * Undefined with tracing on (the attempt's span gives its own) or without a valid header.
+   */
+  passThrough(headers: KafkaHeaders | undefined): string | undefined {
+    if (this.enabled || !headers) return undefined;
+    const value = kafkaGetter.get(headers, 'traceparent');
+    const one = Array.isArray(value) ? (value.length === 1 ? value[0] : undefined) : value;
+    return one !== undefined && TRACEPARENT.test(one) && !ZERO_IDS.test(one) ? one : undefined;
   }
 
   /** Starts a span under `parent`; null when tracing is off. */

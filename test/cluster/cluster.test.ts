@@ -46,17 +46,18 @@ test('the table spreads over the three masters, and ids with braces, colons and 
         id: `wh{${i}}`,
         sub: sampleSubscription({ id: `wh{${i}}`, metadata: { events: ['TODO_CREATED'], projectIds: [projectId] } }),
       },
-      pos: { partition: 0, offset: i, updatedAtMs: 1 },
+      pos: { partition: 0, offset: i, atMs: 1 },
     })),
   );
   const found = await store.lookup(projects.map((projectId) => ({ projectId, eventType: 'TODO_CREATED' })));
   assert.deepEqual(
-    found.map((rows) => rows.map((json) => JSON.parse(json).id)),
+    found.map((rows) => rows.map((c) => c.id)),
     projects.map((_, i) => [`wh{${i}}`]),
     'every project finds its webhook',
   );
   assert.equal(await store.liveCount(), projects.length);
-  for (const id of ['wh{0}', `wh{${projects.length - 1}}`]) assert.equal(JSON.parse((await store.get(id))!).id, id);
+  for (const id of ['wh{0}', `wh{${projects.length - 1}}`])
+    assert.equal(JSON.parse((await store.get(id))!.json).id, id);
 
   const perMaster = await cluster.keysPerMaster(prefix);
   const counts = [...perMaster.values()];
@@ -78,7 +79,7 @@ test('the table spreads over the three masters, and ids with braces, colons and 
           metadata: { events: ['TODO_CREATED'], projectIds: [projects[moving]!] },
         }),
       },
-      pos: { partition: 0, offset: 10_000, updatedAtMs: 2 },
+      pos: { partition: 0, offset: 10_000, atMs: 2 },
     },
   ]);
   const [before0, after0] = await store.lookup([
@@ -86,7 +87,7 @@ test('the table spreads over the three masters, and ids with braces, colons and 
     { projectId: projects[moving]!, eventType: 'TODO_CREATED' },
   ]);
   assert.deepEqual(before0, []);
-  assert.deepEqual(after0!.map((json) => JSON.parse(json).id).sort(), ['wh{0}', `wh{${moving}}`].sort());
+  assert.deepEqual(after0!.map((c) => c.id).sort(), ['wh{0}', `wh{${moving}}`].sort());
 });
 
 test('a master killed (SIGKILL) under load: its replica takes over and every event is still delivered', async (t) => {

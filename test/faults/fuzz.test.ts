@@ -6,6 +6,7 @@
 // FUZZ_SEED=<n> replays a run.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import fc from 'fast-check';
 import { eventToAvro } from '../../src/codec/event.js';
 import { Registry } from '../../src/codec/registry.js';
 import { deliveryId } from '../../src/delivery/payload.js';
@@ -20,6 +21,7 @@ import {
   startDispatcher,
 } from '../helpers/dispatcher.js';
 import { serve } from '../helpers/receiver.js';
+import { rng } from '../helpers/rng.js';
 import { waitFor } from '../helpers/wait.js';
 
 const COUNT = Number(process.env.FUZZ_COUNT ?? 10_000);
@@ -30,17 +32,6 @@ const PROJECT = 'proj_fuzz';
 const SUB_PROJECT = 'proj_fuzz_subs';
 const TYPES = ['TODO_CREATED', 'TODO_MOVED', 'COMMENT_CREATED', 'TODO:X'];
 
-/** mulberry32: a small seeded generator, so a failing run can be replayed. */
-function rng(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 const random = rng(SEED);
 const int = (n: number) => Math.floor(random() * n);
 const pick = <T>(xs: readonly T[]): T => xs[int(xs.length)]!;
@@ -152,6 +143,59 @@ function mutant(i: number): { kind: string; value: Buffer | string } {
   }
 }
 
+// fast-check's generators: one field of a valid event or subscription replaced by a hostile value
+// (any string, lone surrogates, NUL and U+202E among them; wrong types; future, past and malformed
+// dates; any JSON). Sampled with the run's seed, so FUZZ_SEED replays them too.
+const hostileValue = fc.oneof(
+  fc.string({ unit: 'binary' }),
+  fc.constantFrom('\ud800', '\udc00x', 'A\u0000B', '\u202eevil'),
+  fc.tuple(fc.string(), fc.constantFrom('\ud83d', '\u0000', '\u202e')).map(([a, b]) => a + b),
+  fc.date().map((d) => (Number.isNaN(d.getTime()) ? 'not a date' : d.toISOString())),
+  fc.constantFrom('9999-12-31T23:59:59Z', '0000-01-01T00:00:00Z', '2026-02-30T00:00:00Z', '1', '2026-12-04T10:00:00'),
+  fc.jsonValue({ maxDepth: 3 }),
+  fc.integer(),
+  fc.boolean(),
+  fc.constant(null),
+);
+const hostileEvent = fc.record({
+  field: fc.constantFrom('id', 'event', 'occurredAt', 'company', 'project', 'user', 'currentValue', 'previousValue'),
+  wrapInId: fc.boolean(),
+  value: hostileValue,
+  // A number as the producer wrote it, which JSON.parse cannot keep: spliced into currentValue's text.
+  rawNumber: fc.option(fc.constantFrom('1e400', '-1e400', '12345678901234567890', '9007199254740993', '6.02e23')),
+});
+const hostileSubscription = fc.record({
+  field: fc.constantFrom(
+    'id',
+    'uid',
+    'name',
+    'url',
+    'secret',
+    'previousSecret',
+    'previousSecretExpiresAt',
+    'enabled',
+    'companyId',
+    'createdAt',
+    'updatedAt',
+    'filters',
+    'rateLimitPerSecond',
+    'ordering',
+    'projectIds',
+    'events',
+  ),
+  value: hostileValue,
+});
+
+/** An event with one field made hostile by fast-check (ids stay unique: outcomes are counted per event id). */
+function fastCheckMutant(i: number, m: typeof hostileEvent extends fc.Arbitrary<infer T> ? T : never): string {
+  const e = sampleEvent({ eventId: `fz_${i}`, projectId: PROJECT, type: pick(TYPES) }) as Record<string, unknown>;
+  let value: unknown = m.value;
+  if (m.field === 'id' && typeof value === 'string') value = `${value}#${i}`;
+  if (['company', 'project', 'user'].includes(m.field) && m.wrapInId) value = { id: value };
+  const text = JSON.stringify({ ...e, [m.field]: value });
+  return m.rawNumber === null ? text : text.replace('"currentValue":{', `"currentValue":{"n":${m.rawNumber},`);
+}
+
 /** A mutated subscription record: [key, value]. */
 function subscriptionMutant(i: number, url: string): [string, string | null] {
   const id = `fz_sub_${i}`;
@@ -160,7 +204,7 @@ function subscriptionMutant(i: number, url: string): [string, string | null] {
     url: `${url}/sub/${i}`,
     metadata: { projectIds: [SUB_PROJECT], events: TYPES },
   }) as unknown as Record<string, unknown>;
-  switch (int(12)) {
+  switch (int(13)) {
     case 0:
       return [
         id,
@@ -219,6 +263,13 @@ function subscriptionMutant(i: number, url: string): [string, string | null] {
       return [id, JSON.stringify({ ...s, metadata: { projectIds: [`${SUB_PROJECT}:TODO`], events: ['X'] } })];
     case 10:
       return [id, JSON.stringify({ ...s, name: 'n'.repeat(300_000) })];
+    case 11: {
+      const [m] = fc.sample(hostileSubscription, { seed: SEED + i, numRuns: 1 });
+      const meta = s.metadata as Record<string, unknown>;
+      if (m!.field === 'projectIds' || m!.field === 'events')
+        return [id, JSON.stringify({ ...s, metadata: { ...meta, [m!.field]: [m!.value] } })];
+      return [id, JSON.stringify({ ...s, [m!.field]: m!.value })];
+    }
     default:
       return [id, JSON.stringify({ ...s, secret: pick(ODD) })];
   }
@@ -315,6 +366,7 @@ test(`fuzz: ${COUNT} generated event values and ${SUBSCRIPTIONS} subscriptions t
 
   const counts = new Map<string, number>();
   const values: { key: string; value: Buffer | string }[] = [];
+  const generated = fc.sample(hostileEvent, { seed: SEED, numRuns: Math.ceil(COUNT / 10) });
   let good = 0;
   for (let i = 0; i < COUNT; i++) {
     let kind: string;
@@ -322,6 +374,9 @@ test(`fuzz: ${COUNT} generated event values and ${SUBSCRIPTIONS} subscriptions t
     if (i % 10 === 0) {
       kind = 'good';
       value = JSON.stringify(sampleEvent({ eventId: `good_${good++}`, projectId: PROJECT }));
+    } else if (i % 10 === 5) {
+      kind = 'fast-check field';
+      value = fastCheckMutant(i, generated[Math.floor(i / 10)]!);
     } else if (i % 97 === 1) {
       kind = 'avro, wrong schema';
       value = await registry.encode(wrongId, {

@@ -2,8 +2,7 @@
 // replicas and a SIGKILL mid-run. With ordering "entity", every entity's accepted deliveries come
 // in the order produced; without it, they do not.
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
-import { type TestContext, test } from 'node:test';
+import { test } from 'node:test';
 import { sampleEvent, sampleSubscription } from '../../src/demo/sample-data.js';
 import {
   createScenario,
@@ -13,42 +12,12 @@ import {
   type Scenario,
   startDispatcher,
 } from '../helpers/dispatcher.js';
-import { serve } from '../helpers/receiver.js';
+import { flakyEndpoint } from '../helpers/flaky-endpoint.js';
 import { waitFor } from '../helpers/wait.js';
 
 const ENTITIES = 100;
 const UPDATES = 20;
 const TOTAL = ENTITIES * UPDATES;
-
-/** Answers 500 to the first attempt of one delivery in five (chosen by its id), 200 otherwise; keeps what it accepted, in order, per entity. */
-async function flakyEndpoint(t: TestContext) {
-  const seen = new Set<string>();
-  const accepted = new Map<string, number[]>(); // entity → update numbers, in the order accepted
-  const firstAccepted = new Set<string>();
-  const { url } = await serve(t, (req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const id = String(req.headers['x-blue-delivery']);
-      const first = !seen.has(id);
-      seen.add(id);
-      if (first && createHash('sha256').update(id).digest()[0]! % 5 === 0) {
-        res.writeHead(500).end();
-        return;
-      }
-      const { currentValue } = JSON.parse(Buffer.concat(chunks).toString('utf8'));
-      if (!firstAccepted.has(id)) {
-        // A delivery accepted again (at least once) is a duplicate, not a new position.
-        firstAccepted.add(id);
-        const list = accepted.get(currentValue.id) ?? [];
-        list.push(currentValue.update);
-        accepted.set(currentValue.id, list);
-      }
-      res.writeHead(200).end();
-    });
-  });
-  return { url: `${url}/hook`, accepted, count: () => firstAccepted.size };
-}
 
 /** Entities whose accepted updates are not 0, 1, ..., UPDATES - 1 in that order. */
 function outOfOrder(accepted: Map<string, number[]>): string[] {

@@ -254,12 +254,24 @@ export async function startDispatcher(
   if (started === 'exited') throw new Error(`dispatcher exited at start: ${stderr.join('')}`);
   d.metricsPort = Number((started as { metricsPort: number }).metricsPort);
   if (opts.waitReady ?? true) {
-    await waitFor(async () => (await d.readyz()).status === 200, {
-      what: 'the dispatcher to be ready',
-      timeoutMs: 60_000,
+    const ready = await waitFor(
+      async () => (proc.exitCode !== null || proc.signalCode !== null ? 'exited' : (await d.readyz()).status === 200),
+      { what: 'the dispatcher to be ready', timeoutMs: 60_000 },
+    ).catch((err: Error) => {
+      throw new Error(`${err.message}; its last log lines: ${lastLines(d)}`);
     });
+    if (ready === 'exited') {
+      // Its last words arrive with 'close', after 'exit'.
+      await new Promise((r) => (proc.stdout!.closed && proc.stderr!.closed ? r(null) : proc.once('close', r)));
+      throw new Error(`dispatcher exited (${proc.exitCode ?? proc.signalCode}) before it was ready: ${lastLines(d)}`);
+    }
   }
   return d;
+}
+
+/** The process's last log lines and stderr, for an error message. */
+function lastLines(d: DispatcherProcess): string {
+  return [...d.logs.slice(-8).map((l) => JSON.stringify(l)), ...d.stderr.slice(-8)].join('\n');
 }
 
 /** Parses Prometheus text into "name{labels}" → value. */

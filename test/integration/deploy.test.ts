@@ -103,3 +103,16 @@ test('the image starts the service as `npm start` does, with the same Node flags
     'the young generation is sized (see README, Performance)',
   );
 });
+
+test('the owner API has a Service on the port the pods serve it, and its token comes from a Secret', () => {
+  const configMap = manifest('ConfigMap').data;
+  const container = manifest('Deployment').spec.template.spec.containers[0];
+  const api = container.ports.find((p: { name: string }) => p.name === 'api');
+  assert.equal(String(api.containerPort), configMap.API_PORT ?? DEFAULTS.API_PORT);
+  const token = container.env.find((e: { name: string }) => e.name === 'API_TOKEN');
+  assert.equal(token.valueFrom.secretKeyRef.key, 'API_TOKEN');
+  assert.ok(!('API_TOKEN' in configMap), 'never in the ConfigMap');
+  const service = manifest('Service').spec;
+  assert.equal(service.ports[0].targetPort, 'api');
+  assert.deepEqual(service.selector, manifest('Deployment').spec.selector.matchLabels);
+});

@@ -12,6 +12,8 @@ import { serve } from '../helpers/receiver.js';
 function client(t: TestContext, overrides: Partial<ConstructorParameters<typeof HttpClient>[0]> = {}): HttpClient {
   const http = new HttpClient({
     maxConnectionsPerOrigin: 4,
+    maxIdleConnections: 100,
+    tlsSessionCacheSize: 100,
     connectTimeoutMs: 2000,
     headersTimeoutMs: 10_000,
     bodyTimeoutMs: 10_000,

@@ -38,6 +38,8 @@ async function runExample(t: TestContext, file: string, secret: string) {
     url: `http://127.0.0.1:${listening}/hook`,
     verified: () => lines.filter((l) => l.verified === true).length,
     refused: () => lines.filter((l) => l.verified === false).length,
+    /** Each refusal, with its reason. */
+    refusals: () => lines.filter((l) => l.verified === false),
   };
 }
 
@@ -71,7 +73,7 @@ test('the example receivers verify real deliveries during a secret rotation, wit
     { what: 'every receiver to get every delivery' },
   );
   for (const [name, r] of Object.entries(receivers)) {
-    assert.equal(r.refused(), 0, `${name} refused a delivery`);
+    assert.equal(r.refused(), 0, `${name} refused a delivery: ${JSON.stringify(r.refusals())}`);
     assert.equal(r.verified(), N, `${name} verified every delivery`);
   }
   // The openssl check, on the recorded deliveries: valid as sent, refused when a byte changes.

@@ -1,5 +1,6 @@
 // Traces: a traceparent in an event's Kafka headers continues through consume → match → attempt →
 // outcome, reaches the webhook as its traceparent header, and the spans reach an OTLP collector.
+// Without a collector, a valid traceparent is passed on as received.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { sampleEvent, sampleSubscription } from '../../src/demo/sample-data.js';
@@ -96,21 +97,27 @@ test('a traceparent from Kafka continues into the webhook request, with consume 
   }
 });
 
-test('without OTEL_EXPORTER_OTLP_ENDPOINT there is no provider: no traceparent is sent on', async (t) => {
+test('without OTEL_EXPORTER_OTLP_ENDPOINT there is no provider, and a valid traceparent is passed on unchanged (W3C Trace Context); a malformed one is not', async (t) => {
   const s = await createScenario(t);
   const rx = await startReceiver(t);
   await putSubscription(s, sampleSubscription({ id: 'wh_plain', url: `${rx.url}/hook` }));
   await startDispatcher(s);
+  const valid = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+  const sent = [
+    valid,
+    '00-00000000000000000000000000000000-00f067aa0ba902b7-01', // an all-zero trace id
+    `${valid}\r\nx-injected: 1`,
+    'ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01',
+  ];
   await s.producer.send({
     topic: s.topics.events,
-    messages: [
-      {
-        key: 'todo_x',
-        value: JSON.stringify(sampleEvent({ eventId: 'evt_plain' })),
-        headers: { traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' },
-      },
-    ],
+    messages: sent.map((traceparent, i) => ({
+      key: `todo_${i}`,
+      value: JSON.stringify(sampleEvent({ eventId: `evt_plain_${i}` })),
+      headers: { traceparent },
+    })),
   });
-  const delivery = await waitFor(() => rx.deliveries[0], { what: 'the delivery' });
-  assert.equal(delivery.headers.traceparent, undefined);
+  await waitFor(() => rx.deliveries.length === sent.length, { what: `${sent.length} deliveries` });
+  const received = rx.deliveries.map((d) => d.headers.traceparent).filter((h) => h !== undefined);
+  assert.deepEqual(received, [valid], 'only the valid one, unchanged');
 });

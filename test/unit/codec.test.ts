@@ -95,6 +95,17 @@ test('the spliced body is exactly Blue payload JSON, and never has the secret', 
   assert.ok(body.length > 2000 && body.length < 4000, `a realistic body is 2-3 KB (got ${body.length})`);
 });
 
+test("the payload's webhook.url carries no user info, query or fragment; other URLs are shown as written", () => {
+  const view = (url: string) => JSON.parse(activate(sampleSubscription({ url })).webhookJson).url;
+  assert.equal(view('https://user:PW@hooks.example.com/in?token=TOKEN#frag=F'), 'https://hooks.example.com/in');
+  assert.equal(view('https://hooks.example.com/in'), 'https://hooks.example.com/in');
+  assert.equal(
+    view('https://hooks.example.com'),
+    'https://hooks.example.com',
+    'not normalised when there is nothing to take out',
+  );
+});
+
 test('delivery ids are stable per (event, webhook) and differ otherwise', () => {
   assert.equal(deliveryId('evt_1', 'wh_1'), deliveryId('evt_1', 'wh_1'));
   assert.notEqual(deliveryId('evt_1', 'wh_1'), deliveryId('evt_1', 'wh_2'));
@@ -133,15 +144,47 @@ test('secrets: whsec_ must be base64 after the prefix; previousSecret and its ex
     [{ secret: 'x'.repeat(1025) }, /secret is longer than 1024/],
     [
       { previousSecret: 'old', previousSecretExpiresAt: 'tomorrow' },
-      /previousSecretExpiresAt must be an ISO-8601 time/,
+      /previousSecretExpiresAt must be an RFC 3339 time/,
     ],
     [{ previousSecret: 'old', previousSecretExpiresAt: 1 }, /previousSecretExpiresAt/],
+    [{ previousSecret: 'old' }, /previousSecret needs previousSecretExpiresAt/],
+    [{ previousSecret: 'old', previousSecretExpiresAt: null }, /previousSecret needs previousSecretExpiresAt/],
+    [{ previousSecret: 'old', previousSecretExpiresAt: '9999-12-31T00:00:00Z' }, /more than 30 days ahead/],
+    [{ previousSecret: 'old', previousSecretExpiresAt: '+275760-09-13T00:00:00.000Z' }, /RFC 3339/],
+    [
+      { secret: 'same-secret', previousSecret: 'same-secret', previousSecretExpiresAt: '2026-01-01T00:00:00Z' },
+      /previousSecret is the same as secret/,
+    ],
   ];
   for (const [fields, message] of bad) {
     assert.throws(
       () => validateSubscription({ ...s, ...fields }, s.id),
-      (err: Error) => message.test(err.message) && !/not\*base64|%%%%/.test(err.message),
+      (err: Error) => message.test(err.message) && !/not\*base64|%%%%|same-secret/.test(err.message),
       JSON.stringify(fields).slice(0, 60),
     );
+  }
+});
+
+test('numbers JSON cannot carry exactly are refused with a reason, not sent changed', async () => {
+  const e = sampleEvent();
+  const withValue = (text: string) => JSON.stringify({ ...e, currentValue: { n: 0 } }).replace('"n":0', `"n":${text}`);
+  for (const text of ['1e400', '-1e400', '12345678901234567890', '9007199254740993', '[1, 2, 18446744073709551615]']) {
+    await assert.rejects(
+      decodeJson(withValue(text)),
+      { code: 'INVALID_EVENT', message: /currentValue holds a number JSON cannot carry exactly/ },
+      text,
+    );
+  }
+  for (const text of [
+    '9007199254740991',
+    '-9007199254740991',
+    '1.5',
+    '6.02e23',
+    '1e-300',
+    '0.1',
+    '1.7976931348623157e308',
+  ]) {
+    const d = await decodeJson(withValue(text));
+    assert.equal(JSON.stringify(d.currentValue!.n), JSON.stringify(JSON.parse(text)), text);
   }
 });

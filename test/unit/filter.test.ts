@@ -1,7 +1,12 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { sampleEvent } from '../../src/demo/sample-data.js';
-import { compileFilter, type FilterContext, FilterError } from '../../src/subscriptions/filter.js';
+import {
+  compileFilter,
+  FilterBudgetExceeded,
+  type FilterContext,
+  FilterError,
+} from '../../src/subscriptions/filter.js';
 
 const e = sampleEvent({
   listId: 'list_a',
@@ -97,4 +102,27 @@ describe('invalid filters are refused with a message that says where', () => {
       );
     });
   }
+});
+
+describe('[key=value] compares strings, numbers and booleans only, within the budget', () => {
+  const fields = (todoCustomFields: unknown[]) => ({ ...ctx, currentValue: { todoCustomFields } }) as FilterContext;
+  const match = (key: string, value: string, elements: unknown[]) =>
+    compileFilter({ path: `currentValue.todoCustomFields[${key}=${value}]`, op: 'exists' })(fields(elements));
+  test('strings, numbers and booleans as written', () => {
+    assert.ok(match('id', 'cf_1', [{ id: 'cf_1' }]));
+    assert.ok(match('id', '7', [{ id: 7 }]));
+    assert.ok(match('done', 'true', [{ done: true }]));
+  });
+  test('a missing key, an array or an object is never turned into text', () => {
+    assert.ok(!match('id', 'undefined', [{ name: 'no id' }]), '[id=undefined] does not match a missing id');
+    assert.ok(!match('id', 'a,b', [{ id: ['a', 'b'] }]), '[id=a,b] does not match the array ["a","b"]');
+    assert.ok(!match('id', 'null', [{ id: null }]));
+  });
+  test('searching text counts toward the budget', () => {
+    const text = 'x'.repeat(10_000_000);
+    const filter = compileFilter(
+      Array.from({ length: 64 }, () => ({ path: 'currentValue.body', op: 'contains', value: 'needle' })),
+    );
+    assert.throws(() => filter({ ...ctx, currentValue: { body: text } } as FilterContext), FilterBudgetExceeded);
+  });
 });

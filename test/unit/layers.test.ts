@@ -20,7 +20,7 @@ const LAYERS = [
   ['delivery'],
   ['outcomes'],
   ['retries', 'demo'],
-  ['dispatch'],
+  ['dispatch', 'owner'],
   ['ingest'],
   ['replay', 'app.ts'],
   ['tools', 'main.ts'],

@@ -310,7 +310,7 @@ describe('log redaction', () => {
         service: 's',
         clientSecret: '[redacted]',
         partition: 3,
-        auth: { accessToken: '[redacted]' },
+        auth: '[redacted]',
         attempt: 2,
         error: { name: 'Error', message: 'boom' },
       },
@@ -321,7 +321,67 @@ describe('log redaction', () => {
       url: 'https://user:pa55@hooks.example.com/x?token=abc',
       msg: 'failed to reach http://u:p@h/y?sig=1 now',
     }) as Record<string, string>;
-    assert.equal(r.url, 'https://[redacted]@hooks.example.com/x?[redacted]');
-    assert.equal(r.msg, 'failed to reach http://[redacted]@h/y?[redacted] now');
+    assert.equal(r.url, 'https://[redacted]@hooks.example.com/x?token=[redacted]');
+    assert.equal(r.msg, 'failed to reach http://[redacted]@h/y?sig=[redacted] now');
+  });
+  test('URLs as the WHATWG parser cuts them: the last @, no slashes, backslashes, spaces and quotes, fragments', () => {
+    const cases: [string, string][] = [
+      ['https://user:p@ss@h/', 'https://[redacted]@h/'],
+      ['https://user:pa ss@h/x ok', 'https://[redacted]@h/x ok'],
+      [`https://user:pa"ss@h/`, 'https://[redacted]@h/'],
+      ['https:user:PW@h', 'https:[redacted]@h'],
+      ['http:\\\\user:PW@h', 'http:\\\\[redacted]@h'],
+      [
+        'back at https://h/cb#access_token=SECRET&state=1',
+        'back at https://h/cb#access_token=[redacted]&state=[redacted]',
+      ],
+      ['https://h/?token=abc def=SECRET', 'https://h/?token=[redacted]'],
+      ['https://h/x?token=abc failed: timeout', 'https://h/x?token=[redacted] failed: timeout'],
+      ['redis://:SECRET@127.0.0.1:6379/0 down', 'redis://[redacted]@127.0.0.1:6379/0 down'],
+      ['see https://example.com/docs#usage', 'see https://example.com/docs#usage'],
+      ['mailto:someone@example.com', 'mailto:someone@example.com'],
+    ];
+    for (const [text, want] of cases) assert.equal(redact(text), want, text);
+  });
+  test('keys, error fields and Buffers are redacted too; reserved line keys cannot be overwritten', () => {
+    const lines: string[] = [];
+    const log = createLogger({ write: (l) => lines.push(l) });
+    const err = Object.assign(new Error('at https://u:ERRPW@h'), {
+      name: 'http://a:NAMEPW@c',
+      code: { token: 'CODETOKEN' },
+    });
+    log.info('x', {
+      level: 'error',
+      time: 'forged',
+      msg: 'forged',
+      error: err,
+      body: Buffer.from('BUFFERSECRET'),
+      'https://u:KEYPW@h': 1,
+      pass: 'P1',
+      pwd: 'P2',
+      passphrase: 'P3',
+      auth: 'P4',
+      bearer: 'P5',
+      key: 'P6',
+      keyBase64: 'kept',
+    });
+    const entry = JSON.parse(lines[0]!);
+    assert.equal(entry.level, 'info');
+    assert.equal(entry.msg, 'x');
+    assert.equal(entry.level_field, 'error');
+    assert.equal(entry.keyBase64, 'kept');
+    assert.equal(entry.body, '[Buffer of 12 bytes]');
+    for (const secret of ['ERRPW', 'NAMEPW', 'CODETOKEN', 'BUFFERSECRET', 'KEYPW', 'P1', 'P2', 'P3', 'P4', 'P5', 'P6'])
+      assert.ok(!lines[0]!.includes(secret), secret);
+  });
+  test('an object seen twice is written once: shared sub-objects stay linear, a cycle ends', () => {
+    const leaf = { secret: 'S', n: 1 };
+    let shared: Record<string, unknown> = leaf;
+    for (let i = 0; i < 20; i++) shared = { left: shared, right: shared };
+    const out = JSON.stringify(redact({ shared }));
+    assert.ok(out.length < 2000, `${out.length} bytes`);
+    const cycle: Record<string, unknown> = { name: 'c' };
+    cycle.self = cycle;
+    assert.deepEqual(redact({ cycle }), { cycle: { name: 'c', self: '[repeated]' } });
   });
 });

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { embeddedIPv4, isInternalAddress, TargetGuard, TargetRefusedError } from '../../src/delivery/target-guard.js';
+import { waitFor } from '../helpers/wait.js';
 
 describe('internal addresses are refused', () => {
   const internal = [
@@ -40,6 +41,18 @@ describe('internal addresses are refused', () => {
     '3fff::1',
     '3fff:fff:ffff::1',
     '192.88.99.1',
+    // Not globally reachable per the IANA registries, or a cloud's metadata service.
+    '168.63.129.16',
+    '100.100.100.200',
+    '2001:2::1',
+    '2001:10::1',
+    '2001:20::1',
+    '5f00::1',
+    '::2',
+    '1::1',
+    'ff:ffff::1',
+    '100:0:0:1::1',
+    'fd00:ec2::254',
   ];
   for (const a of internal) test(a, () => assert.ok(isInternalAddress(a)));
 });
@@ -106,4 +119,67 @@ test('a host name that resolves to an internal address is refused at lookup, and
   assert.ok((await lookup(new TargetGuard())) instanceof TargetRefusedError);
   assert.ok(Array.isArray(await lookup(new TargetGuard(['localhost']))));
   assert.ok(Array.isArray(await lookup(new TargetGuard(['127.0.0.0/8', '::1/128']))));
+});
+
+test('allow-list rules match in the family of the destination: ::/0 and ::ffff:0:0/96 let no IPv4 address through', () => {
+  for (const rule of ['::/0', '::ffff:0:0/96', '::/8']) {
+    const guard = new TargetGuard([rule]);
+    for (const v4 of ['169.254.169.254', '127.0.0.1', '10.0.0.1']) {
+      assert.ok(!guard.isAllowedAddress(v4), `${rule} does not allow ${v4}`);
+      assert.throws(() => guard.checkUrl(new URL(`http://${v4}/`)), TargetRefusedError, `${rule}: ${v4}`);
+    }
+  }
+  assert.ok(new TargetGuard(['::/0']).isAllowedAddress('fd00::1'), 'an IPv6 rule still allows IPv6');
+  assert.ok(new TargetGuard(['0.0.0.0/0']).isAllowedAddress('10.0.0.1'), 'and an IPv4 rule IPv4');
+  assert.ok(!new TargetGuard(['0.0.0.0/0']).isAllowedAddress('fd00::1'));
+});
+
+test('host patterns match names only, never an IP literal', () => {
+  const guard = new TargetGuard(['*.0.0.1', '127.0.0.1.nip.example', '*.1']);
+  assert.throws(() => guard.checkUrl(new URL('http://127.0.0.1/')), TargetRefusedError);
+  assert.ok(!guard.isAllowedHost('127.0.0.1'));
+  assert.ok(!guard.isAllowedHost('[::1]'));
+  assert.ok(guard.isAllowedHost('a.0.0.1'), 'a name ending so still matches');
+});
+
+test('rules that allow every address of a family are named for a warning at start', () => {
+  assert.deepEqual(new TargetGuard(['0.0.0.0/0', '::/0', '10.0.0.0/8', 'localhost']).allowsEverything, [
+    '0.0.0.0/0',
+    '::/0',
+  ]);
+  assert.deepEqual(new TargetGuard(['127.0.0.1/32']).allowsEverything, []);
+});
+
+test('answers are used again for the cache time, asked once for lookups together, and judged on every use', async () => {
+  let answer = '93.184.215.14';
+  let asked = 0;
+  const pending: (() => void)[] = [];
+  const resolve = (_name: string, _o: unknown, cb: (e: null, a: { address: string; family: number }[]) => void) => {
+    asked++;
+    const list = [{ address: answer, family: 4 }];
+    pending.push(() => cb(null, list));
+  };
+  const guard = new TargetGuard([], { resolve, cacheTtlMs: 200 });
+  const lookup = () =>
+    new Promise<unknown>((done) => {
+      guard.lookup('hooks.example', { all: true }, (err, addrs) => done(err ?? addrs));
+      for (const answerNow of pending.splice(0)) answerNow();
+    });
+  const together = [lookup(), lookup(), lookup()];
+  for (const answerNow of pending.splice(0)) answerNow();
+  assert.deepEqual(await Promise.all(together), Array(3).fill([{ address: '93.184.215.14', family: 4 }]));
+  assert.equal(asked, 1, 'three lookups together: one question');
+  await lookup();
+  assert.equal(asked, 1, 'within the cache time: none');
+  // Past the cache time, the name points inside: asked again, and refused.
+  answer = '10.0.0.7';
+  await waitFor(
+    async () => {
+      await lookup();
+      return asked === 2;
+    },
+    { what: 'the answer to expire', timeoutMs: 5000 },
+  );
+  assert.ok((await lookup()) instanceof TargetRefusedError, 'the cached answer is judged on this use too');
+  assert.equal(guard.resolved, 2);
 });

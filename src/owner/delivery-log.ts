@@ -1,0 +1,240 @@
+// The delivery log: each webhook's most recent attempts, in Redis, for its owner to read.
+//
+// Why a stream per webhook, and a key per delivery naming its webhook. The owner's two questions
+// are "what happened to my webhook lately" (newest first, a page at a time) and "what happened to
+// this delivery" (every attempt). A stream answers the first in one XREVRANGE from a cursor, and is
+// bounded by count (MAXLEN) and by age (MINID) as it is written. A delivery's attempts are in its
+// webhook's stream already, among at most DELIVERY_LOG_MAX_PER_WEBHOOK entries: the delivery's key
+// only says which webhook (a plain SET, the cheapest write), so an attempt costs its bytes once and
+// one script call. Keys sit in the REDIS_BUCKETS hash tags, by webhook id and by delivery id, so
+// they spread over a Redis Cluster's masters; the script touches one key.
+import type { EventSource } from '../codec/index.js';
+import type { WebhookResult } from '../outcomes/index.js';
+import { bucketOf, bucketPrefix, type RedisClient, redisError } from '../shared/index.js';
+
+/** One attempt as the owner sees it. */
+export interface LoggedAttempt {
+  deliveryId: string;
+  eventId: string;
+  eventType: string;
+  attempt: number;
+  state: string;
+  reason: string | null;
+  httpStatus: number | null;
+  durationMs: number;
+  /** RFC 3339. */
+  at: string;
+  nextAttemptAt: string | null;
+  error: { code: string; message: string } | null;
+  /** The start of the endpoint's answer, redacted, valid UTF-8. */
+  responseSnippet: string | null;
+}
+
+export interface DeliveryLogOptions {
+  /** DELIVERY_LOG_MAX_PER_WEBHOOK. */
+  maxPerWebhook: number;
+  /** DELIVERY_LOG_RETENTION, in ms. */
+  retentionMs: number;
+}
+
+/** An attempt as the log keeps it: what the owner sees, and where its event was read. */
+type StoredAttempt = LoggedAttempt & { source: EventSource | null };
+
+/** What a resend needs of a delivery: its webhook, its last attempt, and where its event is. */
+export interface DeliveryOrigin {
+  webhookId: string;
+  lastAttempt: number;
+  source: EventSource | null;
+}
+
+/** A page of a webhook's attempts, newest first; `nextCursor` reads on, null at the end. */
+export interface AttemptPage {
+  data: LoggedAttempt[];
+  nextCursor: string | null;
+}
+
+// Appends one attempt to a webhook's stream, trims by count and age, keeps the key no longer than
+// the retention, and answers the entry id. The id's time is the result's, so that age is the
+// attempt's age however late it is logged; a result timed before the stream's last entry (another
+// replica's clock) takes that entry's time. Times stay strings: Lua's numbers print as 1.7e+12.
+// ARGV: max entries, oldest id kept, retention ms, JSON, the result's time (ms).
+const APPEND = `
+local ms = ARGV[5]
+local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)[1]
+if last then
+  local lastMs = string.match(last[1], '^(%d+)')
+  if tonumber(lastMs) > tonumber(ms) then ms = lastMs end
+end
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[1], ms .. '-*', 'a', ARGV[4])
+redis.call('XTRIM', KEYS[1], 'MINID', ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return id`;
+
+type LogRedis = RedisClient & {
+  dlogAppend(key: string, max: number, minId: string, ttlMs: number, json: string, atMs: number): Promise<string>;
+};
+
+/** What a stream entry id looks like (the cursor's shape too). */
+export const STREAM_ID = /^\d{1,15}-\d{1,10}$/;
+
+export class DeliveryLog {
+  private readonly redis: LogRedis;
+
+  constructor(
+    redis: RedisClient,
+    private readonly keyPrefix: string,
+    private readonly options: DeliveryLogOptions,
+  ) {
+    if (!('dlogAppend' in redis)) {
+      redis.defineCommand('dlogAppend', { numberOfKeys: 1, lua: APPEND });
+    }
+    this.redis = redis as LogRedis;
+  }
+
+  private webhookKey(webhookId: string): string {
+    return `${bucketPrefix(this.keyPrefix, bucketOf(webhookId))}dlog:w:${webhookId}`;
+  }
+
+  private deliveryKey(deliveryId: string): string {
+    return `${bucketPrefix(this.keyPrefix, bucketOf(deliveryId))}dlog:d:${deliveryId}`;
+  }
+
+  /** Whether a result is too old to keep (past DELIVERY_LOG_RETENTION). */
+  expired(r: WebhookResult): boolean {
+    return r.timestamp < Date.now() - this.options.retentionMs;
+  }
+
+  /** Logs outcomes, in their order. Throws a BlueWebhooksError (REDIS_*) when Redis fails. */
+  async append(results: readonly WebhookResult[]): Promise<void> {
+    const { maxPerWebhook, retentionMs } = this.options;
+    const minId = `${Math.max(0, Date.now() - retentionMs)}-0`;
+    try {
+      // Sent at once, in order: Redis runs one webhook's appends in the order they were sent.
+      await Promise.all(
+        results.flatMap((r) => [
+          this.redis.dlogAppend(
+            this.webhookKey(r.webhookId),
+            maxPerWebhook,
+            minId,
+            retentionMs,
+            entryJson(r),
+            r.timestamp,
+          ),
+          this.redis.set(this.deliveryKey(r.deliveryId), r.webhookId, 'PX', retentionMs),
+        ]),
+      );
+    } catch (err) {
+      throw redisError('logging attempts', err);
+    }
+  }
+
+  /** A webhook's attempts, newest first, after `cursor` (an entry id), optionally of one state. */
+  async attempts(
+    webhookId: string,
+    query: { limit: number; cursor: string | null; state: string | null },
+  ): Promise<AttemptPage> {
+    const key = this.webhookKey(webhookId);
+    const oldest = Date.now() - this.options.retentionMs;
+    const page: AttemptPage = { data: [], nextCursor: null };
+    let lastId = '';
+    let from = query.cursor === null ? '+' : `(${query.cursor}`;
+    for (;;) {
+      const batch = await this.redis.xrevrange(key, from, '-', 'COUNT', Math.max(query.limit, 100)).catch((err) => {
+        throw redisError('reading attempts', err);
+      });
+      for (const [id, fields] of batch) {
+        if (Number(id.split('-')[0]) < oldest) return page;
+        const attempt = parseEntry(fields);
+        if (attempt === null || (query.state !== null && attempt.state !== query.state)) continue;
+        if (page.data.length === query.limit) {
+          page.nextCursor = lastId;
+          return page;
+        }
+        const { source: _, ...shown } = attempt;
+        page.data.push(shown);
+        lastId = id;
+      }
+      if (batch.length === 0) return page;
+      from = `(${batch[batch.length - 1]![0]}`;
+    }
+  }
+
+  /** Every attempt of one delivery still in the log, oldest first, with its webhook; empty when none is. */
+  async delivery(deliveryId: string): Promise<(LoggedAttempt & { webhookId: string })[]> {
+    const found = await this.stored(deliveryId);
+    return found === null
+      ? []
+      : found.attempts.map(({ source: _, ...shown }) => ({ webhookId: found.webhookId, ...shown }));
+  }
+
+  /** What a resend needs of a delivery, or null when none of its attempts is in the log. */
+  async origin(deliveryId: string): Promise<DeliveryOrigin | null> {
+    const found = await this.stored(deliveryId);
+    if (found === null || found.attempts.length === 0) return null;
+    return {
+      webhookId: found.webhookId,
+      lastAttempt: Math.max(...found.attempts.map((a) => a.attempt)),
+      source: found.attempts.find((a) => a.source)?.source ?? null,
+    };
+  }
+
+  private async stored(deliveryId: string): Promise<{ webhookId: string; attempts: StoredAttempt[] } | null> {
+    try {
+      const webhookId = await this.redis.get(this.deliveryKey(deliveryId));
+      if (webhookId === null) return null;
+      const oldest = Date.now() - this.options.retentionMs;
+      const entries = await this.redis.xrange(this.webhookKey(webhookId), `${oldest}-0`, '+');
+      const attempts = entries
+        .map(([, fields]) => parseEntry(fields))
+        .filter((a): a is StoredAttempt => a !== null && a.deliveryId === deliveryId);
+      return { webhookId, attempts };
+    } catch (err) {
+      throw redisError('reading a delivery', err);
+    }
+  }
+}
+
+/** RFC 3339 of an epoch-ms time, or null when it is none a Date can hold. */
+function isoTime(ms: number | null): string | null {
+  if (ms === null || !Number.isFinite(ms) || Math.abs(ms) > 8.64e15) return null;
+  return new Date(ms).toISOString();
+}
+
+/** Why a result cannot be logged as it is (a record that did not come from this service), or null. */
+export function unloggable(r: WebhookResult): string | null {
+  if (!Number.isSafeInteger(r.timestamp) || r.timestamp < 0 || isoTime(r.timestamp) === null)
+    return 'timestamp is not a time';
+  if (r.nextAttemptAt !== null && isoTime(r.nextAttemptAt) === null) return 'nextAttemptAt is not a time';
+  if (!r.webhookId || !r.deliveryId) return 'no webhook or delivery id';
+  return null;
+}
+
+function entryJson(r: WebhookResult): string {
+  const wellFormed = (s: string | null) => (s === null ? null : s.toWellFormed());
+  const attempt: StoredAttempt = {
+    deliveryId: r.deliveryId,
+    eventId: r.eventId,
+    eventType: r.eventType,
+    attempt: r.attempt,
+    state: r.outcome,
+    reason: r.reason,
+    httpStatus: r.httpStatus,
+    durationMs: r.durationMs,
+    at: isoTime(r.timestamp)!,
+    nextAttemptAt: isoTime(r.nextAttemptAt),
+    error: r.error && { code: r.error.code, message: r.error.message.toWellFormed() },
+    responseSnippet: wellFormed(r.responseSnippet),
+    source: r.source,
+  };
+  return JSON.stringify(attempt);
+}
+
+function parseEntry(fields: string[]): StoredAttempt | null {
+  const at = fields.indexOf('a');
+  if (at === -1 || at + 1 >= fields.length) return null;
+  try {
+    return JSON.parse(fields[at + 1]!) as StoredAttempt;
+  } catch {
+    return null;
+  }
+}
