@@ -214,10 +214,12 @@ export const kernelShare = (run: DispatcherRun) =>
 /**
  * BENCH_BASELINE_ENV="K=V,K=V": variables of the baseline's dispatchers only, so that --compare of a
  * build with itself measures a setting (`BENCH_BASELINE_ENV=DELIVERY_LOG=off npm run bench -- --compare .`).
+ * BENCH_CURRENT_ENV: the same for the current build's; both set alike measure the noise (A/A).
  */
 const baselineEnv: Record<string, string> = variablesOf(process.env.BENCH_BASELINE_ENV);
+const currentEnv: Record<string, string> = variablesOf(process.env.BENCH_CURRENT_ENV);
 
-/** --compare DIR: fan-out 1 on 1 replica, alternating this build with DIR's, 3 rounds each. */
+/** --compare DIR: fan-out 1 on 1 replica, alternating this build with DIR's, --rounds rounds each (3). */
 export async function compareBuilds(bench: Bench, fo1: Shape, other: string): Promise<void> {
   const rounds = {
     current: [] as number[],
@@ -225,25 +227,27 @@ export async function compareBuilds(bench: Bench, fo1: Shape, other: string): Pr
     cpuUs: { current: [] as number[], baseline: [] as number[] },
     secondHalfCpuUs: { current: [] as (number | null)[], baseline: [] as (number | null)[] },
   };
-  for (let round = 1; round <= 3; round++) {
+  const roundCount = Number(flags.rounds);
+  if (!Number.isSafeInteger(roundCount) || roundCount < 1) throw new Error(`--rounds must be a whole number ≥ 1`);
+  for (let round = 1; round <= roundCount; round++) {
     for (const which of ['current', 'baseline'] as const) {
       // --profile: a profile of the current build's first round.
       const profile =
         flags.profile && which === 'current' && round === 1 ? path.join(root, 'bench/results/profile') : undefined;
       const cwd = which === 'current' ? root : other;
-      const env = which === 'baseline' ? baselineEnv : {};
+      const env = which === 'baseline' ? baselineEnv : currentEnv;
       const { run } = await runDispatcher(bench, fo1, SIZE.events, 1, ` ${which} ${round}`, profile, cwd, env);
       rounds[which].push(run.deliveriesPerSec);
       rounds.cpuUs[which].push(cpuUsPerDelivery(run));
       rounds.secondHalfCpuUs[which].push(secondHalfCpuUsPerDelivery(run));
     }
   }
-  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[1]!;
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
   const secondHalfMedian = (xs: (number | null)[]) => (xs.includes(null) ? null : median(xs as number[]));
   const ratio = median(rounds.current) / median(rounds.baseline);
-  results.compare = { baselineDir: other, baselineEnv, ...rounds, medianRatio: ratio };
+  results.compare = { baselineDir: other, baselineEnv, currentEnv, ...rounds, medianRatio: ratio };
   log(
-    `compare (fan-out 1, 1 replica, median of 3): current ${median(rounds.current).toFixed(0)} / baseline ${median(rounds.baseline).toFixed(0)} deliveries/s = ${ratio.toFixed(3)}; dispatcher CPU per delivery ${median(rounds.cpuUs.current).toFixed(0)} / ${median(rounds.cpuUs.baseline).toFixed(0)} µs (second half ${wholeUs(secondHalfMedian(rounds.secondHalfCpuUs.current))} / ${wholeUs(secondHalfMedian(rounds.secondHalfCpuUs.baseline))} µs)`,
+    `compare (fan-out 1, 1 replica, median of ${roundCount}): current ${median(rounds.current).toFixed(0)} / baseline ${median(rounds.baseline).toFixed(0)} deliveries/s = ${ratio.toFixed(3)}; dispatcher CPU per delivery ${median(rounds.cpuUs.current).toFixed(0)} / ${median(rounds.cpuUs.baseline).toFixed(0)} µs (second half ${wholeUs(secondHalfMedian(rounds.secondHalfCpuUs.current))} / ${wholeUs(secondHalfMedian(rounds.secondHalfCpuUs.baseline))} µs)`,
   );
 }
 

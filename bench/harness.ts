@@ -24,6 +24,7 @@ export const { values: flags } = parseArgs({
     tls: { type: 'boolean', default: false },
     rows: { type: 'string' },
     e2e: { type: 'boolean', default: false },
+    rounds: { type: 'string', default: '3' },
   },
 });
 export const SMOKE = flags.smoke;

@@ -13,9 +13,10 @@
 //   npm run bench -- --tls --e2e  the same regime through the whole dispatcher: bursts to 1 and
 //                                 2,000 plain origins and 2,000 HTTPS ones (bench/tls-e2e.ts)
 //   npm run bench -- --compare DIR   only (c) at fan-out 1, alternating this build with the one
-//                                 in DIR (another checkout, built), 3 rounds each: before/after
-//                                 (BENCH_BASELINE_ENV=K=V,…: the baseline's variables; with DIR
-//                                 this checkout, it measures a setting, e.g. DELIVERY_LOG=off)
+//                                 in DIR (another checkout, built), 3 rounds each (--rounds N):
+//                                 before/after (BENCH_BASELINE_ENV=K=V,…: the baseline's variables;
+//                                 with DIR this checkout, it measures a setting, e.g.
+//                                 DELIVERY_LOG=off; BENCH_CURRENT_ENV the current's, for an A/A)
 //
 // A run that loses deliveries (or whose sampled signatures fail) says so and exits 1.
 import { spawnSync } from 'node:child_process';

@@ -5,9 +5,9 @@
 // this delivery" (every attempt). A stream answers the first in one XREVRANGE from a cursor, and is
 // bounded by count (MAXLEN) and by age (MINID) as it is written. A delivery's attempts are in its
 // webhook's stream already, among at most DELIVERY_LOG_MAX_PER_WEBHOOK entries: the delivery's key
-// only says which webhook (a plain SET, the cheapest write), so an attempt costs its bytes once and
-// one script call. Keys sit in the REDIS_BUCKETS hash tags, by webhook id and by delivery id, so
-// they spread over a Redis Cluster's masters; the script touches one key.
+// only says which webhook (a plain SET, the cheapest write), so an attempt costs its bytes once.
+// Keys sit in the REDIS_BUCKETS hash tags, by webhook id and by delivery id, so they spread over a
+// Redis Cluster's masters; a batch is written with one script call a bucket.
 import type { EventSource } from '../codec/index.js';
 import type { WebhookResult } from '../outcomes/index.js';
 import { bucketOf, bucketPrefix, type RedisClient, redisError } from '../shared/index.js';
@@ -53,26 +53,56 @@ export interface AttemptPage {
   nextCursor: string | null;
 }
 
-// Appends one attempt to a webhook's stream, trims by count and age, keeps the key no longer than
-// the retention, and answers the entry id. The id's time is the result's, so that age is the
-// attempt's age however late it is logged; a result timed before the stream's last entry (another
-// replica's clock) takes that entry's time. Times stay strings: Lua's numbers print as 1.7e+12.
-// ARGV: max entries, oldest id kept, retention ms, JSON, the result's time (ms).
+// Logs one bucket's share of a batch in one call: appends attempts to its webhooks' streams, in
+// order, and names the webhook of each of its deliveries. One call a bucket, not two commands an
+// attempt: a client spends its CPU on commands, not on bytes (`npm run bench:log`).
+// An entry id's time is the result's, so that age is the attempt's age however late it is logged;
+// a result timed before its stream's last entry (another replica's clock) takes that entry's time.
+// Times stay strings: Lua's numbers print as 1.7e+12. Each write is a pcall, so that a key Redis
+// refuses (a wrong type) ends only its own attempt; the answer is, per key, 0 or Redis's error.
+// KEYS: the bucket's streams and delivery keys. ARGV: max entries, oldest id kept, retention ms,
+// then three a key: 'a', the entry's JSON and its time (ms) for a stream; 's', the webhook id and ''
+// for a delivery.
 const APPEND = `
-local ms = ARGV[5]
-local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)[1]
-if last then
-  local lastMs = string.match(last[1], '^(%d+)')
-  if tonumber(lastMs) > tonumber(ms) then ms = lastMs end
+local answers, lastMs, touched = {}, {}, {}
+local function failed(reply) return type(reply) == 'table' and reply.err end
+for i, key in ipairs(KEYS) do
+  local kind, value, ms = ARGV[3 * i + 1], ARGV[3 * i + 2], ARGV[3 * i + 3]
+  local err = nil
+  if kind == 's' then
+    err = failed(redis.pcall('SET', key, value, 'PX', ARGV[3]))
+  else
+    if lastMs[key] == nil then
+      local last = redis.pcall('XREVRANGE', key, '+', '-', 'COUNT', 1)
+      err = failed(last)
+      if not err then lastMs[key] = last[1] and string.match(last[1][1], '^(%d+)') or '0' end
+    end
+    if not err then
+      if tonumber(lastMs[key]) > tonumber(ms) then ms = lastMs[key] end
+      err = failed(redis.pcall('XADD', key, 'MAXLEN', ARGV[1], ms .. '-*', 'a', value))
+      if not err then
+        lastMs[key] = ms
+        touched[key] = true
+      end
+    end
+  end
+  answers[i] = err or 0
 end
-local id = redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[1], ms .. '-*', 'a', ARGV[4])
-redis.call('XTRIM', KEYS[1], 'MINID', ARGV[2])
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-return id`;
+for key in pairs(touched) do
+  redis.pcall('XTRIM', key, 'MINID', ARGV[2])
+  redis.pcall('PEXPIRE', key, ARGV[3])
+end
+return answers`;
 
 type LogRedis = RedisClient & {
-  dlogAppend(key: string, max: number, minId: string, ttlMs: number, json: string, atMs: number): Promise<string>;
+  dlogAppend(keyCount: number, ...keysThenArgs: (string | number)[]): Promise<(0 | string)[]>;
 };
+
+/** An attempt Redis refused to log, and why. */
+export interface RefusedAttempt {
+  result: WebhookResult;
+  message: string;
+}
 
 /** What a stream entry id looks like (the cursor's shape too). */
 export const STREAM_ID = /^\d{1,15}-\d{1,10}$/;
@@ -86,17 +116,17 @@ export class DeliveryLog {
     private readonly options: DeliveryLogOptions,
   ) {
     if (!('dlogAppend' in redis)) {
-      redis.defineCommand('dlogAppend', { numberOfKeys: 1, lua: APPEND });
+      redis.defineCommand('dlogAppend', { lua: APPEND });
     }
     this.redis = redis as LogRedis;
   }
 
-  private webhookKey(webhookId: string): string {
-    return `${bucketPrefix(this.keyPrefix, bucketOf(webhookId))}dlog:w:${webhookId}`;
+  private key(bucket: number, kind: 'w' | 'd', id: string): string {
+    return `${bucketPrefix(this.keyPrefix, bucket)}dlog:${kind}:${id}`;
   }
 
-  private deliveryKey(deliveryId: string): string {
-    return `${bucketPrefix(this.keyPrefix, bucketOf(deliveryId))}dlog:d:${deliveryId}`;
+  private webhookKey(webhookId: string): string {
+    return this.key(bucketOf(webhookId), 'w', webhookId);
   }
 
   /** Whether a result is too old to keep (past DELIVERY_LOG_RETENTION). */
@@ -104,28 +134,52 @@ export class DeliveryLog {
     return r.timestamp < Date.now() - this.options.retentionMs;
   }
 
-  /** Logs outcomes, in their order. Throws a BlueWebhooksError (REDIS_*) when Redis fails. */
-  async append(results: readonly WebhookResult[]): Promise<void> {
+  /**
+   * Logs outcomes, in their order, and answers those Redis refused (a key of the wrong type, say).
+   * Throws a retriable BlueWebhooksError (REDIS_UNAVAILABLE) when waiting for Redis can help.
+   */
+  async append(results: readonly WebhookResult[]): Promise<RefusedAttempt[]> {
     const { maxPerWebhook, retentionMs } = this.options;
+    const groups = new Map<number, { keys: string[]; args: (string | number)[]; owners: number[] }>();
+    const add = (bucket: number, key: string, owner: number, ...args: (string | number)[]) => {
+      let group = groups.get(bucket);
+      if (group === undefined) {
+        group = { keys: [], args: [], owners: [] };
+        groups.set(bucket, group);
+      }
+      group.keys.push(key);
+      group.args.push(...args);
+      group.owners.push(owner);
+    };
+    results.forEach((r, i) => {
+      const home = bucketOf(r.webhookId);
+      add(home, this.key(home, 'w', r.webhookId), i, 'a', entryJson(r), r.timestamp);
+      const bucket = bucketOf(r.deliveryId);
+      add(bucket, this.key(bucket, 'd', r.deliveryId), i, 's', r.webhookId, '');
+    });
     const minId = `${Math.max(0, Date.now() - retentionMs)}-0`;
+    const refused = new Map<number, string>();
     try {
-      // Sent at once, in order: Redis runs one webhook's appends in the order they were sent.
-      await Promise.all(
-        results.flatMap((r) => [
-          this.redis.dlogAppend(
-            this.webhookKey(r.webhookId),
-            maxPerWebhook,
-            minId,
-            retentionMs,
-            entryJson(r),
-            r.timestamp,
-          ),
-          this.redis.set(this.deliveryKey(r.deliveryId), r.webhookId, 'PX', retentionMs),
-        ]),
+      // Sent at once; one webhook's attempts are all in its bucket's call, in order.
+      const answers = await Promise.all(
+        [...groups.values()].map((g) =>
+          this.redis.dlogAppend(g.keys.length, ...g.keys, maxPerWebhook, minId, retentionMs, ...g.args),
+        ),
       );
+      [...groups.values()].forEach((g, n) => {
+        answers[n]!.forEach((answer, k) => {
+          if (answer !== 0 && !refused.has(g.owners[k]!)) refused.set(g.owners[k]!, answer);
+        });
+      });
     } catch (err) {
       throw redisError('logging attempts', err);
     }
+    return [...refused].map(([i, message]) => {
+      // A refusal waiting can end (OOM, a fail-over) retries the batch, as a refused call would.
+      const kind = redisError('logging an attempt', Object.assign(new Error(message), { name: 'ReplyError' }));
+      if (kind.retriable) throw kind;
+      return { result: results[i]!, message };
+    });
   }
 
   /** A webhook's attempts, newest first, after `cursor` (an entry id), optionally of one state. */
@@ -180,7 +234,7 @@ export class DeliveryLog {
 
   private async stored(deliveryId: string): Promise<{ webhookId: string; attempts: StoredAttempt[] } | null> {
     try {
-      const webhookId = await this.redis.get(this.deliveryKey(deliveryId));
+      const webhookId = await this.redis.get(this.key(bucketOf(deliveryId), 'd', deliveryId));
       if (webhookId === null) return null;
       const oldest = Date.now() - this.options.retentionMs;
       const entries = await this.redis.xrange(this.webhookKey(webhookId), `${oldest}-0`, '+');

@@ -34,8 +34,9 @@ export class LogConsumer {
       name: 'delivery-log',
       metrics,
       log: logger,
-      // Fewer, larger fetches under load (cheaper per result); a quarter second at most when quiet.
-      config: { groupId, minBytes: 64 * 1024, maxWaitTimeInMs: 250, allowAutoTopicCreation: false },
+      // Fewer, larger batches under load (one Redis call a bucket a batch, so cheaper per result);
+      // a quarter second at most, so an attempt shows in the log within a second.
+      config: { groupId, minBytes: 1024 * 1024, maxWaitTimeInMs: 250, allowAutoTopicCreation: false },
       setup: async (consumer) => {
         // From the beginning on a first start: results older than the retention are passed over.
         await consumer.subscribe({ topic, fromBeginning: true });
@@ -74,20 +75,15 @@ export class LogConsumer {
       }
     }
     try {
-      await retry(() => this.options.log.append(results), 'logging attempts');
-      metrics.deliveryLogAppended.inc(results.length);
+      const refused = await retry(() => this.options.log.append(results), 'logging attempts');
+      for (const { result, message } of refused)
+        this.skip('REDIS_REJECTED', message, { deliveryId: result.deliveryId });
+      metrics.deliveryLogAppended.inc(results.length - refused.length);
     } catch (err) {
       if (isShuttingDown(err)) throw err;
-      // Redis refused the batch (a wrong type under one key, say): each alone, so only the refused end here.
-      for (const r of results) {
-        try {
-          await retry(() => this.options.log.append([r]), 'logging an attempt');
-          metrics.deliveryLogAppended.inc();
-        } catch (one) {
-          if (isShuttingDown(one)) throw one;
-          this.skip(errorCode(one) ?? 'REDIS_REJECTED', errorMessage(one), { deliveryId: r.deliveryId });
-        }
-      }
+      // What waiting cannot fix and that is not one attempt's (the script itself refused): the batch.
+      for (const r of results)
+        this.skip(errorCode(err) ?? 'REDIS_REJECTED', errorMessage(err), { deliveryId: r.deliveryId });
     }
     const last = batch.messages[batch.messages.length - 1];
     const behind = Number(batch.offsetLag());

@@ -245,19 +245,12 @@ test('attempts reach the owner API within a second of their outcome, newest firs
   );
 });
 
-test('the log keeps attempts younger than DELIVERY_LOG_RETENTION and at most DELIVERY_LOG_MAX_PER_WEBHOOK, whatever order replicas logged them in', async (t) => {
-  const redis = serviceRedis();
-  const prefix = `test:${randomBytes(6).toString('hex')}:`;
-  defer(t, async () => {
-    await deleteKeys(redis, prefix);
-    redis.disconnect();
-  });
-  const log = new DeliveryLog(redis, prefix, { maxPerWebhook: 100, retentionMs: 3_600_000 });
-  const now = Date.now();
-  const result = (i: number, timestamp: number): WebhookResult => ({
+/** A first attempt of delivery `msg_<i>` to a webhook, delivered, as the results topic holds it. */
+function attemptResult(webhookId: string, i: number, timestamp: number): WebhookResult {
+  return {
     deliveryId: `msg_${i}`,
     eventId: `e${i}`,
-    webhookId: 'wh',
+    webhookId,
     eventType: 'TODO_CREATED',
     projectId: 'p',
     attempt: 1,
@@ -270,7 +263,19 @@ test('the log keeps attempts younger than DELIVERY_LOG_RETENTION and at most DEL
     nextAttemptAt: null,
     responseSnippet: null,
     source: null,
+  };
+}
+
+test('the log keeps attempts younger than DELIVERY_LOG_RETENTION and at most DELIVERY_LOG_MAX_PER_WEBHOOK, whatever order replicas logged them in', async (t) => {
+  const redis = serviceRedis();
+  const prefix = `test:${randomBytes(6).toString('hex')}:`;
+  defer(t, async () => {
+    await deleteKeys(redis, prefix);
+    redis.disconnect();
   });
+  const log = new DeliveryLog(redis, prefix, { maxPerWebhook: 100, retentionMs: 3_600_000 });
+  const now = Date.now();
+  const result = (i: number, timestamp: number) => attemptResult('wh', i, timestamp);
   // Two hours old, then 150 fresh ones, one of them timed a minute before the one logged before it.
   const old = result(0, now - 7_200_000);
   assert.equal(log.expired(old), true, 'the consumer passes it over');
@@ -456,4 +461,36 @@ test("a result Redis refuses to log (a wrong type under its webhook's key) is co
   assert.equal(m.get('blue_webhooks_delivery_log_appended_total'), 2);
   assert.equal(rx.deliveries.length, 4, 'deliveries never wait for the log');
   assert.ok(d.logs.some((l) => l.msg === 'a result was not logged' && l.reason === 'REDIS_REJECTED'));
+});
+
+test('a batch with a key Redis refuses: that attempt is answered as refused, and every other one is logged once', async (t) => {
+  const redis = serviceRedis();
+  const prefix = `test:${randomBytes(6).toString('hex')}:`;
+  defer(t, async () => {
+    await deleteKeys(redis, prefix);
+    redis.disconnect();
+  });
+  const log = new DeliveryLog(redis, prefix, { maxPerWebhook: 100, retentionMs: 3_600_000 });
+  await redis.set(`${bucketPrefix(prefix, bucketOf('wh_wrong'))}dlog:w:wh_wrong`, 'not a stream');
+  const now = Date.now();
+  const batch = [
+    attemptResult('wh_fine', 1, now),
+    attemptResult('wh_wrong', 2, now),
+    attemptResult('wh_fine', 3, now + 1),
+    attemptResult('wh_other', 4, now + 2),
+  ];
+  const refused = await log.append(batch);
+  assert.deepEqual(
+    refused.map((r) => r.result.deliveryId),
+    ['msg_2'],
+  );
+  assert.match(refused[0]!.message, /WRONGTYPE/);
+  // Nothing sent twice: a refusal does not make the rest of the batch go again.
+  assert.equal(await redis.xlen(`${bucketPrefix(prefix, bucketOf('wh_fine'))}dlog:w:wh_fine`), 2);
+  assert.equal(await redis.xlen(`${bucketPrefix(prefix, bucketOf('wh_other'))}dlog:w:wh_other`), 1);
+  assert.deepEqual(
+    (await log.attempts('wh_fine', { limit: 10, cursor: null, state: null })).data.map((a) => a.deliveryId),
+    ['msg_3', 'msg_1'],
+  );
+  assert.equal((await log.delivery('msg_4'))[0]?.webhookId, 'wh_other');
 });
