@@ -94,8 +94,10 @@ for key in pairs(touched) do
 end
 return answers`;
 
-type LogRedis = RedisClient & {
-  dlogAppend(keyCount: number, ...keysThenArgs: (string | number)[]): Promise<(0 | string)[]>;
+/** A pipeline of the client, with the script defined below. */
+type LogPipeline = {
+  dlogAppend(keyCount: number, ...keysThenArgs: (string | number)[]): LogPipeline;
+  exec(): Promise<[Error | null, unknown][] | null>;
 };
 
 /** An attempt Redis refused to log, and why. */
@@ -108,7 +110,7 @@ export interface RefusedAttempt {
 export const STREAM_ID = /^\d{1,15}-\d{1,10}$/;
 
 export class DeliveryLog {
-  private readonly redis: LogRedis;
+  private readonly redis: RedisClient;
 
   constructor(
     redis: RedisClient,
@@ -118,7 +120,7 @@ export class DeliveryLog {
     if (!('dlogAppend' in redis)) {
       redis.defineCommand('dlogAppend', { lua: APPEND });
     }
-    this.redis = redis as LogRedis;
+    this.redis = redis;
   }
 
   private key(bucket: number, kind: 'w' | 'd', id: string): string {
@@ -160,11 +162,20 @@ export class DeliveryLog {
     const minId = `${Math.max(0, Date.now() - retentionMs)}-0`;
     const refused = new Map<number, string>();
     try {
-      // Sent at once; one webhook's attempts are all in its bucket's call, in order.
+      // Sent at once; one webhook's attempts are all in its bucket's call, in order. Each call is a
+      // pipeline of its own: ioredis's auto-pipelining on a cluster picks a call's slot from its
+      // first argument, which for a script with a variable key count is the count, so calls to
+      // different slots would share a pipeline and be refused. A pipeline finds the slot from the keys.
       const answers = await Promise.all(
-        [...groups.values()].map((g) =>
-          this.redis.dlogAppend(g.keys.length, ...g.keys, maxPerWebhook, minId, retentionMs, ...g.args),
-        ),
+        [...groups.values()].map(async (g) => {
+          const pipeline = this.redis.pipeline() as unknown as LogPipeline;
+          const replies = await pipeline
+            .dlogAppend(g.keys.length, ...g.keys, maxPerWebhook, minId, retentionMs, ...g.args)
+            .exec();
+          const [err, answer] = replies?.[0] ?? [new Error('no reply'), null];
+          if (err) throw err;
+          return answer as (0 | string)[];
+        }),
       );
       [...groups.values()].forEach((g, n) => {
         answers[n]!.forEach((answer, k) => {
