@@ -39,113 +39,42 @@ interface Row {
 
 function rows(smoke: boolean): Row[] {
   const grid = smoke ? { ips: 2, portsPerIp: 10 } : { ips: 100, portsPerIp: 20 };
+  const origins = grid.ips * grid.portsPerIp;
   const burst = smoke ? 400 : 20_000;
   const rate = smoke ? 100 : 300;
   const cycles = smoke ? 1 : 2;
+  // A burst of `burst` deliveries, or `cycles` visits of every origin at `rate`; the server's
+  // keep-alive 5 s unless the row says otherwise.
+  const burstRow = (name: string, tls: boolean, more: Partial<Row> = {}): Row => ({
+    name,
+    tls,
+    ...grid,
+    keepAliveMs: 5000,
+    mode: 'burst',
+    size: burst,
+    ...more,
+  });
+  const pacedRow = (name: string, tls: boolean, more: Partial<Row> = {}): Row =>
+    burstRow(name, tls, { mode: 'paced', size: cycles, rate, ...more });
   return [
-    {
-      name: 'A: 1 plain origin, burst',
-      tls: false,
-      ips: 1,
-      portsPerIp: 1,
-      keepAliveMs: 5000,
-      mode: 'burst',
-      size: burst,
-    },
-    {
-      name: 'B: 1 HTTPS origin, burst',
-      tls: true,
-      ips: 1,
-      portsPerIp: 1,
-      keepAliveMs: 5000,
-      mode: 'burst',
-      size: burst,
-    },
-    {
-      name: 'H100: 100 HTTPS origins, burst',
-      tls: true,
-      ips: 5,
-      portsPerIp: 20,
-      keepAliveMs: 5000,
-      mode: 'burst',
-      size: burst,
-    },
-    {
-      name: `E: ${grid.ips * grid.portsPerIp} plain origins, burst`,
-      tls: false,
-      ...grid,
-      keepAliveMs: 5000,
-      mode: 'burst',
-      size: burst,
-    },
-    {
-      name: `C: ${grid.ips * grid.portsPerIp} HTTPS origins, burst`,
-      tls: true,
-      ...grid,
-      keepAliveMs: 5000,
-      mode: 'burst',
-      size: burst,
-    },
-    {
-      name: 'C2: as C, again once the server closed its connections (idle 3 s)',
-      tls: true,
-      ...grid,
+    burstRow('A: 1 plain origin, burst', false, { ips: 1, portsPerIp: 1 }),
+    burstRow('B: 1 HTTPS origin, burst', true, { ips: 1, portsPerIp: 1 }),
+    burstRow('H100: 100 HTTPS origins, burst', true, { ips: 5, portsPerIp: 20 }),
+    burstRow(`E: ${origins} plain origins, burst`, false),
+    burstRow(`C: ${origins} HTTPS origins, burst`, true),
+    burstRow('C2: as C, again once the server closed its connections (idle 3 s)', true, {
       keepAliveMs: 3000,
-      mode: 'burst',
-      size: burst,
       again: true,
-    },
-    {
-      name: `DE: ${grid.ips * grid.portsPerIp} plain origins, ${rate}/s, keep-alive 5 s`,
-      tls: false,
-      ...grid,
-      keepAliveMs: 5000,
-      mode: 'paced',
-      size: cycles,
-      rate,
-    },
-    {
-      name: `D: ${grid.ips * grid.portsPerIp} HTTPS origins, ${rate}/s, keep-alive 5 s`,
-      tls: true,
-      ...grid,
-      keepAliveMs: 5000,
-      mode: 'paced',
-      size: cycles,
-      rate,
-    },
-    {
-      name: `DL: ${grid.ips * grid.portsPerIp} HTTPS origins, ${rate}/s, keep-alive 75 s`,
-      tls: true,
-      ...grid,
-      keepAliveMs: 75_000,
-      mode: 'paced',
-      size: cycles,
-      rate,
-    },
+    }),
+    pacedRow(`DE: ${origins} plain origins, ${rate}/s, keep-alive 5 s`, false),
+    pacedRow(`D: ${origins} HTTPS origins, ${rate}/s, keep-alive 5 s`, true),
+    pacedRow(`DL: ${origins} HTTPS origins, ${rate}/s, keep-alive 75 s`, true, { keepAliveMs: 75_000 }),
     // Host names instead of IP literals, one per origin: DNS questions a delivery, cached or not.
-    {
-      name: `DN: as D, a host name per origin`,
-      tls: true,
-      ...grid,
-      keepAliveMs: 5000,
-      mode: 'paced',
-      size: cycles,
-      rate,
-      hosts: {},
-    },
-    {
-      name: `DN0: as DN, DNS_CACHE_TTL_MS=0`,
-      tls: true,
-      ...grid,
-      keepAliveMs: 5000,
-      mode: 'paced',
-      size: cycles,
-      rate,
-      hosts: { dnsTtlMs: 0 },
-    },
+    pacedRow('DN: as D, a host name per origin', true, { hosts: {} }),
+    pacedRow('DN0: as DN, DNS_CACHE_TTL_MS=0', true, { hosts: { dnsTtlMs: 0 } }),
     // HTTP/2 where both ends offer it (ALPN): a burst, and the sparse regime.
-    { name: `C-h2: as C, HTTP/2`, tls: true, ...grid, keepAliveMs: 5000, mode: 'burst', size: burst, h2: true },
-    { name: `D-h2: as D, HTTP/2`, tls: true, ...grid, keepAliveMs: 5000, mode: 'paced', size: cycles, rate, h2: true },
+    burstRow('C-h2: as C, HTTP/2', true, { h2: true }),
+    pacedRow('D-h2: as D, HTTP/2', true, { h2: true }),
   ];
 }
 

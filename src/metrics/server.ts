@@ -1,5 +1,5 @@
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { type ListeningServer, listen } from '../shared/index.js';
 import type { Metrics } from './metrics.js';
 
 /** One readiness condition: returns null when fine, else what is wrong. */
@@ -14,10 +14,7 @@ export interface MetricsServerOptions {
   readiness: Record<string, HealthCheck>;
 }
 
-export interface MetricsServer {
-  readonly port: number;
-  close(): Promise<void>;
-}
+export type MetricsServer = ListeningServer;
 
 /** Serves GET /metrics, /healthz (alive) and /readyz (ready, or a JSON list of what is not). */
 export async function startMetricsServer(opts: MetricsServerOptions): Promise<MetricsServer> {
@@ -27,18 +24,7 @@ export async function startMetricsServer(opts: MetricsServerOptions): Promise<Me
     });
   });
   server.keepAliveTimeout = 5000;
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.port, opts.host, () => resolve());
-  });
-  return {
-    port: (server.address() as AddressInfo).port,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
-  };
+  return listen(server, opts.port, opts.host);
 }
 
 async function handle(req: http.IncomingMessage, res: http.ServerResponse, opts: MetricsServerOptions) {

@@ -3,10 +3,9 @@
 // cannot be right is a 400 with a reason, never a 500.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { Metrics } from '../metrics/index.js';
 import type { OutcomeState } from '../outcomes/index.js';
-import { BlueWebhooksError, errorMessage, type Logger } from '../shared/index.js';
+import { BlueWebhooksError, errorMessage, type ListeningServer, type Logger, listen } from '../shared/index.js';
 import { SUBSCRIPTION_LIMITS } from '../subscriptions/index.js';
 import type { ActionRefusal, OwnerActions } from './actions.js';
 import { type DeliveryLog, STREAM_ID } from './delivery-log.js';
@@ -27,10 +26,7 @@ export interface OwnerApiOptions {
   logger: Logger;
 }
 
-export interface OwnerApi {
-  readonly port: number;
-  close(): Promise<void>;
-}
+export type OwnerApi = ListeningServer;
 
 /** Routes, as api_requests_total labels them. */
 type Route = 'attempts' | 'delivery' | 'test' | 'resend' | 'unknown';
@@ -224,16 +220,5 @@ export async function startOwnerApi(options: OwnerApiOptions): Promise<OwnerApi>
       },
     );
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port, options.host, () => resolve());
-  });
-  return {
-    port: (server.address() as AddressInfo).port,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
+  return listen(server, options.port, options.host);
 }

@@ -9,6 +9,7 @@ export {
   jsonParseProblem,
   type Stage,
 } from './errors.js';
+export { type ListeningServer, listen } from './http-server.js';
 export { isRecordTooLarge, kafkaError } from './kafka-errors.js';
 export { createLogger, type Logger, type LogLevel, redactBody, redactText } from './logger.js';
 export { LoopDelay } from './loop-delay.js';

@@ -22,7 +22,7 @@ import {
 } from '../helpers/dispatcher.js';
 import { openApiChecker } from '../helpers/openapi.js';
 import { startReceiver } from '../helpers/receiver.js';
-import { deleteKeys, serviceRedis } from '../helpers/redis.js';
+import { deleteKeys, serviceRedis, testRedis } from '../helpers/redis.js';
 import { waitFor } from '../helpers/wait.js';
 
 /** An answer of the API, as the tests read it (docs/openapi.yaml has the contract). */
@@ -267,12 +267,7 @@ function attemptResult(webhookId: string, i: number, timestamp: number): Webhook
 }
 
 test('the log keeps attempts younger than DELIVERY_LOG_RETENTION and at most DELIVERY_LOG_MAX_PER_WEBHOOK, whatever order replicas logged them in', async (t) => {
-  const redis = serviceRedis();
-  const prefix = `test:${randomBytes(6).toString('hex')}:`;
-  defer(t, async () => {
-    await deleteKeys(redis, prefix);
-    redis.disconnect();
-  });
+  const { redis, prefix } = testRedis(t);
   const log = new DeliveryLog(redis, prefix, { maxPerWebhook: 100, retentionMs: 3_600_000 });
   const now = Date.now();
   const result = (i: number, timestamp: number) => attemptResult('wh', i, timestamp);
@@ -464,12 +459,7 @@ test("a result Redis refuses to log (a wrong type under its webhook's key) is co
 });
 
 test('a batch with a key Redis refuses: that attempt is answered as refused, and every other one is logged once', async (t) => {
-  const redis = serviceRedis();
-  const prefix = `test:${randomBytes(6).toString('hex')}:`;
-  defer(t, async () => {
-    await deleteKeys(redis, prefix);
-    redis.disconnect();
-  });
+  const { redis, prefix } = testRedis(t);
   const log = new DeliveryLog(redis, prefix, { maxPerWebhook: 100, retentionMs: 3_600_000 });
   await redis.set(`${bucketPrefix(prefix, bucketOf('wh_wrong'))}dlog:w:wh_wrong`, 'not a stream');
   const now = Date.now();
