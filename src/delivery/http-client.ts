@@ -9,6 +9,9 @@ import type { AttemptResult } from './outcome.js';
 import type { TargetGuard } from './target-guard.js';
 import { TlsSessionStore } from './tls-sessions.js';
 
+/** The start of an endpoint's answer kept with its outcome, in bytes: what the delivery log shows. */
+export const RESPONSE_SNIPPET_BYTES = 1024;
+
 export interface HttpClientOptions {
   /** Keep-alive connections per origin. */
   maxConnectionsPerOrigin: number;
@@ -35,7 +38,7 @@ export interface HttpClientOptions {
   attemptTimeoutMs: number;
   /** At most this much of a response body is read. */
   maxResponseBytes: number;
-  /** Bytes of the body kept as a snippet for the outcome (the delivery log shows 1 KB). Default 1024. */
+  /** Bytes of the body kept as a snippet for the outcome (the delivery log shows 1 KB). Default RESPONSE_SNIPPET_BYTES. */
   snippetBytes?: number;
   guard: TargetGuard;
 }
@@ -221,7 +224,7 @@ export class HttpClient {
   private readonly handshakes = { full: 0, resumed: 0 };
 
   constructor(private readonly options: HttpClientOptions) {
-    this.snippetBytes = options.snippetBytes ?? 1024;
+    this.snippetBytes = options.snippetBytes ?? RESPONSE_SNIPPET_BYTES;
     this.minStartMs = Math.min(SWEEP_MS, options.attemptTimeoutMs / 10);
     this.idle = new IdleConnections(options.maxIdleConnections, (n) => options.metrics?.idleConnectionsClosed.inc(n));
     this.sessions = new TlsSessionStore(options.tlsSessionCacheSize);

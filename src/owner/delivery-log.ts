@@ -9,6 +9,7 @@
 // Keys sit in the REDIS_BUCKETS hash tags, by webhook id and by delivery id, so they spread over a
 // Redis Cluster's masters; a batch is written with one script call a bucket.
 import type { EventSource } from '../codec/index.js';
+import { RESPONSE_SNIPPET_BYTES } from '../delivery/index.js';
 import type { WebhookResult } from '../outcomes/index.js';
 import { bucketOf, bucketPrefix, type RedisClient, redisError } from '../shared/index.js';
 
@@ -259,6 +260,9 @@ export class DeliveryLog {
   }
 }
 
+/** How far ahead of this replica's clock a result may be timed (another replica's clock). */
+const MAX_AHEAD_MS = 3_600_000;
+
 /** RFC 3339 of an epoch-ms time, or null when it is none a Date can hold. */
 function isoTime(ms: number | null): string | null {
   if (ms === null || !Number.isFinite(ms) || Math.abs(ms) > 8.64e15) return null;
@@ -269,13 +273,26 @@ function isoTime(ms: number | null): string | null {
 export function unloggable(r: WebhookResult): string | null {
   if (!Number.isSafeInteger(r.timestamp) || r.timestamp < 0 || isoTime(r.timestamp) === null)
     return 'timestamp is not a time';
+  // A stream's later entries take the time of its last one: a result timed ahead of every clock
+  // would date them all, and never age out.
+  if (r.timestamp > Date.now() + MAX_AHEAD_MS) return 'timestamp is more than an hour ahead';
   if (r.nextAttemptAt !== null && isoTime(r.nextAttemptAt) === null) return 'nextAttemptAt is not a time';
   if (!r.webhookId || !r.deliveryId) return 'no webhook or delivery id';
   return null;
 }
 
+/** Well-formed, and at most RESPONSE_SNIPPET_BYTES of UTF-8, cut between characters: a result from elsewhere may hold more. */
+function snippetOf(text: string): string {
+  const wellFormed = text.toWellFormed();
+  if (wellFormed.length * 3 <= RESPONSE_SNIPPET_BYTES) return wellFormed;
+  const bytes = Buffer.from(wellFormed, 'utf8');
+  if (bytes.length <= RESPONSE_SNIPPET_BYTES) return wellFormed;
+  let cut = RESPONSE_SNIPPET_BYTES;
+  while (cut > 0 && (bytes[cut]! & 0xc0) === 0x80) cut--;
+  return bytes.subarray(0, cut).toString('utf8');
+}
+
 function entryJson(r: WebhookResult): string {
-  const wellFormed = (s: string | null) => (s === null ? null : s.toWellFormed());
   const attempt: StoredAttempt = {
     deliveryId: r.deliveryId,
     eventId: r.eventId,
@@ -288,7 +305,7 @@ function entryJson(r: WebhookResult): string {
     at: isoTime(r.timestamp)!,
     nextAttemptAt: isoTime(r.nextAttemptAt),
     error: r.error && { code: r.error.code, message: r.error.message.toWellFormed() },
-    responseSnippet: wellFormed(r.responseSnippet),
+    responseSnippet: r.responseSnippet === null ? null : snippetOf(r.responseSnippet),
     source: r.source,
   };
   return JSON.stringify(attempt);

@@ -9,7 +9,7 @@ import { Webhook } from 'standardwebhooks';
 import { sampleEvent, sampleSubscription } from '../../src/demo/sample-data.js';
 import { Metrics } from '../../src/metrics/index.js';
 import type { WebhookResult } from '../../src/outcomes/index.js';
-import { DeliveryLog, type LoggedAttempt, startOwnerApi } from '../../src/owner/index.js';
+import { DeliveryLog, type LoggedAttempt, startOwnerApi, unloggable } from '../../src/owner/index.js';
 import { bucketOf, bucketPrefix, createLogger } from '../../src/shared/index.js';
 import { defer } from '../helpers/defer.js';
 import {
@@ -483,4 +483,61 @@ test('a batch with a key Redis refuses: that attempt is answered as refused, and
     ['msg_3', 'msg_1'],
   );
   assert.equal((await log.delivery('msg_4'))[0]?.webhookId, 'wh_other');
+});
+
+test('any result, however hostile (lone surrogates, NUL, huge answers, future, past and impossible times): refused with a reason, passed over as expired, or logged and read back well-formed with at most 1 KB of answer', async (t) => {
+  const { redis, prefix } = testRedis(t);
+  const now = Date.now();
+  const text = fc.string({ unit: 'binary', maxLength: 30 });
+  const time = fc.oneof(
+    fc.integer({ min: now - 7_200_000, max: now + 7_200_000 }),
+    fc.constantFrom(0, -1, 1.5, Number.NaN, 8.64e15, 9e15, Number.MAX_SAFE_INTEGER, 1e300),
+    fc.double(),
+  );
+  const hostileResult = fc.record({
+    deliveryId: text,
+    eventId: text,
+    webhookId: text,
+    eventType: text,
+    projectId: text,
+    attempt: fc.integer(),
+    outcome: fc.constantFrom('DELIVERED', 'FAILED', 'RETRY_SCHEDULED'),
+    httpStatus: fc.option(fc.integer()),
+    durationMs: fc.integer(),
+    error: fc.option(
+      fc.record({ code: fc.constant('HTTP_ERROR'), message: fc.string({ unit: 'binary', maxLength: 200 }) }),
+    ),
+    timestamp: time,
+    reason: fc.constant(null),
+    nextAttemptAt: fc.option(time),
+    responseSnippet: fc.option(fc.string({ unit: 'binary', maxLength: 3000 })),
+    source: fc.constant(null),
+  });
+  let run = 0;
+  await fc.assert(
+    fc.asyncProperty(hostileResult, async (generated) => {
+      const r = generated as unknown as WebhookResult;
+      // Each run a log of its own, so that ids repeated across runs do not meet.
+      const log = new DeliveryLog(redis, `${prefix}${run++}:`, { maxPerWebhook: 5, retentionMs: 3_600_000 });
+      const why = unloggable(r);
+      if (why !== null) return;
+      assert.ok(r.timestamp <= Date.now() + 3_600_000, 'a result timed over an hour ahead is refused');
+      if (log.expired(r)) return;
+      assert.deepEqual(await log.append([r]), []);
+      const [logged] = await log.delivery(r.deliveryId);
+      assert.ok(logged, 'read back by its delivery id');
+      assert.equal(logged.eventId, r.eventId);
+      const snippet = logged.responseSnippet;
+      assert.ok(
+        snippet === null || (snippet.isWellFormed() && Buffer.byteLength(snippet) <= 1024),
+        'at most 1 KB, well-formed',
+      );
+      assert.ok(
+        r.responseSnippet === null || r.responseSnippet.toWellFormed().startsWith(snippet ?? ''),
+        'the start of the answer',
+      );
+      assert.ok(logged.error === null || logged.error.message.isWellFormed());
+    }),
+    { numRuns: 300, seed: 20261205 },
+  );
 });
