@@ -7,6 +7,7 @@ import {
   type Logger,
   type RedisClient,
   redisError,
+  runScript,
 } from '../shared/index.js';
 
 export interface CircuitBreakerOptions {
@@ -46,7 +47,9 @@ export interface Transition {
 
 // One attempt's result, atomically: counts consecutive failures and a fixed window, and opens or
 // closes the circuit. Only the call that changes the state reports a transition, so exactly one
-// replica publishes each status change.
+// replica publishes each status change; every call answers the state, so that a replica whose
+// failure finds the circuit open (another replica opened it) holds back at once, not at its next
+// refresh.
 const RECORD = `
 local p, id, ok, now = ARGV[1], ARGV[2], ARGV[3] == '1', tonumber(ARGV[4])
 local threshold, rate, window, minReq = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
@@ -73,7 +76,7 @@ elseif not ok and (consec >= threshold or (wtotal >= minReq and wfail / wtotal >
 end
 redis.call('HSET', key, 'state', state, 'consec', consec, 'wstart', wstart, 'wtotal', wtotal, 'wfail', wfail)
 redis.call('PEXPIRE', key, 30 * 86400000)
-return {transition, consec}
+return {transition, consec, state}
 `;
 
 // Successes counted in process since the last flush, for the circuits of one bucket (KEYS, all in
@@ -116,10 +119,8 @@ return tonumber(s[4] or '0')
 `;
 
 type BreakerRedis = RedisClient & {
-  cbRecord(key: string, ...args: (string | number)[]): Promise<[string, number]>;
+  cbRecord(key: string, ...args: (string | number)[]): Promise<[string, number, string]>;
   cbAdmit(key: string, ...args: (string | number)[]): Promise<Admission>;
-  /** numberOfKeys, the keys, now, window, then one count a key. */
-  cbCount(numberOfKeys: number, ...args: (string | number)[]): Promise<null>;
   cbRecommend(key: string, ...args: (string | number)[]): Promise<number>;
 };
 
@@ -201,7 +202,7 @@ export class CircuitBreaker {
     const options = this.options;
     const earlier = this.successes.get(webhookId) ?? 0;
     this.successes.delete(webhookId);
-    let reply: [string, number];
+    let reply: [string, number, string];
     try {
       reply = await this.redis.cbRecord(
         ...this.circuit(webhookId),
@@ -219,10 +220,10 @@ export class CircuitBreaker {
     }
     if (ok) this.suspect.delete(webhookId);
     else this.suspect.add(webhookId);
-    const [transition, consecutiveFailures] = reply;
-    if (transition === 'opened') this.open.add(webhookId);
-    else if (transition === 'closed') this.open.delete(webhookId);
-    else return null;
+    const [transition, consecutiveFailures, state] = reply;
+    if (state === 'open') this.open.add(webhookId);
+    else this.open.delete(webhookId);
+    if (transition !== 'opened' && transition !== 'closed') return null;
     return { state: transition, consecutiveFailures };
   }
 
@@ -261,7 +262,8 @@ export class CircuitBreaker {
         const chunk = circuits.slice(i, i + COUNT_CHUNK);
         const keys = chunk.map(([key]) => key);
         const counts = chunk.map(([, count]) => count);
-        this.redis.cbCount(keys.length, ...keys, now, this.options.windowMs, ...counts).catch(() => {
+        // ARGV: now, window, then one count a key.
+        runScript(this.redis, 'cbCount', keys, [now, this.options.windowMs, ...counts]).catch(() => {
           // Lost counts only make the failure rate look worse for one window; not worth a retry loop.
         });
       }

@@ -11,7 +11,7 @@
 import type { EventSource } from '../codec/index.js';
 import { RESPONSE_SNIPPET_BYTES } from '../delivery/index.js';
 import type { WebhookResult } from '../outcomes/index.js';
-import { bucketOf, bucketPrefix, type RedisClient, redisError } from '../shared/index.js';
+import { bucketOf, bucketPrefix, type RedisClient, redisError, runScript } from '../shared/index.js';
 
 /** One attempt as the owner sees it. */
 export interface LoggedAttempt {
@@ -95,12 +95,6 @@ for key in pairs(touched) do
 end
 return answers`;
 
-/** A pipeline of the client, with the script defined below. */
-type LogPipeline = {
-  dlogAppend(keyCount: number, ...keysThenArgs: (string | number)[]): LogPipeline;
-  exec(): Promise<[Error | null, unknown][] | null>;
-};
-
 /** An attempt Redis refused to log, and why. */
 export interface RefusedAttempt {
   result: WebhookResult;
@@ -163,20 +157,11 @@ export class DeliveryLog {
     const minId = `${Math.max(0, Date.now() - retentionMs)}-0`;
     const refused = new Map<number, string>();
     try {
-      // Sent at once; one webhook's attempts are all in its bucket's call, in order. Each call is a
-      // pipeline of its own: ioredis's auto-pipelining on a cluster picks a call's slot from its
-      // first argument, which for a script with a variable key count is the count, so calls to
-      // different slots would share a pipeline and be refused. A pipeline finds the slot from the keys.
+      // Sent at once; one webhook's attempts are all in its bucket's call, in order.
       const answers = await Promise.all(
-        [...groups.values()].map(async (g) => {
-          const pipeline = this.redis.pipeline() as unknown as LogPipeline;
-          const replies = await pipeline
-            .dlogAppend(g.keys.length, ...g.keys, maxPerWebhook, minId, retentionMs, ...g.args)
-            .exec();
-          const [err, answer] = replies?.[0] ?? [new Error('no reply'), null];
-          if (err) throw err;
-          return answer as (0 | string)[];
-        }),
+        [...groups.values()].map((g) =>
+          runScript<(0 | string)[]>(this.redis, 'dlogAppend', g.keys, [maxPerWebhook, minId, retentionMs, ...g.args]),
+        ),
       );
       [...groups.values()].forEach((g, n) => {
         answers[n]!.forEach((answer, k) => {

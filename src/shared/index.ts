@@ -15,7 +15,15 @@ export { createLogger, type Logger, type LogLevel, redactBody, redactText } from
 export { LoopDelay } from './loop-delay.js';
 export { silenceKafkajsTimerWarning } from './process-warnings.js';
 export { RecentKeys } from './recent-keys.js';
-export { ALL_BUCKETS, bucketOf, bucketPrefix, createRedisClient, type RedisClient, redisError } from './redis.js';
+export {
+  ALL_BUCKETS,
+  bucketOf,
+  bucketPrefix,
+  createRedisClient,
+  type RedisClient,
+  redisError,
+  runScript,
+} from './redis.js';
 export { type BackoffOptions, backoffMs, retryWhileRetriable } from './retry.js';
 export { Semaphore } from './semaphore.js';
 export { malformedStringPath, parseRfc3339 } from './text.js';

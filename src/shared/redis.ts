@@ -76,6 +76,29 @@ export function createRedisClient(settings: RedisSettings, options: RedisOptions
 const TRANSIENT_REPLY = /^(?:LOADING|BUSY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|READONLY|NOREPLICAS|MISCONF|OOM|MOVED|ASK)\b/;
 
 /**
+ * Runs a script defined without a fixed key count (`defineCommand(name, { lua })`) on `keys`, all
+ * of one slot, as a pipeline of its own. Why: ioredis's auto-pipelining on a cluster takes a call's
+ * slot from its first argument, which for such a script is the key count, so calls for different
+ * slots shared one pipeline and the cluster refused it; the callers' errors went unseen (the
+ * breaker's success counts were all lost). A pipeline finds the slot from the keys.
+ */
+export async function runScript<T>(
+  redis: RedisClient,
+  name: string,
+  keys: readonly string[],
+  args: readonly (string | number)[],
+): Promise<T> {
+  const pipeline = redis.pipeline() as unknown as Record<
+    string,
+    (...callArgs: (string | number)[]) => { exec(): Promise<[Error | null, unknown][] | null> }
+  >;
+  const replies = await pipeline[name]!(keys.length, ...keys, ...args).exec();
+  const [err, answer] = replies?.[0] ?? [new Error(`${name}: no reply`), null];
+  if (err) throw err;
+  return answer as T;
+}
+
+/**
  * The error a failed Redis call becomes, classified by its kind, not by who called: an error
  * reply that no retry can change is final (REDIS_REJECTED, and the record it served ends); a
  * connection-level fault, or a reply that says "not now", waits for the infrastructure

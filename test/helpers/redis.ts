@@ -9,9 +9,9 @@ import { stackEnv } from './env.js';
  * A client for where the service's keys live in this run: the Redis Cluster named by
  * REDIS_CLUSTER_NODES when `npm run test:cluster` set it, else the stack's Redis.
  */
-export function serviceRedis(): RedisClient {
+export function serviceRedis(options: { enableAutoPipelining?: boolean } = {}): RedisClient {
   const clusterNodes = process.env.REDIS_CLUSTER_NODES?.split(',') ?? [];
-  return createRedisClient({ url: stackEnv().REDIS_URL, clusterNodes }, { maxRetriesPerRequest: 3 });
+  return createRedisClient({ url: stackEnv().REDIS_URL, clusterNodes }, { maxRetriesPerRequest: 3, ...options });
 }
 
 /**
@@ -41,10 +41,16 @@ export async function deleteKeys(redis: RedisClient, prefix: string): Promise<nu
   return deleted;
 }
 
-/** A Redis client and a key prefix of the test's own; its keys are deleted when the test ends. */
-export function testRedis(t: TestContext): { redis: RedisClient; prefix: string } {
+/**
+ * A Redis client and a key prefix of the test's own; its keys are deleted when the test ends.
+ * `enableAutoPipelining` as the service's own client has it (src/app.ts).
+ */
+export function testRedis(
+  t: TestContext,
+  options: { enableAutoPipelining?: boolean } = {},
+): { redis: RedisClient; prefix: string } {
   const prefix = `test:${randomBytes(6).toString('hex')}:`;
-  const redis = serviceRedis();
+  const redis = serviceRedis(options);
   defer(t, async () => {
     await deleteKeys(redis, prefix);
     redis.disconnect();

@@ -20,7 +20,9 @@ function watchCommands(redis: RedisClient): Map<string, number> {
 }
 
 test('successes of 1,000 healthy webhooks reach Redis in one call per bucket, not one per webhook', async (t) => {
-  const { redis, prefix } = testRedis(t);
+  // Auto-pipelining on, as the service's client has it: on a cluster it once sent every bucket's
+  // call in one pipeline the cluster refused, and no success was counted.
+  const { redis, prefix } = testRedis(t, { enableAutoPipelining: true });
   const breaker = new CircuitBreaker({
     redis,
     prefix,
@@ -54,4 +56,35 @@ test('successes of 1,000 healthy webhooks reach Redis in one call per bucket, no
   const countCalls = (sent.get('evalsha') ?? 0) + (sent.get('eval') ?? 0);
   t.diagnostic(`${ids.length} webhooks in ${buckets} buckets: ${countCalls} script calls`);
   assert.ok(countCalls <= buckets, `${countCalls} script calls for ${buckets} buckets`);
+});
+
+test('a replica whose failure finds the circuit open (another replica opened it) holds back at once, not at its next refresh', async (t) => {
+  const { redis, prefix } = testRedis(t);
+  const breaker = () =>
+    new CircuitBreaker({
+      redis,
+      prefix,
+      failureThreshold: 3,
+      failureRate: 1,
+      windowMs: 60_000,
+      minRequests: 1_000,
+      probeIntervalMs: 30_000,
+      // No refresh within the test: what a replica knows comes from its own calls.
+      refreshMs: 3_600_000,
+      disableAfterMs: 86_400_000,
+      onDisableRecommended: async () => {},
+      metrics: new Metrics({ defaultMetrics: false }),
+      log: createLogger({ level: 'error' }),
+    });
+  const [a, b] = [breaker(), breaker()];
+  for (const one of [a, b]) {
+    await one.start();
+    t.after(() => one.stop());
+  }
+  for (let i = 0; i < 3; i++) await a.record('wh_shared', false);
+  assert.equal(a.isOpen('wh_shared'), true, 'opened by a');
+  assert.equal(b.admit('wh_shared'), 'closed', 'b has not heard yet');
+  assert.equal(await b.record('wh_shared', false), null, 'b does not report a transition a made');
+  assert.equal(b.isOpen('wh_shared'), true, 'b learnt it from its own failure');
+  assert.notEqual(await b.admit('wh_shared'), 'closed');
 });
