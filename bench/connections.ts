@@ -8,7 +8,7 @@
 // What it answers: how much of a delivery's CPU is the send path, and whether spreading it over
 // more connections (ENDPOINT_MAX_CONCURRENCY, MAX_CONNECTIONS_PER_ORIGIN) costs CPU. On 2026-12-01
 // the send path alone cost 1.25 times as much a request on 640 connections as on 20, but the
-// dispatcher end to end did not move (see README, Performance).
+// dispatcher end to end did not move (see docs/performance.md).
 import { fork } from 'node:child_process';
 import path from 'node:path';
 import { parseArgs } from 'node:util';

@@ -52,7 +52,7 @@ async function measure(shape: string, snippet: string) {
     attempts: all.length,
     bytesPerAttempt: Math.round(perAttempt),
     cpuUsPerAttempt: Math.round((cpu.user + cpu.system) / all.length),
-    // The README's sizing example: 100,000 webhooks with a full log each.
+    // The sizing example in docs/contract.md: 100,000 webhooks with a full log each.
     gibFor100kWebhooks: Number(((perAttempt * attempts * 100_000) / 2 ** 30).toFixed(1)),
   };
 }

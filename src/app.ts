@@ -4,7 +4,7 @@ import { Registry } from './codec/index.js';
 import type { Config } from './config/index.js';
 import { Deliverer, EndpointGate, HttpClient, RateLimiter, TargetGuard } from './delivery/index.js';
 import { DeliveryRunner } from './dispatch/index.js';
-import { CircuitBreaker, type WebhookStatusEvent } from './health/index.js';
+import { CircuitBreaker, statusEvent, type WebhookStatusEvent } from './health/index.js';
 import { EventPipeline, RetryHandler } from './ingest/index.js';
 import {
   createKafka,
@@ -13,6 +13,7 @@ import {
   ensureTopics,
   KafkaReadiness,
   KafkaWriter,
+  kafkaError,
   type ProduceTransport,
   serviceTopics,
   TrackedConsumer,
@@ -24,14 +25,15 @@ import { DeliveryLog, LogConsumer, OwnerActions, type OwnerApi, startOwnerApi } 
 import { RetryScheduler, RetryTiers } from './retries/index.js';
 import {
   createRedisClient,
+  drainUntil,
   errorMessage,
-  kafkaError,
   type Logger,
   LoopDelay,
   type RedisClient,
   redisError,
   retryWhileRetriable,
   Semaphore,
+  type UntilDone,
 } from './shared/index.js';
 import { SubscriptionStore, SubscriptionSyncer, SubscriptionTable } from './subscriptions/index.js';
 import { Tracing } from './tracing/index.js';
@@ -104,7 +106,7 @@ export class App {
       metrics: this.metrics,
       log: log.child({ component: 'subscriptions' }),
       freshnessTimeoutMs: config.subscriptions.freshnessTimeoutMs,
-      retry: (fn, what) => this.retry(fn, what),
+      untilDone: (fn, what) => this.untilDone(fn, what),
     });
     const guard = new TargetGuard(config.delivery.allowlist, { cacheTtlMs: config.delivery.dnsCacheTtlMs });
     for (const rule of guard.allowsEverything) {
@@ -131,20 +133,13 @@ export class App {
       prefix: config.redis.keyPrefix,
       ...config.health,
       onDisableRecommended: (webhookId, consecutiveFailures) =>
-        statuses.publish(webhookId, {
-          webhookId,
-          status: 'UNHEALTHY',
-          reason: 'disable_recommended',
-          consecutiveFailures,
-          httpStatus: null,
-          timestamp: Date.now(),
-        }),
+        statuses.publish(webhookId, statusEvent(webhookId, 'disable_recommended', consecutiveFailures, null)),
       metrics: this.metrics,
       log: log.child({ component: 'health' }),
     });
     this.tiers = new RetryTiers(config.retries.topicPrefix, config.retries.scheduleMs);
     this.limiter = new Semaphore(config.delivery.maxInFlight);
-    const retry = <T>(fn: () => Promise<T>, what: string) => this.retry(fn, what);
+    const untilDone: UntilDone = (fn, what) => this.untilDone(fn, what);
     this.tracing = new Tracing({ ...config.tracing, instanceId: config.instanceId });
     const scheduler = new RetryScheduler({
       writer,
@@ -164,7 +159,7 @@ export class App {
       statuses,
       policy: config.retries,
       metrics: this.metrics,
-      retry,
+      untilDone,
       tracing: this.tracing,
     });
     const consumerOptions = {
@@ -198,7 +193,7 @@ export class App {
         limiter: this.limiter,
         metrics: this.metrics,
         log: log.child({ component: 'events' }),
-        retry,
+        untilDone,
         tracing: this.tracing,
       }),
     });
@@ -223,7 +218,7 @@ export class App {
             }),
             metrics: this.metrics,
             log,
-            retry,
+            untilDone,
           }),
         }),
       );
@@ -253,7 +248,7 @@ export class App {
             log: this.deliveryLog,
             metrics: this.metrics,
             logger: log.child({ component: 'delivery-log' }),
-            retry,
+            untilDone,
           })
         : null;
   }
@@ -278,11 +273,11 @@ export class App {
       },
     });
     this.log.info('starting', { metricsPort: this.server.port, instanceId: this.config.instanceId });
-    await this.retry(
+    await this.untilDone(
       () => this.redis.ping().catch((e) => Promise.reject(redisError('ping', e))),
       'connecting to Redis',
     );
-    await this.retry(async () => {
+    await this.untilDone(async () => {
       try {
         await this.admin.connect(); // the producer connects with its first request
       } catch (err) {
@@ -291,9 +286,9 @@ export class App {
     }, 'connecting to Kafka');
     await this.kafkaReadiness.start();
     const topics = serviceTopics(this.config, this.tiers.topics);
-    await this.retry(() => ensureTopics(this.admin, topics, this.config, this.log), 'creating topics');
-    for (const p of this.publishers) await this.retry(() => p.start(), 'registering schemas');
-    await this.retry(() => this.breaker.start(), 'reading circuit states');
+    await this.untilDone(() => ensureTopics(this.admin, topics, this.config, this.log), 'creating topics');
+    for (const p of this.publishers) await this.untilDone(() => p.start(), 'registering schemas');
+    await this.untilDone(() => this.breaker.start(), 'reading circuit states');
     await this.tracing.init();
     if (!this.deliversNothing()) {
       await this.syncer.start();
@@ -323,9 +318,7 @@ export class App {
     const pending = () => this.consumers.reduce((n, c) => n + c.pending(), 0);
     this.log.info('stopping: no new events; finishing deliveries under way', { pending: pending() });
     for (const c of this.consumers) c.pause();
-    const deadline = Date.now() + this.config.shutdownGraceMs;
-    while (pending() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-    const left = pending();
+    const left = await drainUntil(pending, Date.now() + this.config.shutdownGraceMs);
     this.stopping = true;
     this.limiter.close();
     if (left > 0) this.log.warn('grace period over; unfinished work will be read again by the group', { left });
@@ -352,7 +345,7 @@ export class App {
     return this.config.deliveryLog.mode === 'only';
   }
 
-  private retry<T>(fn: () => Promise<T>, what: string): Promise<T> {
+  private untilDone<T>(fn: () => Promise<T>, what: string): Promise<T> {
     return retryWhileRetriable(fn, {
       isStopping: () => this.stopping,
       onRetry: (err, attempt, delayMs) => {

@@ -1,6 +1,7 @@
 import { App } from './app.js';
 import { ConfigError, loadConfig } from './config/index.js';
-import { createLogger, errorMessage, redactText, silenceKafkajsTimerWarning } from './shared/index.js';
+import { silenceKafkajsTimerWarning } from './kafka/index.js';
+import { createLogger, errorMessage, redactText } from './shared/index.js';
 
 async function main(): Promise<void> {
   silenceKafkajsTimerWarning();

@@ -114,12 +114,12 @@ function requireId(fields: Record<string, unknown>, key: string, where = ''): st
  * that JSON numbers cannot carry exactly here. JSON.parse reads "1e400" as Infinity (sent on as
  * null) and an integer above 2^53 rounded ("12345678901234567890" is sent as
  * 12345678901234567000): the receiver would get a number the producer never wrote, under a valid
- * signature. Such an event goes to the DLQ instead (README, "The contract"). Without recursion:
+ * signature. Such an event goes to the DLQ instead (docs/contract.md#event-value). Without recursion:
  * the value may be nested deeper than the stack.
  */
 function valueProblem(root: Json, max: number): string | null {
   // Two parallel stacks and a for-in: it runs on every event, and a tuple per node plus an
-  // Object.values array per object were 4% of all the dispatcher allocated.
+  // Object.values array per object were a visible share of what the dispatcher allocated.
   const values: Json[] = [root];
   const depths: number[] = [1];
   while (values.length > 0) {

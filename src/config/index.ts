@@ -1,2 +1,3 @@
-export { type Config, ConfigError, type ConfigVariable, DEFAULTS, loadConfig, VERSION } from './config.js';
+export { ConfigError, type ConfigVariable, DEFAULTS, loadConfig, VERSION } from './config.js';
 export { parseDurationMs, parseList } from './parse.js';
+export type { Config } from './types.js';

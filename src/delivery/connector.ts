@@ -22,7 +22,7 @@ export interface ConnectorOptions {
 /**
  * The connector every Pool of the Agent shares (undici's `connect` option as a function), so that
  * what it holds outlives any one origin's pool: one `secureContext` for every TLS connection
- * (`tls.connect` otherwise builds an OpenSSL context each time, about 110 µs), and one TLS session
+ * (`tls.connect` otherwise builds an OpenSSL context for each connection), and one TLS session
  * store (see TlsSessionStore for why undici's own does not resume). Otherwise it does what undici's
  * own connector does for plain and TLS sockets: keep-alive, no Nagle, a connect deadline.
  *

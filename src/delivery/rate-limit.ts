@@ -1,4 +1,4 @@
-import { type RedisClient, redisError } from '../shared/index.js';
+import { type RedisClient, redisError, withScripts } from '../shared/index.js';
 
 /** A delivery may go after `waitMs`, or (`deferMs`) the limit is too far ahead to wait for. */
 export type RateDecision = { waitMs: number } | { deferMs: number };
@@ -38,8 +38,7 @@ export class RateLimiter {
     /** Longest wait for a slot before the delivery is deferred (ENDPOINT_MAX_WAIT_MS). */
     private readonly maxWaitMs: number,
   ) {
-    this.redis = redis as RateRedis;
-    if (!('rateReserve' in redis)) redis.defineCommand('rateReserve', { numberOfKeys: 1, lua: RESERVE });
+    this.redis = withScripts<RateRedis>(redis, { rateReserve: { numberOfKeys: 1, lua: RESERVE } });
   }
 
   async reserve(webhookId: string, perSecond: number): Promise<RateDecision> {

@@ -8,7 +8,7 @@ import net from 'node:net';
 import { BlueWebhooksError } from '../shared/index.js';
 
 // Every range of the IANA IPv4 and IPv6 special-purpose address registries that is not globally
-// reachable, multicast, and the cloud metadata addresses outside them (README, "Security").
+// reachable, multicast, and the cloud metadata addresses outside them (README.md#security).
 const BLOCKED_V4: [string, number][] = [
   ['0.0.0.0', 8], // "this network", unspecified
   ['10.0.0.0', 8],

@@ -1,8 +1,2 @@
-export {
-  DeliveryRunner,
-  type DeliveryRunnerDeps,
-  endpointOf,
-  inputFromRecord,
-  type RunInput,
-  refOf,
-} from './runner.js';
+export { endpointOf, inputFromRecord, type RunInput, refOf } from './run-input.js';
+export { DeliveryRunner, type DeliveryRunnerDeps } from './runner.js';

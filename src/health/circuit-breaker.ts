@@ -8,6 +8,7 @@ import {
   type RedisClient,
   redisError,
   runScript,
+  withScripts,
 } from '../shared/index.js';
 
 export interface CircuitBreakerOptions {
@@ -144,13 +145,12 @@ export class CircuitBreaker {
   private lastRecommendCheck = 0;
 
   constructor(private readonly options: CircuitBreakerOptions) {
-    this.redis = options.redis as BreakerRedis;
-    if (!('cbRecord' in options.redis)) {
-      options.redis.defineCommand('cbRecord', { numberOfKeys: 1, lua: RECORD });
-      options.redis.defineCommand('cbAdmit', { numberOfKeys: 1, lua: ADMIT });
-      options.redis.defineCommand('cbCount', { lua: COUNT });
-      options.redis.defineCommand('cbRecommend', { numberOfKeys: 1, lua: RECOMMEND });
-    }
+    this.redis = withScripts<BreakerRedis>(options.redis, {
+      cbRecord: { numberOfKeys: 1, lua: RECORD },
+      cbAdmit: { numberOfKeys: 1, lua: ADMIT },
+      cbCount: { lua: COUNT },
+      cbRecommend: { numberOfKeys: 1, lua: RECOMMEND },
+    });
   }
 
   /** A circuit's hash, then its bucket's prefix (whose 'cb:open' set and probe locks share the hash's slot), then its id. */

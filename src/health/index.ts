@@ -1,2 +1,2 @@
 export { type Admission, CircuitBreaker, type CircuitBreakerOptions, type Transition } from './circuit-breaker.js';
-export type { WebhookStatusEvent } from './status.js';
+export { statusEvent, type WebhookStatusEvent } from './status.js';

@@ -7,3 +7,14 @@ export interface WebhookStatusEvent {
   httpStatus: number | null;
   timestamp: number;
 }
+
+/** The status event a health change publishes: a closed circuit is HEALTHY, the rest UNHEALTHY. */
+export function statusEvent(
+  webhookId: string,
+  reason: WebhookStatusEvent['reason'],
+  consecutiveFailures: number,
+  httpStatus: number | null,
+): WebhookStatusEvent {
+  const status = reason === 'circuit_closed' ? 'HEALTHY' : 'UNHEALTHY';
+  return { webhookId, status, reason, consecutiveFailures, httpStatus, timestamp: Date.now() };
+}

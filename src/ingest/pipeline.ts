@@ -13,6 +13,7 @@ import {
   type Logger,
   type Semaphore,
   type Stage,
+  type UntilDone,
 } from '../shared/index.js';
 import {
   type ActiveSubscription,
@@ -37,8 +38,7 @@ export interface EventPipelineDeps {
   limiter: Semaphore;
   metrics: Metrics;
   log: Logger;
-  /** Runs an infrastructure call until it succeeds (see retryWhileRetriable). */
-  retry: <T>(fn: () => Promise<T>, what: string) => Promise<T>;
+  untilDone: UntilDone;
   tracing: Tracing;
 }
 
@@ -50,9 +50,8 @@ const NO_PAYLOAD: EventPayload = { head: '', tail: '' };
  * Events of a batch decoded, matched and started at a time. A batch holds hundreds of events, and
  * while the in-flight bound is full the ones not started yet wait: decoded all at once, they wait
  * as parsed objects, which the garbage collector copies at every scavenge. In steps, the rest wait
- * as the record bytes kafkajs holds anyway. Measured in the bench (README, Performance): the
- * dispatcher's peak RSS 370-376 MB in steps of 64 against 385-411 MB for whole batches, at the same
- * CPU a delivery. Each step asks the table for its own candidates, mostly from its in-process cache.
+ * as the record bytes kafkajs holds anyway: a lower peak RSS at the same CPU a delivery
+ * (docs/performance.md#method-and-dated-runs). Each step asks the table for its own candidates, mostly from its in-process cache.
  */
 export const EVENTS_PER_STEP = 64;
 
@@ -114,10 +113,10 @@ export class EventPipeline extends Intake<EventPipelineDeps> {
     }
     if (keys.length > 0) {
       const t0 = performance.now();
-      await this.deps.retry(() => this.deps.ensureFresh(newest), 'waiting for the subscription table');
+      await this.deps.untilDone(() => this.deps.ensureFresh(newest), 'waiting for the subscription table');
       this.deps.metrics.freshnessWait.observe((performance.now() - t0) / 1000);
     }
-    const candidates = await this.deps.retry(() => this.deps.table.candidates(keys), 'looking up subscriptions');
+    const candidates = await this.deps.untilDone(() => this.deps.table.candidates(keys), 'looking up subscriptions');
 
     for (const item of decoded) {
       const entry = this.take(batch, item.message);
@@ -178,7 +177,7 @@ export class EventPipeline extends Intake<EventPipelineDeps> {
         await this.start(
           entry,
           batch,
-          () => this.deps.runner.run({ delivery, attempt: 1, retry: 0, firstAttemptAt: now, via: 'event' }),
+          () => this.deps.runner.run({ delivery, attempt: 1, retriesDone: 0, firstAttemptAt: now, via: 'event' }),
           onFailure,
         );
       }
@@ -256,7 +255,7 @@ export class EventPipeline extends Intake<EventPipelineDeps> {
     try {
       return {
         message: m,
-        event: await this.deps.retry(() => decodeEvent(m.value, this.deps.registry), 'decoding an event'),
+        event: await this.deps.untilDone(() => decodeEvent(m.value, this.deps.registry), 'decoding an event'),
       };
     } catch (error) {
       if (isShuttingDown(error)) throw error;

@@ -3,7 +3,7 @@ import { type DeliveryRunner, inputFromRecord } from '../dispatch/index.js';
 import { type BatchContext, type DeadLetters, finishWhenDurable } from '../kafka/index.js';
 import type { Metrics } from '../metrics/index.js';
 import { decodeRetry, type RetryRecord } from '../retries/index.js';
-import { errorCode, errorMessage, type Logger, RecentKeys, type Semaphore } from '../shared/index.js';
+import { errorCode, errorMessage, type Logger, RecentKeys, type Semaphore, type UntilDone } from '../shared/index.js';
 import type { SubscriptionTable } from '../subscriptions/index.js';
 import { Intake } from './intake.js';
 
@@ -15,7 +15,7 @@ export interface RetryHandlerDeps {
   deadLetters: DeadLetters;
   metrics: Metrics;
   log: Logger;
-  retry: <T>(fn: () => Promise<T>, what: string) => Promise<T>;
+  untilDone: UntilDone;
 }
 
 /**
@@ -78,7 +78,7 @@ export class RetryHandler extends Intake<RetryHandlerDeps> {
   }
 
   private async attempt(r: RetryRecord): Promise<void> {
-    const target = await this.deps.retry(
+    const target = await this.deps.untilDone(
       () => this.deps.table.current(r.webhookId),
       'reading the current subscription',
     );

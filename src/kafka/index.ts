@@ -1,6 +1,8 @@
 export { createKafka, type KafkaClientOptions, newKafkaClient } from './client.js';
 export { DeadLetters, type DeadLettersOptions, type RecordOrigin } from './dead-letters.js';
+export { isRecordTooLarge, kafkaError } from './errors.js';
 export { finishWhenDurable, OffsetEntry, PartitionTracker } from './offset-tracker.js';
+export { silenceKafkajsTimerWarning } from './process-warnings.js';
 export { createProducer, type ProducerOptions, type ProduceTransport } from './producer.js';
 export { KafkaReadiness, type KafkaReadinessOptions } from './readiness.js';
 export { copyDeadLetters, type DeadLetterCopyOptions, readRecordAt, type ScanOptions, scanRange } from './scan.js';

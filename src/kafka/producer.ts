@@ -16,10 +16,10 @@ export interface ProducerOptions {
 }
 
 /**
- * The service's producer is @platformatic/kafka's, while its consumers are kafkajs's: `npm run
- * bench:clients` measured 0.39× the CPU per record for the same outcome-sized writes (7.1 against
- * 18.1 µs), and reading is as fast or faster with kafkajs, whose consumer the offset tracking and
- * the rebalance drain are built on.
+ * The service's producer is @platformatic/kafka's, while its consumers are kafkajs's: it costs
+ * much less CPU per record for outcome-sized writes (`npm run bench:clients`,
+ * docs/performance.md#method-and-dated-runs), and reading is as fast or faster with kafkajs, whose
+ * consumer the offset tracking and the rebalance drain are built on.
  * - No retries of its own: the writer waits and retries (retryWhileRetriable), counted and logged.
  * - Not idempotent, as the kafkajs producer was: copies from a retried request are skipped by the
  *   retry handler's recent keys, and outcomes are at-least-once anyway.

@@ -1,4 +1,4 @@
-import { kafkajsPrototype } from './kafkajs-internals.js';
+import { type KafkajsClass, kafkajsPrototype } from './kafkajs-internals.js';
 
 /**
  * Work to finish before a member rejoins its group: it gets a heartbeat that keeps the member's
@@ -11,6 +11,15 @@ interface ConsumerGroupInternals {
   heartbeat(options: { interval: number }): Promise<void>;
   joinAndSync(): Promise<void>;
 }
+
+/** What of kafkajs's ConsumerGroup the hold relies on. */
+export const CONSUMER_GROUP: KafkajsClass = {
+  modulePath: 'src/consumer/consumerGroup.js',
+  className: 'ConsumerGroup',
+  methods: ['joinAndSync', 'heartbeat'],
+  fields: ['memberId'],
+  fix: 'the rejoin hold',
+};
 
 const holds = new Map<string, RejoinHold>();
 let installed = false;
@@ -25,8 +34,8 @@ let installed = false;
  * quiet topic), and then it rejoins at once: it emits REBALANCING and sends JoinGroup in the same
  * turn, without waiting for its listeners. Deliveries still under way were then delivered again by
  * the partitions' next owner, and a commit started by the listener raced the JoinGroup and lost
- * whenever this member was the last to join ("Specified group generation id is not valid": 2 of
- * 8,400 delivered twice in a graceful 1 → 3 → 1 in CI). kafkajs has no hook for this, so its
+ * whenever this member was the last to join ("Specified group generation id is not valid").
+ * kafkajs has no hook for this, so its
  * ConsumerGroup's joinAndSync first runs the hold a REBALANCING listener has registered for the
  * member. The group waits for a member of the current generation to rejoin (up to the rebalance
  * timeout), and takes its commits meanwhile, so the partitions move with nothing of theirs in
@@ -34,18 +43,27 @@ let installed = false;
  * checks it is there all the same.
  */
 export function holdNextRejoin(memberId: string, hold: RejoinHold): void {
-  install();
+  installRejoinHold();
   holds.set(memberId, hold);
 }
 
-function install(): void {
+/**
+ * Forgets the hold registered for `memberId`, if any: the member joined again without it (a new
+ * member id), or its consumer stopped. Otherwise holds of members that never rejoin would stay.
+ */
+export function dropRejoinHold(memberId: string): void {
+  holds.delete(memberId);
+}
+
+/** Members with a hold registered (for tests and diagnostics). */
+export function heldMembers(): string[] {
+  return [...holds.keys()];
+}
+
+/** Patches ConsumerGroup once; called at start-up, so that a kafkajs it does not fit fails then. */
+export function installRejoinHold(): void {
   if (installed) return;
-  const consumerGroup = kafkajsPrototype<ConsumerGroupInternals>(
-    'kafkajs/src/consumer/consumerGroup.js',
-    'ConsumerGroup',
-    ['joinAndSync', 'heartbeat'],
-    'the rejoin hold',
-  );
+  const consumerGroup = kafkajsPrototype<ConsumerGroupInternals>(CONSUMER_GROUP);
   const joinAndSync = consumerGroup.joinAndSync;
   consumerGroup.joinAndSync = async function (this: ConsumerGroupInternals) {
     const hold = this.memberId === null ? undefined : holds.get(this.memberId);

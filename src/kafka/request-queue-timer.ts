@@ -1,4 +1,4 @@
-import { kafkajsPrototype } from './kafkajs-internals.js';
+import { type KafkajsClass, kafkajsPrototype } from './kafkajs-internals.js';
 
 interface RequestQueueInternals {
   /** Epoch ms until which the broker asked this connection to hold its requests; -1 when never. */
@@ -8,6 +8,15 @@ interface RequestQueueInternals {
   checkPendingRequests(): void;
   scheduleCheckPendingRequests(): void;
 }
+
+/** What of kafkajs's RequestQueue the fix relies on. */
+export const REQUEST_QUEUE: KafkajsClass = {
+  modulePath: 'src/network/requestQueue/index.js',
+  className: 'RequestQueue',
+  methods: ['scheduleCheckPendingRequests', 'checkPendingRequests'],
+  fields: ['pending', 'throttledUntil', 'throttleCheckTimeoutId'],
+  fix: 'its timer fix',
+};
 
 /** kafkajs's own interval for a pending request that is not throttled (CHECK_PENDING_REQUESTS_INTERVAL). */
 const PENDING_CHECK_MS = 10;
@@ -22,9 +31,9 @@ let installed = false;
  * That is negative unless the broker throttled the connection (`throttledUntil` starts at -1), and
  * Node runs a timer of less than 1 ms after 1 ms. So from its first response on, each connection
  * runs a check every millisecond, which schedules the next one, whether anything is pending or
- * not (kafkajs issues #1704 and #1751; 2.2.4 is its last release, so no fix will come): 444 checks
- * in 500 ms on one idle connection. An idle dispatcher spent 6.3-6.9% of a core with the loop and
- * 4.2-4.7% without it (README, Performance), and Node 24 warns of the negative timer.
+ * not (kafkajs issues #1704 and #1751; 2.2.4 is its last release, so no fix will come): hundreds of
+ * checks a second on each idle connection, a measurable share of an idle dispatcher's core
+ * (docs/performance.md#method-and-dated-runs), and Node 24 warns of the negative timer.
  *
  * The check is only needed while a request waits: one the broker's throttle holds back (checked
  * when the throttle ends), or one over the in-flight limit (checked every 10 ms, as kafkajs does,
@@ -33,12 +42,7 @@ let installed = false;
  */
 export function installRequestQueueTimerFix(): void {
   if (installed) return;
-  const requestQueue = kafkajsPrototype<RequestQueueInternals>(
-    'kafkajs/src/network/requestQueue/index.js',
-    'RequestQueue',
-    ['scheduleCheckPendingRequests', 'checkPendingRequests'],
-    'its timer fix',
-  );
+  const requestQueue = kafkajsPrototype<RequestQueueInternals>(REQUEST_QUEUE);
   requestQueue.scheduleCheckPendingRequests = function (this: RequestQueueInternals) {
     if (this.throttleCheckTimeoutId) return; // a check is already scheduled
     const untilUnthrottled = this.throttledUntil - Date.now();

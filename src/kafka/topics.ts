@@ -1,6 +1,7 @@
 import type { Admin } from 'kafkajs';
 import type { Config } from '../config/index.js';
-import { kafkaError, type Logger } from '../shared/index.js';
+import type { Logger } from '../shared/index.js';
+import { kafkaError } from './errors.js';
 
 export interface TopicSpec {
   topic: string;

@@ -1,9 +1,11 @@
 import type { Admin, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
 import type { Metrics } from '../metrics/index.js';
-import { errorMessage, type Logger } from '../shared/index.js';
+import { drainUntil, errorMessage, type Logger } from '../shared/index.js';
 import type { RecordOrigin } from './dead-letters.js';
-import { type OffsetEntry, PartitionTracker } from './offset-tracker.js';
-import { holdNextRejoin } from './rejoin-hold.js';
+import { LagReporter } from './lag-reporter.js';
+import { PartitionTracker } from './offset-tracker.js';
+import { dropRejoinHold, holdNextRejoin, installRejoinHold } from './rejoin-hold.js';
+import { StallWatchdog } from './stall-watchdog.js';
 import { SupervisedConsumer } from './supervised-consumer.js';
 
 /** How often a consumer heartbeats (well under KAFKA_SESSION_TIMEOUT_MS, whose minimum is 6 s). */
@@ -65,13 +67,7 @@ export interface TrackedConsumerOptions {
   dependenciesUp: () => boolean;
 }
 
-// How often the group's committed offsets and the partition ends are read for consumer_lag.
-const LAG_INTERVAL_MS = 5000;
-
 const key = (topic: string, partition: number) => `${topic}\u0000${partition}`;
-
-// How often a drain before a rebalance looks whether the work under way has finished.
-const DRAIN_POLL_MS = 20;
 
 /** The coordinator's answer while a rebalance waits for its members to join again. */
 const isRebalanceStarting = (err: unknown) => (err as { type?: string } | null)?.type === 'REBALANCE_IN_PROGRESS';
@@ -96,18 +92,25 @@ export class TrackedConsumer {
   private timer: NodeJS.Timeout | null = null;
   private committing: Promise<void> | null = null;
   private resumeTimers = new Set<NodeJS.Timeout>();
-  private watchdog: NodeJS.Timeout | null = null;
-  private lagTimer: NodeJS.Timeout | null = null;
-  /** Since when the dependencies have answered without a break (stall ages count from here). */
-  private upSince = Date.now();
-  /** Offsets found stalled (each reported once, and dead-lettered once). */
-  private readonly stalled = new WeakSet<OffsetEntry>();
+  private readonly watchdog: StallWatchdog;
+  private readonly lag: LagReporter;
   /** A rebalance has started: no message is taken in until the group is joined again. */
   private rebalancing = false;
+  /** The member id a rejoin hold is registered for, until the member joins again or stops. */
+  private heldMember: string | null = null;
 
   constructor(private readonly options: TrackedConsumerOptions) {
     const { groupId, topics } = options;
-    options.metrics.stalls.inc({ consumer: options.name }, 0); // at 0 from the start, so that increase() sees the first stall
+    installRejoinHold();
+    this.watchdog = new StallWatchdog({
+      ...options,
+      owned: () => [...this.trackers].filter(([k]) => this.assigned.has(k)).map(([, t]) => t),
+      deadLetterStalled: (m, from, detail) => options.handler.deadLetterStalled(m, from, detail),
+    });
+    this.lag = new LagReporter({
+      ...options,
+      owns: (topic, partition) => this.assigned.has(key(topic, partition)),
+    });
     this.supervised = new SupervisedConsumer({
       kafka: options.kafka,
       name: options.name,
@@ -126,14 +129,20 @@ export class TrackedConsumer {
         allowAutoTopicCreation: false,
       },
       setup: async (consumer) => {
-        consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => this.onJoin(payload.memberAssignment));
+        consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
+          this.dropHold();
+          this.onJoin(payload.memberAssignment);
+        });
         // A rebalance kafkajs heard between batches (its own heartbeat after an empty fetch): it
         // rejoins only once the work under way is finished and committed (see rejoin-hold.ts).
         consumer.on(consumer.events.REBALANCING, ({ payload }) => {
           if (this.rebalancing) return; // the batch that heard it has drained already
+          this.dropHold();
+          this.heldMember = payload.memberId;
           holdNextRejoin(payload.memberId, (heartbeat) => this.drainForRebalance(heartbeat));
         });
         consumer.on(consumer.events.CRASH, () => {
+          this.dropHold();
           this.joined = false;
         });
         consumer.on(consumer.events.DISCONNECT, () => {
@@ -154,10 +163,8 @@ export class TrackedConsumer {
     await this.supervised.start();
     this.timer = setInterval(() => void this.commit(), this.options.commitIntervalMs);
     this.timer.unref();
-    this.watchdog = setInterval(() => this.watch(), Math.min(1000, Math.max(50, this.options.stallTimeoutMs / 4)));
-    this.watchdog.unref();
-    this.lagTimer = setInterval(() => void this.reportLag(), LAG_INTERVAL_MS);
-    this.lagTimer.unref();
+    this.watchdog.start();
+    this.lag.start();
   }
 
   private onJoin(memberAssignment: Record<string, number[]>): void {
@@ -203,12 +210,18 @@ export class TrackedConsumer {
   /** Commits what is finished, then leaves the group. */
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
-    if (this.watchdog) clearInterval(this.watchdog);
-    if (this.lagTimer) clearInterval(this.lagTimer);
+    this.watchdog.stop();
+    this.lag.stop();
     for (const t of this.resumeTimers) clearTimeout(t);
     await this.commit();
     await this.supervised.stop();
+    this.dropHold();
     this.joined = false;
+  }
+
+  private dropHold(): void {
+    if (this.heldMember !== null) dropRejoinHold(this.heldMember);
+    this.heldMember = null;
   }
 
   private async onBatch(p: EachBatchPayload): Promise<void> {
@@ -267,15 +280,16 @@ export class TrackedConsumer {
   private async drainForRebalance(heartbeat: () => Promise<void>): Promise<void> {
     this.rebalancing = true;
     const started = Date.now();
-    const deadline = started + this.options.rebalanceDrainMs;
     let beat = started;
-    while (this.pending() > 0 && Date.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, DRAIN_POLL_MS));
-      if (Date.now() - beat >= HEARTBEAT_INTERVAL_MS) {
+    await drainUntil(
+      () => this.pending(),
+      started + this.options.rebalanceDrainMs,
+      async () => {
+        if (Date.now() - beat < HEARTBEAT_INTERVAL_MS) return;
         beat = Date.now();
         await heartbeat();
-      }
-    }
+      },
+    );
     await this.commit();
     this.options.log.info('rebalance: work under way finished and committed before the partitions move', {
       groupId: this.options.groupId,
@@ -286,87 +300,7 @@ export class TrackedConsumer {
 
   /** Partitions whose oldest unfinished offset has waited past STALL_TIMEOUT_MS (readiness names them). */
   stalledPartitions(): string[] {
-    const out: string[] = [];
-    const now = Date.now();
-    for (const t of this.trackers.values()) {
-      const oldest = t.tracker.oldestUnfinished();
-      if (oldest && now - Math.max(oldest.addedAt, this.upSince) >= this.options.stallTimeoutMs)
-        out.push(`${t.topic}[${t.partition}]`);
-    }
-    return out;
-  }
-
-  /**
-   * The stall watchdog. Every offset must finish; the work behind one can still hang (a bug, or a
-   * case no timeout covers), and then the commit of its partition stops for good while everything
-   * else looks healthy. So the age of each partition's oldest unfinished offset is a metric, and
-   * one unfinished for STALL_TIMEOUT_MS (dependencies up) is logged with what it waits for, counted,
-   * dead-lettered as STALLED (to be re-driven), and finished: the partition moves on. Work still
-   * under way for it may complete later; its outcome is still recorded (at least once).
-   */
-  private watch(): void {
-    const now = Date.now();
-    if (!this.options.dependenciesUp()) this.upSince = now;
-    for (const [k, t] of this.trackers) {
-      if (!this.assigned.has(k)) continue;
-      const oldest = t.tracker.oldestUnfinished();
-      const labels = { topic: t.topic, partition: String(t.partition) };
-      this.options.metrics.oldestUnfinished.set(labels, oldest ? (now - oldest.addedAt) / 1000 : 0);
-      for (const entry of t.tracker.unfinished()) {
-        if (now - Math.max(entry.addedAt, this.upSince) < this.options.stallTimeoutMs) break;
-        if (!this.stalled.has(entry)) this.onStalled(t, entry, now);
-      }
-    }
-  }
-
-  private onStalled(t: TrackedPartition, entry: OffsetEntry, now: number): void {
-    this.stalled.add(entry);
-    const waitingFor = `${entry.unfinished} unfinished piece(s) of work (deliveries, or their outcome writes)`;
-    this.options.metrics.stalls.inc({ consumer: this.options.name });
-    this.options.log.error('partition stalled: an offset unfinished for STALL_TIMEOUT_MS is dead-lettered as STALLED', {
-      topic: t.topic,
-      partition: t.partition,
-      offset: entry.offset,
-      id: entry.label,
-      waitingFor,
-      pending: t.tracker.pending,
-    });
-    const message = entry.message;
-    if (!message) {
-      entry.finish();
-      return;
-    }
-    const detail = `unfinished for ${Math.round((now - entry.addedAt) / 1000)} s, waiting for ${waitingFor}`;
-    this.options.handler.deadLetterStalled(message, { topic: t.topic, partition: t.partition }, detail).then(
-      () => entry.finish(),
-      // Kafka refused the dead letter (or the service is stopping): tried again on a later tick.
-      () => this.stalled.delete(entry),
-    );
-  }
-
-  /** consumer_lag: partition end minus the group's committed offset, for each assigned partition. */
-  private async reportLag(): Promise<void> {
-    try {
-      const groupOffsets = await this.options.admin.fetchOffsets({
-        groupId: this.options.groupId,
-        topics: this.options.topics,
-      });
-      for (const { topic, partitions } of groupOffsets) {
-        const ends = new Map((await this.options.admin.fetchTopicOffsets(topic)).map((p) => [p.partition, p]));
-        for (const { partition, offset } of partitions) {
-          const end = ends.get(partition);
-          if (!end || !this.assigned.has(key(topic, partition))) continue;
-          // No commit yet: the group starts from the beginning of what the topic keeps.
-          const from = Number(offset) >= 0 ? Number(offset) : Number(end.low);
-          this.options.metrics.consumerLag.set(
-            { topic, partition: String(partition) },
-            Math.max(0, Number(end.high) - from),
-          );
-        }
-      }
-    } catch (err) {
-      this.options.log.debug('consumer lag not read this time', { error: errorMessage(err) });
-    }
+    return this.watchdog.stalledPartitions();
   }
 
   private pauseFor(topic: string, partition: number, ms: number): void {

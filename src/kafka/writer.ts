@@ -2,14 +2,8 @@ import { promisify } from 'node:util';
 import zlib from 'node:zlib';
 import type { Message, TopicMessages } from 'kafkajs';
 import type { Metrics } from '../metrics/index.js';
-import {
-  BlueWebhooksError,
-  errorCode,
-  isRecordTooLarge,
-  kafkaError,
-  type Logger,
-  retryWhileRetriable,
-} from '../shared/index.js';
+import { BlueWebhooksError, errorCode, type Logger, retryWhileRetriable } from '../shared/index.js';
+import { isRecordTooLarge, kafkaError } from './errors.js';
 import type { ProduceTransport } from './producer.js';
 
 const gzip = promisify(zlib.gzip);

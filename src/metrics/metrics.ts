@@ -8,7 +8,7 @@ const INFRASTRUCTURE_CODES = [
   'KAFKA_UNAVAILABLE',
   'REGISTRY_UNAVAILABLE',
 ] as const satisfies readonly ErrorCode[];
-/** The reasons events are dead-lettered for (README, "DLQ records"). */
+/** The reasons events are dead-lettered for (docs/contract.md#dlq-records). */
 const EVENT_DLQ_REASONS = [
   'DECODE_FAILED',
   'UNKNOWN_SCHEMA',

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { type RedisClient, redisError } from '../shared/index.js';
+import { type RedisClient, redisError, withScripts } from '../shared/index.js';
 
 /** One webhook's deliveries of one entity (the event's Kafka key). */
 export interface OrderKey {
@@ -121,7 +121,7 @@ type OrderRedis = RedisClient & {
 
 /**
  * The lines of deliveries waiting for their turn, per (webhook, entity), kept in Redis so that
- * they survive restarts and move with partitions between replicas (README, "Ordering").
+ * they survive restarts and move with partitions between replicas (docs/design.md#ordering).
  *
  * Why a line, and why "drivers": a delivery that fails holds the later ones of its entity, and it
  * is retried through the Kafka retry path like any other. Only the first in line is driven by a
@@ -147,13 +147,12 @@ export class EntityOrder {
     /** Deliveries one line may hold (ORDERING_MAX_HELD). */
     private readonly maxHeld: number,
   ) {
-    this.redis = redis as OrderRedis;
-    if (!('orderEnter' in redis)) {
-      redis.defineCommand('orderEnter', { numberOfKeys: 2, lua: ENTER });
-      redis.defineCommand('orderTurn', { numberOfKeys: 2, lua: TURN });
-      redis.defineCommand('orderRelease', { numberOfKeys: 2, lua: RELEASE });
-      redis.defineCommand('orderMarkDriven', { numberOfKeys: 2, lua: MARK_DRIVEN });
-    }
+    this.redis = withScripts<OrderRedis>(redis, {
+      orderEnter: { numberOfKeys: 2, lua: ENTER },
+      orderTurn: { numberOfKeys: 2, lua: TURN },
+      orderRelease: { numberOfKeys: 2, lua: RELEASE },
+      orderMarkDriven: { numberOfKeys: 2, lua: MARK_DRIVEN },
+    });
   }
 
   /** A new delivery: free to go, or added to its line (`record` is what will be sent when its turn comes). */

@@ -3,6 +3,7 @@ export {
   type DeliveryRef,
   type OutcomeReason,
   type OutcomeState,
+  REASON_OF_CODE,
   type ResultDetails,
   resultOf,
   type WebhookResult,

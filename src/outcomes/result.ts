@@ -26,6 +26,19 @@ export type OutcomeReason =
   | 'disabled'
   | 'order_line_full';
 
+/**
+ * The reason an outcome names for the error code that ended its attempt or held it back: the one
+ * table from codes to reasons. A final HTTP status is `gone` (410) or `final_status`.
+ */
+export const REASON_OF_CODE = {
+  TARGET_REFUSED: 'refused',
+  INVALID_URL: 'invalid_url',
+  INVALID_HEADER: 'invalid_header',
+  CIRCUIT_OPEN: 'circuit_open',
+  ENDPOINT_SATURATED: 'endpoint_busy',
+  RATE_LIMITED: 'rate_limited',
+} as const satisfies Partial<Record<ErrorCode, OutcomeReason>>;
+
 /** One record on the results topic (schemas/webhook-result.avsc). */
 export interface WebhookResult {
   deliveryId: string;

@@ -5,13 +5,13 @@ import { randomBytes } from 'node:crypto';
 import type { Kafka } from 'kafkajs';
 import { type BlueEvent, decodeEvent, type EventSource, type Registry } from '../codec/index.js';
 import { deliveryId } from '../delivery/index.js';
-import { readRecordAt } from '../kafka/index.js';
+import { kafkaError, readRecordAt } from '../kafka/index.js';
 import type { RetryRecord } from '../retries/index.js';
-import { BlueWebhooksError, kafkaError } from '../shared/index.js';
+import { BlueWebhooksError } from '../shared/index.js';
 import type { SubscriptionTable } from '../subscriptions/index.js';
 import type { DeliveryLog } from './delivery-log.js';
 
-/** The event type of a test delivery (README, "The owner API"). */
+/** The event type of a test delivery (docs/contract.md#owner-api-and-delivery-log). */
 export const TEST_EVENT_TYPE = 'WEBHOOK_TEST';
 
 /** Why an action could not be taken; each is an answer of the API. */

@@ -11,7 +11,7 @@
 import type { EventSource } from '../codec/index.js';
 import { RESPONSE_SNIPPET_BYTES } from '../delivery/index.js';
 import type { WebhookResult } from '../outcomes/index.js';
-import { bucketOf, bucketPrefix, type RedisClient, redisError, runScript } from '../shared/index.js';
+import { bucketOf, bucketPrefix, type RedisClient, redisError, runScript, withScripts } from '../shared/index.js';
 
 /** One attempt as the owner sees it. */
 export interface LoggedAttempt {
@@ -112,10 +112,7 @@ export class DeliveryLog {
     private readonly keyPrefix: string,
     private readonly options: DeliveryLogOptions,
   ) {
-    if (!('dlogAppend' in redis)) {
-      redis.defineCommand('dlogAppend', { lua: APPEND });
-    }
-    this.redis = redis;
+    this.redis = withScripts(redis, { dlogAppend: { lua: APPEND } });
   }
 
   private key(bucket: number, kind: 'w' | 'd', id: string): string {

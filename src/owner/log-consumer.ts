@@ -5,7 +5,7 @@ import type { Registry } from '../codec/index.js';
 import { SupervisedConsumer } from '../kafka/index.js';
 import type { Metrics } from '../metrics/index.js';
 import type { WebhookResult } from '../outcomes/index.js';
-import { errorCode, errorMessage, isShuttingDown, type Logger } from '../shared/index.js';
+import { errorCode, errorMessage, isShuttingDown, type Logger, type UntilDone } from '../shared/index.js';
 import { type DeliveryLog, unloggable } from './delivery-log.js';
 
 export interface LogConsumerOptions {
@@ -18,8 +18,7 @@ export interface LogConsumerOptions {
   log: DeliveryLog;
   metrics: Metrics;
   logger: Logger;
-  /** Waits while Redis or the registry is unreachable; throws what waiting cannot fix. */
-  retry: <T>(fn: () => Promise<T>, what: string) => Promise<T>;
+  untilDone: UntilDone;
 }
 
 export class LogConsumer {
@@ -56,12 +55,12 @@ export class LogConsumer {
    * registry holds the partition (the lag gauge shows it).
    */
   private async onBatch({ batch, heartbeat }: EachBatchPayload): Promise<void> {
-    const { registry, metrics, retry } = this.options;
+    const { registry, metrics, untilDone } = this.options;
     const results: WebhookResult[] = [];
     for (const m of batch.messages) {
       if (m.value === null) continue;
       try {
-        const r = (await retry(() => registry.decode(m.value!), 'decoding a result')) as WebhookResult;
+        const r = (await untilDone(() => registry.decode(m.value!), 'decoding a result')) as WebhookResult;
         const why = unloggable(r);
         if (why !== null) this.skip('INVALID_RESULT', why, { partition: batch.partition, offset: m.offset });
         else if (this.options.log.expired(r)) metrics.deliveryLogSkipped.inc({ reason: 'EXPIRED' });
@@ -75,7 +74,7 @@ export class LogConsumer {
       }
     }
     try {
-      const refused = await retry(() => this.options.log.append(results), 'logging attempts');
+      const refused = await untilDone(() => this.options.log.append(results), 'logging attempts');
       for (const { result, message } of refused)
         this.skip('REDIS_REJECTED', message, { deliveryId: result.deliveryId });
       metrics.deliveryLogAppended.inc(results.length - refused.length);

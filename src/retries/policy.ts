@@ -1,5 +1,5 @@
 import type { AttemptOutcome } from '../delivery/index.js';
-import type { OutcomeReason } from '../outcomes/index.js';
+import { type OutcomeReason, REASON_OF_CODE } from '../outcomes/index.js';
 
 export interface RetryPolicyOptions {
   /** Delay before each retry, in order (RETRY_SCHEDULE). */
@@ -58,11 +58,9 @@ export function nextOnSchedule(
 }
 
 function finalReason(outcome: AttemptOutcome): OutcomeReason {
-  if (outcome.code === 'TARGET_REFUSED') return 'refused';
-  if (outcome.gone) return 'gone';
-  if (outcome.code === 'INVALID_URL') return 'invalid_url';
-  if (outcome.code === 'INVALID_HEADER') return 'invalid_header';
-  return 'final_status';
+  const byCode = outcome.code !== null && outcome.code in REASON_OF_CODE;
+  if (byCode) return REASON_OF_CODE[outcome.code as keyof typeof REASON_OF_CODE];
+  return outcome.gone ? 'gone' : 'final_status';
 }
 
 /** Formats a schedule back into the RETRY_SCHEDULE syntax (topic names use it). */

@@ -1,3 +1,4 @@
+export { drainUntil } from './drain.js';
 export {
   BlueWebhooksError,
   ERROR_CODES,
@@ -10,10 +11,8 @@ export {
   type Stage,
 } from './errors.js';
 export { type ListeningServer, listen } from './http-server.js';
-export { isRecordTooLarge, kafkaError } from './kafka-errors.js';
 export { createLogger, type Logger, type LogLevel, redactBody, redactText } from './logger.js';
 export { LoopDelay } from './loop-delay.js';
-export { silenceKafkajsTimerWarning } from './process-warnings.js';
 export { RecentKeys } from './recent-keys.js';
 export {
   ALL_BUCKETS,
@@ -23,7 +22,9 @@ export {
   type RedisClient,
   redisError,
   runScript,
+  type ScriptDefinition,
+  withScripts,
 } from './redis.js';
-export { type BackoffOptions, backoffMs, retryWhileRetriable } from './retry.js';
+export { type BackoffOptions, backoffMs, retryWhileRetriable, type UntilDone } from './retry.js';
 export { Semaphore } from './semaphore.js';
 export { malformedStringPath, parseRfc3339 } from './text.js';

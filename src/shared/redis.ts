@@ -75,6 +75,22 @@ export function createRedisClient(settings: RedisSettings, options: RedisOptions
 // wrong argument) refuses the command itself, and the same command would be refused again.
 const TRANSIENT_REPLY = /^(?:LOADING|BUSY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|READONLY|NOREPLICAS|MISCONF|OOM|MOVED|ASK)\b/;
 
+/** A Lua script, with its number of keys (without it, each call passes the count: see runScript). */
+export interface ScriptDefinition {
+  lua: string;
+  numberOfKeys?: number;
+}
+
+/**
+ * Defines `scripts` on the client as commands of their own names (ioredis sends EVALSHA, and
+ * EVAL when Redis does not know the script yet); a name the client has already is left as it is,
+ * so every user of one client may define its scripts. Returns the client, typed with them.
+ */
+export function withScripts<T extends RedisClient>(redis: RedisClient, scripts: Record<string, ScriptDefinition>): T {
+  for (const [name, script] of Object.entries(scripts)) if (!(name in redis)) redis.defineCommand(name, script);
+  return redis as T;
+}
+
 /**
  * Runs a script defined without a fixed key count (`defineCommand(name, { lua })`) on `keys`, all
  * of one slot, as a pipeline of its own. Why: ioredis's auto-pipelining on a cluster takes a call's

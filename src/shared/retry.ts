@@ -20,6 +20,12 @@ export function isRetriable(err: unknown): boolean {
   return err instanceof BlueWebhooksError && err.retriable;
 }
 
+/**
+ * Runs an infrastructure call until it succeeds: what the service's parts are given to reach
+ * Kafka, Redis or the registry (`what` names the call in the log while it waits).
+ */
+export type UntilDone = <T>(fn: () => Promise<T>, what: string) => Promise<T>;
+
 export interface RetryOptions extends BackoffOptions {
   /** Stops retrying (rethrows SHUTTING_DOWN) once this is true. */
   isStopping: () => boolean;

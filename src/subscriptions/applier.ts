@@ -10,6 +10,7 @@ import {
   isShuttingDown,
   type Logger,
   parseRfc3339,
+  type UntilDone,
 } from '../shared/index.js';
 import type { ApplyResult, PlacedChange, SubscriptionStore, TableChange } from './store.js';
 import { decodeSubscription } from './subscription.js';
@@ -24,8 +25,7 @@ export interface SubscriptionApplierOptions {
   table: SubscriptionTable;
   metrics: Metrics;
   log: Logger;
-  /** Runs an infrastructure call until it succeeds, or until it fails with a final error. */
-  retry: <T>(fn: () => Promise<T>, what: string) => Promise<T>;
+  untilDone: UntilDone;
 }
 
 /**
@@ -79,7 +79,7 @@ export class SubscriptionApplier {
     const id = m.key.toString('utf8');
     if (m.value === null) return { kind: 'delete', id };
     try {
-      const sub = await this.options.retry(
+      const sub = await this.options.untilDone(
         () => decodeSubscription(m.value!, id, this.options.registry),
         'decoding a subscription',
       );
@@ -95,7 +95,7 @@ export class SubscriptionApplier {
   /** All changes at once; when Redis refuses, each alone, so that only the refused one ends. */
   private async applyAll(changes: PlacedChange[]): Promise<ApplyResult[]> {
     try {
-      return await this.options.retry(() => this.options.store.applyAll(changes), 'applying subscription changes');
+      return await this.options.untilDone(() => this.options.store.applyAll(changes), 'applying subscription changes');
     } catch (err) {
       if (isShuttingDown(err) || changes.length === 0) throw err;
       const results: ApplyResult[] = [];
@@ -107,7 +107,9 @@ export class SubscriptionApplier {
   private async applyAlone(one: PlacedChange): Promise<ApplyResult> {
     const { change, pos } = one;
     try {
-      return (await this.options.retry(() => this.options.store.applyAll([one]), 'applying a subscription change'))[0]!;
+      return (
+        await this.options.untilDone(() => this.options.store.applyAll([one]), 'applying a subscription change')
+      )[0]!;
     } catch (err) {
       if (isShuttingDown(err)) throw err;
       const code = errorCode(err) ?? 'INTERNAL_ERROR';

@@ -36,7 +36,7 @@ export interface Subscription {
   readonly headers: Readonly<Record<string, string>> | null;
 }
 
-/** Delivery order a webhook asks for (README, "Ordering"). */
+/** Delivery order a webhook asks for (docs/design.md#ordering). */
 export type Ordering = 'none' | 'entity';
 
 /** A subscription ready for the hot path: filter compiled, payload part serialised once. */
@@ -59,7 +59,7 @@ export interface ActiveSubscription {
 /**
  * Limits on one subscription record. A record over them is invalid: counted, logged and inert,
  * like any other unusable record. They bound what one record costs the table in Redis and the
- * syncer that applies it (README, "Limits").
+ * syncer that applies it (docs/design.md#every-record-gets-an-end).
  */
 export const SUBSCRIPTION_LIMITS = Object.freeze({
   /** Bytes of the record's value on the topic. */
@@ -167,7 +167,7 @@ function optionalSecret(fields: Record<string, unknown>, key: string): string | 
   return v;
 }
 
-/** A time field: RFC 3339 with an offset (README, "The contract"), never what Date.parse guesses. */
+/** A time field: RFC 3339 with an offset (docs/contract.md#subscription-value), never what Date.parse guesses. */
 function rfc3339(fields: Record<string, unknown>, key: string): string {
   const v = str(fields, key);
   if (parseRfc3339(v) === null) invalid(`${key} is not an RFC 3339 time with an offset (2026-01-31T12:00:00Z)`);

@@ -3,7 +3,7 @@ import type { Admin, EachBatchPayload, Kafka } from 'kafkajs';
 import type { Registry } from '../codec/index.js';
 import { SupervisedConsumer } from '../kafka/index.js';
 import type { Metrics } from '../metrics/index.js';
-import { BlueWebhooksError, errorMessage, type Logger } from '../shared/index.js';
+import { BlueWebhooksError, errorMessage, type Logger, type UntilDone } from '../shared/index.js';
 import { SubscriptionApplier } from './applier.js';
 import type { SubscriptionStore } from './store.js';
 import type { SubscriptionTable } from './table.js';
@@ -23,8 +23,7 @@ export interface SubscriptionSyncerOptions {
   freshnessTimeoutMs: number;
   /** How often the table's presence in Redis is checked (a flush triggers a rebuild). Default 1000 ms. */
   checkIntervalMs?: number;
-  /** Runs an infrastructure call until it succeeds (the app's one retry policy). */
-  retry: <T>(fn: () => Promise<T>, what: string) => Promise<T>;
+  untilDone: UntilDone;
 }
 
 /** How often the topic's end offsets are read for the lag gauges while nothing else reads them. */
@@ -78,7 +77,7 @@ export class SubscriptionSyncer {
     // Checks the table, reports the lag, and says so when a build takes long, from the start on.
     this.timer = setInterval(() => void this.check(), this.options.checkIntervalMs ?? 1000);
     this.timer.unref();
-    await this.options.retry(() => this.options.store.beginBuild(this.buildToken), 'starting the table build');
+    await this.options.untilDone(() => this.options.store.beginBuild(this.buildToken), 'starting the table build');
     // Nothing is committed: a consumer started again (after kafkajs gave up on one) reads the topic
     // from its beginning, and applying a record twice changes nothing.
     this.consumer = new SupervisedConsumer({
@@ -201,8 +200,8 @@ export class SubscriptionSyncer {
     this.options.table.clear();
     this.confirmedAt = 0;
     this.buildToken = randomUUID();
-    await this.options.retry(() => this.options.store.beginBuild(this.buildToken), 'restarting the table build');
-    const partitions = await this.options.retry(() => this.endOffsets(), 'listing partitions');
+    await this.options.untilDone(() => this.options.store.beginBuild(this.buildToken), 'restarting the table build');
+    const partitions = await this.options.untilDone(() => this.endOffsets(), 'listing partitions');
     for (const partition of partitions.keys())
       this.consumer!.current!.seek({ topic: this.options.topic, partition, offset: '0' });
   }
@@ -210,7 +209,7 @@ export class SubscriptionSyncer {
   private async completeBuild(): Promise<void> {
     for (;;) {
       await this.ensureFresh(Date.now(), 3_600_000);
-      if (await this.options.retry(() => this.options.store.markReady(this.buildToken), 'marking the table ready'))
+      if (await this.options.untilDone(() => this.options.store.markReady(this.buildToken), 'marking the table ready'))
         break;
       this.options.log.warn('Redis was flushed during the table build; building again');
       await this.restartBuild();
@@ -224,7 +223,7 @@ export class SubscriptionSyncer {
   private startProbe(): Probe {
     const startedAt = Date.now();
     const done = (async () => {
-      const target = await this.options.retry(() => this.endOffsets(), 'reading subscription end offsets');
+      const target = await this.options.untilDone(() => this.endOffsets(), 'reading subscription end offsets');
       while (this.reportLag(target) > 0) {
         if (this.stopping) throw new BlueWebhooksError('SHUTTING_DOWN', 'subscription syncer stopped');
         await new Promise<void>((r) => this.waiters.push(r));

@@ -10,10 +10,11 @@
 // same environment variables as the dispatcher. It prints a JSON report on stdout.
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../config/index.js';
+import { silenceKafkajsTimerWarning } from '../kafka/index.js';
 import { Metrics } from '../metrics/index.js';
 import { redriveEvents } from '../replay/index.js';
 import { redrive } from '../retries/index.js';
-import { createLogger, errorMessage, silenceKafkajsTimerWarning } from '../shared/index.js';
+import { createLogger, errorMessage } from '../shared/index.js';
 import { parseReasonArg, parseTimeArg } from './args.js';
 import { toolKafka } from './kafka.js';
 

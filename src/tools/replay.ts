@@ -13,10 +13,11 @@
 import { parseArgs } from 'node:util';
 import { Registry } from '../codec/index.js';
 import { loadConfig } from '../config/index.js';
+import { silenceKafkajsTimerWarning } from '../kafka/index.js';
 import { Metrics } from '../metrics/index.js';
 import { replay } from '../replay/index.js';
 import { RetryTiers } from '../retries/index.js';
-import { createLogger, createRedisClient, errorMessage, silenceKafkajsTimerWarning } from '../shared/index.js';
+import { createLogger, createRedisClient, errorMessage } from '../shared/index.js';
 import { type ActiveSubscription, SubscriptionStore, SubscriptionTable } from '../subscriptions/index.js';
 import { parseTimeArg } from './args.js';
 import { toolKafka } from './kafka.js';

@@ -90,7 +90,7 @@ test('scaling 1 → 3 → 1 gracefully at 300 events/s, fan-out 2: every deliver
   );
   if (duplicates > 0) {
     // What each replica said of the rebalances: one kafkajs joined on its own, between two batches,
-    // was not drained (README, "Where duplicates can come from").
+    // was not drained (docs/design.md#how-it-works).
     const said = (l: Record<string, unknown>) => /rebalanc|re-join/i.test(String(l.msg)) || l.level !== 'info';
     for (const d of [first, ...added])
       for (const l of d.logs.filter(said)) t.diagnostic(JSON.stringify(l).slice(0, 300));

@@ -43,7 +43,7 @@ test('a record Redis refuses (WRONGTYPE) is counted and made inert; the rest of 
     metrics,
     log,
     // The app's policy, bounded: a retriable error is retried, but here none should come.
-    retry: async (fn, what) => {
+    untilDone: async (fn, what) => {
       for (let attempt = 1; ; attempt++) {
         try {
           return await fn();

@@ -100,7 +100,7 @@ test('the image starts the service as `npm start` does, with the same Node flags
   assert.deepEqual(cmd, start.split(/\s+/));
   assert.ok(
     cmd.some((arg) => arg.startsWith('--max-semi-space-size=')),
-    'the young generation is sized (see README, Performance)',
+    'the young generation is sized (see docs/performance.md)',
   );
 });
 

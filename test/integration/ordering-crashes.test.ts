@@ -121,7 +121,7 @@ test(`ordering "entity": a crash before any step keeps first deliveries in event
               retryOnStatus: new Set<number>(),
             },
             metrics: new Metrics({ defaultMetrics: false }),
-            retry: <T>(fn: () => Promise<T>) => fn(),
+            untilDone: <T>(fn: () => Promise<T>) => fn(),
             tracing,
           } as unknown as DeliveryRunnerDeps;
           return { runner: new DeliveryRunner(deps), isDead: () => dead };
@@ -140,7 +140,7 @@ test(`ordering "entity": a crash before any step keeps first deliveries in event
             eventTimestampMs: Date.now(),
             entity,
           };
-          return { delivery, attempt: 1, retry: 0, firstAttemptAt: Date.now(), via: 'event' as const };
+          return { delivery, attempt: 1, retriesDone: 0, firstAttemptAt: Date.now(), via: 'event' as const };
         };
         /** Reads the events from the committed offset, one at a time (one entity: the pipeline chains them). */
         const readEvents = async (p: ReturnType<typeof replica>) => {

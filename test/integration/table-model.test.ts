@@ -357,7 +357,7 @@ test(`the table answers as the model after any schedule of two replicas (${RUNS}
           table,
           metrics,
           log: silent,
-          retry: noRetry,
+          untilDone: noRetry,
         });
         return { metrics, table, applier, next: [0, 0, 0], invalidApplied: 0 };
       });
@@ -429,7 +429,7 @@ test('the real syncer, reading a real topic, builds the table the model expects 
         metrics,
         log: silent,
         freshnessTimeoutMs: 30_000,
-        retry: noRetry,
+        untilDone: noRetry,
       });
       const invalidApplied = records.filter(isUnusable).length;
       return { syncer, table, metrics, invalidApplied };

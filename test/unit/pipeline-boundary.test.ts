@@ -54,7 +54,7 @@ function pipelineWith(opts: {
     limiter: new Semaphore(opts.inFlight ?? 10),
     metrics,
     log: createLogger({ write: () => {} }),
-    retry: (fn) => fn(),
+    untilDone: (fn) => fn(),
     tracing: new Tracing({ endpoint: '', serviceName: 'test', instanceId: 'test' }),
   });
   const tracker = new PartitionTracker();

@@ -86,7 +86,7 @@ function world(setup: Setup = {}): World {
     statuses: { publish: async (_key: string, status: WebhookStatusEvent) => void w.statuses.push(status) },
     policy: { scheduleMs: SCHEDULE_MS, jitter: 0, retryAfterMaxMs: 3_600_000, retryOnStatus: new Set<number>() },
     metrics: w.metrics,
-    retry: <T>(fn: () => Promise<T>) => fn(),
+    untilDone: <T>(fn: () => Promise<T>) => fn(),
     tracing: new Tracing({ endpoint: '', serviceName: 'test', instanceId: 'test' }),
   } as unknown as DeliveryRunnerDeps;
   return { ...w, runner: new DeliveryRunner(deps) };
@@ -106,7 +106,7 @@ function input(setup: Setup = {}, attempt = 1, retry = attempt - 1): RunInput {
     eventTimestampMs: Date.now(),
     entity: null,
   };
-  return { delivery, attempt, retry, firstAttemptAt: Date.now(), via: attempt === 1 ? 'event' : 'retry' };
+  return { delivery, attempt, retriesDone: retry, firstAttemptAt: Date.now(), via: attempt === 1 ? 'event' : 'retry' };
 }
 
 async function run(setup: Setup = {}, attempt = 1): Promise<World> {

@@ -1,4 +1,4 @@
-import { BlueWebhooksError, errorMessage } from './errors.js';
+import { BlueWebhooksError, errorMessage } from '../shared/index.js';
 
 /** Kafka client failures are infrastructure trouble: wait and try again. */
 export function kafkaError(what: string, err: unknown): BlueWebhooksError {
