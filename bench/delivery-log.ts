@@ -5,8 +5,8 @@
 // ({"ok":true}) and the largest kept (a 1 KB snippet); and the append's CPU per attempt.
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
-import type { WebhookResult } from '../src/outcomes/index.js';
 import { DeliveryLog } from '../src/owner/index.js';
+import type { WebhookResult } from '../src/results/index.js';
 import { bytesUnder, deleteUnder } from './redis-bytes.js';
 
 const { values: flags } = parseArgs({

@@ -1,10 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import type { Admin, Kafka } from 'kafkajs';
+import { CircuitBreaker, statusEvent, type WebhookStatusEvent } from './breaker/index.js';
 import { Registry } from './codec/index.js';
 import type { Config } from './config/index.js';
 import { Deliverer, EndpointGate, HttpClient, RateLimiter, TargetGuard } from './delivery/index.js';
-import { DeliveryRunner } from './dispatch/index.js';
-import { CircuitBreaker, statusEvent, type WebhookStatusEvent } from './health/index.js';
 import { EventPipeline, RetryHandler } from './ingest/index.js';
 import {
   createKafka,
@@ -20,9 +19,10 @@ import {
 } from './kafka/index.js';
 import { Metrics, type MetricsServer, startMetricsServer } from './metrics/index.js';
 import { EntityOrder } from './ordering/index.js';
-import { AvroPublisher, type WebhookResult } from './outcomes/index.js';
 import { DeliveryLog, LogConsumer, OwnerActions, type OwnerApi, startOwnerApi } from './owner/index.js';
+import { AvroPublisher, type WebhookResult } from './results/index.js';
 import { RetryScheduler, RetryTiers } from './retries/index.js';
+import { DeliveryRunner } from './runner/index.js';
 import {
   createRedisClient,
   drainUntil,

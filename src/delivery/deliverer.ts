@@ -2,8 +2,8 @@ import type { Context } from '@opentelemetry/api';
 import type { BlueEvent, EventSource } from '../codec/index.js';
 import { BlueWebhooksError } from '../shared/index.js';
 import type { ActiveSubscription } from '../subscriptions/index.js';
+import { type AttemptOutcome, classifyAttempt } from './classify.js';
 import type { HttpClient } from './http-client.js';
-import { type AttemptOutcome, classifyAttempt } from './outcome.js';
 import { deliveryBody, type EventPayload } from './payload.js';
 import { blueSignature, standardSignature } from './signing.js';
 

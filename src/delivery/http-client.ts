@@ -3,9 +3,9 @@ import type tls from 'node:tls';
 import { Agent, type Dispatcher } from 'undici';
 import type { Metrics } from '../metrics/index.js';
 import { BlueWebhooksError } from '../shared/index.js';
+import type { HttpAnswer } from './classify.js';
 import { createConnector } from './connector.js';
 import { IdleConnections } from './idle-connections.js';
-import type { AttemptResult } from './outcome.js';
 import type { TargetGuard } from './target-guard.js';
 import { TlsSessionStore } from './tls-sessions.js';
 
@@ -49,7 +49,7 @@ export interface HttpPost {
   body: Buffer;
 }
 
-export type HttpPostResult = AttemptResult & { snippet: string | null; durationMs: number };
+export type HttpPostAnswer = HttpAnswer & { snippet: string | null; durationMs: number };
 
 const SWEEP_MS = 100;
 
@@ -95,7 +95,7 @@ function deadlineExceeded(): Error {
   return Object.assign(new Error('attempt deadline exceeded'), { name: 'TimeoutError' });
 }
 
-type PostReply = AttemptResult & { snippet: string | null };
+type PostReply = HttpAnswer & { snippet: string | null };
 
 /**
  * One request, as an undici dispatch handler. Why not `agent.request()`: it wraps every response
@@ -197,7 +197,7 @@ class Attempt implements Dispatcher.DispatchHandler, Expiring {
 }
 
 /** The reply with how long it took since `started` (a performance.now() reading). */
-function timed(reply: PostReply, started: number): HttpPostResult {
+function timed(reply: PostReply, started: number): HttpPostAnswer {
   return Object.assign(reply, { durationMs: Math.round(performance.now() - started) });
 }
 
@@ -265,7 +265,7 @@ export class HttpClient {
   }
 
   /** Never throws: failures come back as `{ error }`. */
-  async post(req: HttpPost): Promise<HttpPostResult> {
+  async post(req: HttpPost): Promise<HttpPostAnswer> {
     const started = performance.now();
     try {
       this.options.guard.checkUrl(req.url);

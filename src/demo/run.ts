@@ -12,7 +12,7 @@ import { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
 import { type Kafka, logLevel, Partitioners } from 'kafkajs';
 import { verifyBlueSignature, verifyStandardSignature } from '../delivery/index.js';
 import { newKafkaClient } from '../kafka/index.js';
-import type { WebhookResult } from '../outcomes/index.js';
+import type { WebhookResult } from '../results/index.js';
 import { sampleEvent, sampleSubscription } from './sample-data.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');

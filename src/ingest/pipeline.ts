@@ -1,10 +1,10 @@
 import type { KafkaMessage } from 'kafkajs';
 import { type BlueEvent, decodeEvent, type Registry } from '../codec/index.js';
 import { deliveryId, type EventPayload, eventPayload } from '../delivery/index.js';
-import type { DeliveryRunner } from '../dispatch/index.js';
 import { type BatchContext, type DeadLetters, finishWhenDurable } from '../kafka/index.js';
 import type { Metrics } from '../metrics/index.js';
 import { entityOf } from '../ordering/index.js';
+import type { DeliveryRunner } from '../runner/index.js';
 import {
   type ErrorCode,
   errorCode,

@@ -1,8 +1,8 @@
 import type { KafkaMessage } from 'kafkajs';
-import { type DeliveryRunner, inputFromRecord } from '../dispatch/index.js';
 import { type BatchContext, type DeadLetters, finishWhenDurable } from '../kafka/index.js';
 import type { Metrics } from '../metrics/index.js';
 import { decodeRetry, type RetryRecord } from '../retries/index.js';
+import { type DeliveryRunner, inputFromRecord } from '../runner/index.js';
 import { errorCode, errorMessage, type Logger, RecentKeys, type Semaphore, type UntilDone } from '../shared/index.js';
 import type { SubscriptionTable } from '../subscriptions/index.js';
 import { Intake } from './intake.js';

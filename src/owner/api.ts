@@ -4,7 +4,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import http from 'node:http';
 import type { Metrics } from '../metrics/index.js';
-import type { OutcomeState } from '../outcomes/index.js';
+import type { OutcomeState } from '../results/index.js';
 import { BlueWebhooksError, errorMessage, type ListeningServer, type Logger, listen } from '../shared/index.js';
 import { SUBSCRIPTION_LIMITS } from '../subscriptions/index.js';
 import type { ActionRefusal, OwnerActions } from './actions.js';

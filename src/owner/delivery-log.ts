@@ -10,7 +10,7 @@
 // Redis Cluster's masters; a batch is written with one script call a bucket.
 import type { EventSource } from '../codec/index.js';
 import { RESPONSE_SNIPPET_BYTES } from '../delivery/index.js';
-import type { WebhookResult } from '../outcomes/index.js';
+import type { WebhookResult } from '../results/index.js';
 import { bucketOf, bucketPrefix, type RedisClient, redisError, runScript, withScripts } from '../shared/index.js';
 
 /** One attempt as the owner sees it. */

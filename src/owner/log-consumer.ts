@@ -4,7 +4,7 @@ import type { EachBatchPayload, Kafka } from 'kafkajs';
 import type { Registry } from '../codec/index.js';
 import { SupervisedConsumer } from '../kafka/index.js';
 import type { Metrics } from '../metrics/index.js';
-import type { WebhookResult } from '../outcomes/index.js';
+import type { WebhookResult } from '../results/index.js';
 import { errorCode, errorMessage, isShuttingDown, type Logger, type UntilDone } from '../shared/index.js';
 import { type DeliveryLog, unloggable } from './delivery-log.js';
 

@@ -1,5 +1,5 @@
 import type { AttemptOutcome } from '../delivery/index.js';
-import { type OutcomeReason, REASON_OF_CODE } from '../outcomes/index.js';
+import { type OutcomeReason, REASON_OF_CODE } from '../results/index.js';
 
 export interface RetryPolicyOptions {
   /** Delay before each retry, in order (RETRY_SCHEDULE). */

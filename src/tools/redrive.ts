@@ -1,4 +1,4 @@
-// Re-drives dead letters: deliveries (src/retries/redrive.ts) or, with --events, events
+// Re-drives dead letters: deliveries (src/replay/redrive-deliveries.ts) or, with --events, events
 // (src/replay/redrive-events.ts).
 //
 //   npm run redrive -- --webhook <id> [--from <ISO time>] [--to <ISO time>] [--dry-run]
@@ -12,8 +12,7 @@ import { parseArgs } from 'node:util';
 import { loadConfig } from '../config/index.js';
 import { silenceKafkajsTimerWarning } from '../kafka/index.js';
 import { Metrics } from '../metrics/index.js';
-import { redriveEvents } from '../replay/index.js';
-import { redrive } from '../retries/index.js';
+import { redrive, redriveEvents } from '../replay/index.js';
 import { createLogger, errorMessage } from '../shared/index.js';
 import { parseReasonArg, parseTimeArg } from './args.js';
 import { toolKafka } from './kafka.js';

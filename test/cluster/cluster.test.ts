@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { sampleEvent, sampleSubscription } from '../../src/demo/sample-data.js';
-import type { WebhookResult } from '../../src/outcomes/result.js';
+import type { WebhookResult } from '../../src/results/result.js';
 import { bucketOf } from '../../src/shared/redis.js';
 import { SubscriptionStore } from '../../src/subscriptions/store.js';
 import {

@@ -1,4 +1,4 @@
-import type { WebhookResult } from '../../src/outcomes/result.js';
+import type { WebhookResult } from '../../src/results/result.js';
 
 /**
  * The longest time any attempt started after it was due, from the outcomes alone: attempt k+1

@@ -2,7 +2,7 @@
 // what it costs Redis while endpoints are healthy.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { CircuitBreaker } from '../../src/health/index.js';
+import { CircuitBreaker } from '../../src/breaker/index.js';
 import { Metrics } from '../../src/metrics/index.js';
 import { bucketOf, bucketPrefix, createLogger, type RedisClient } from '../../src/shared/index.js';
 import { testRedis } from '../helpers/redis.js';

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import type { TestContext } from 'node:test';
 import { test } from 'node:test';
-import { HttpClient, type HttpPostResult } from '../../src/delivery/http-client.js';
+import { HttpClient, type HttpPostAnswer } from '../../src/delivery/http-client.js';
 import { TargetGuard } from '../../src/delivery/target-guard.js';
 import { defer } from '../helpers/defer.js';
 import { freePort } from '../helpers/private-redis.js';
@@ -29,8 +29,8 @@ function client(t: TestContext, overrides: Partial<ConstructorParameters<typeof 
 
 const post = (http: HttpClient, url: string) =>
   http.post({ url: new URL(url), headers: { 'content-type': 'application/json' }, body: Buffer.from('{"a":1}') });
-const status = (r: HttpPostResult) => ('status' in r ? r.status : null);
-const errorOf = (r: HttpPostResult) => ('error' in r ? (r.error as { name?: string; code?: string }) : null);
+const status = (r: HttpPostAnswer) => ('status' in r ? r.status : null);
+const errorOf = (r: HttpPostAnswer) => ('error' in r ? (r.error as { name?: string; code?: string }) : null);
 
 test('an answer: its status, its headers and the first bytes of its body; the request as sent', async (t) => {
   let received = '';

@@ -8,8 +8,8 @@ import fc from 'fast-check';
 import { Webhook } from 'standardwebhooks';
 import { sampleEvent, sampleSubscription } from '../../src/demo/sample-data.js';
 import { Metrics } from '../../src/metrics/index.js';
-import type { WebhookResult } from '../../src/outcomes/index.js';
 import { DeliveryLog, type LoggedAttempt, startOwnerApi, unloggable } from '../../src/owner/index.js';
+import type { WebhookResult } from '../../src/results/index.js';
 import { bucketOf, bucketPrefix, createLogger } from '../../src/shared/index.js';
 import { defer } from '../helpers/defer.js';
 import {

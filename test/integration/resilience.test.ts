@@ -1,9 +1,9 @@
 // Endpoints that fail, hang or flood: durability, circuit breaking across replicas, response limits.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import type { WebhookStatusEvent } from '../../src/breaker/status.js';
 import { sampleEvent, sampleSubscription } from '../../src/demo/sample-data.js';
-import type { WebhookStatusEvent } from '../../src/health/status.js';
-import type { WebhookResult } from '../../src/outcomes/result.js';
+import type { WebhookResult } from '../../src/results/result.js';
 import { defer } from '../helpers/defer.js';
 import {
   collectTopic,

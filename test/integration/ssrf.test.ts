@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { sampleEvent, sampleSubscription } from '../../src/demo/sample-data.js';
-import type { WebhookResult } from '../../src/outcomes/result.js';
+import type { WebhookResult } from '../../src/results/result.js';
 import {
   collectTopic,
   createScenario,

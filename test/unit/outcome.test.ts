@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { classifyAttempt, parseRetryAfter } from '../../src/delivery/outcome.js';
+import { classifyAttempt, parseRetryAfter } from '../../src/delivery/classify.js';
 import { TargetRefusedError } from '../../src/delivery/target-guard.js';
 
 const status = (s: number, headers: Record<string, string> = {}) => classifyAttempt({ status: s, headers }, 1_000_000);

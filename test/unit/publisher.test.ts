@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import avro from 'avsc';
 import { CONFLUENT_HEADER_BYTES, type Registry, readSchema } from '../../src/codec/index.js';
 import type { KafkaWriter } from '../../src/kafka/index.js';
-import { AvroPublisher, type WebhookResult } from '../../src/outcomes/index.js';
+import { AvroPublisher, type WebhookResult } from '../../src/results/index.js';
 
 const SCHEMA_ID = 0x01020304;
 const resultType = avro.Type.forSchema(JSON.parse(readSchema('webhook-result')));

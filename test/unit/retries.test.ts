@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { AttemptOutcome } from '../../src/delivery/outcome.js';
+import type { AttemptOutcome } from '../../src/delivery/classify.js';
 import { decide, formatDuration, type RetryPolicyOptions } from '../../src/retries/policy.js';
 import { RetryTiers } from '../../src/retries/record.js';
 

@@ -3,14 +3,14 @@
 // for each way it can end.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import type { WebhookStatusEvent } from '../../src/breaker/index.js';
 import type { AttemptReport, Delivery } from '../../src/delivery/index.js';
 import { classifyAttempt, eventPayload } from '../../src/delivery/index.js';
 import { sampleEvent, sampleSubscription } from '../../src/demo/sample-data.js';
-import { DeliveryRunner, type DeliveryRunnerDeps, type RunInput } from '../../src/dispatch/index.js';
-import type { WebhookStatusEvent } from '../../src/health/index.js';
 import { Metrics } from '../../src/metrics/index.js';
-import type { WebhookResult } from '../../src/outcomes/index.js';
+import type { WebhookResult } from '../../src/results/index.js';
 import type { RetryRecord } from '../../src/retries/index.js';
+import { DeliveryRunner, type DeliveryRunnerDeps, type RunInput } from '../../src/runner/index.js';
 import { BlueWebhooksError } from '../../src/shared/index.js';
 import type { Subscription } from '../../src/subscriptions/index.js';
 import { activate } from '../../src/subscriptions/index.js';

@@ -1,5 +1,5 @@
+import { type CircuitBreaker, statusEvent, type WebhookStatusEvent } from '../breaker/index.js';
 import type { AttemptOutcome, AttemptReport, Deliverer, EndpointGate, RateLimiter } from '../delivery/index.js';
-import { type CircuitBreaker, statusEvent, type WebhookStatusEvent } from '../health/index.js';
 import type { OrderKey } from '../ordering/index.js';
 import {
   type AvroPublisher,
@@ -10,7 +10,7 @@ import {
   type ResultDetails,
   resultOf,
   type WebhookResult,
-} from '../outcomes/index.js';
+} from '../results/index.js';
 import {
   type Decision,
   decide,
@@ -143,17 +143,17 @@ export class DeliveryRunner {
     }
   }
 
-  /** One turn of a delivery: admit → attempt → record the endpoint's health → decide what follows. */
+  /** One turn of a delivery: clear it → attempt → record the endpoint's health → decide what follows. */
   private async runOnce(input: RunInput, key: OrderKey | null): Promise<OutcomeState> {
-    const admission = await this.clearForAttempt(input);
-    if (admission.kind === 'not_attempted') return this.after(input, key, admission);
+    const cleared = await this.clearForAttempt(input);
+    if (cleared.kind === 'not_attempted') return this.after(input, key, cleared);
     const span = input.delivery.trace ? this.startAttempt(input) : null;
     if (span) {
       // The attempt's span is the parent of what follows it (the request, the outcome).
       const trace = this.deps.tracing.within(input.delivery.trace!, span);
       input = { ...input, delivery: { ...input.delivery, trace, traceparent: this.deps.tracing.traceparent(span) } };
     }
-    const report = await this.attempt(input, admission.endpoint, span);
+    const report = await this.attempt(input, cleared.endpoint, span);
     await this.recordHealth(input.delivery.target.sub.id, report.outcome);
     return this.after(input, key, { kind: 'attempted', report });
   }
@@ -163,12 +163,12 @@ export class DeliveryRunner {
    * slot at the endpoint. The common case (circuit closed, no rate limit, endpoint not busy)
    * takes no Redis call and no wait.
    */
-  private async clearForAttempt(input: RunInput): Promise<{ kind: 'admitted'; endpoint: string } | NotAttempted> {
+  private async clearForAttempt(input: RunInput): Promise<{ kind: 'cleared'; endpoint: string } | NotAttempted> {
     const { breaker, metrics } = this.deps;
     const { target } = input.delivery;
     const webhookId = target.sub.id;
-    const admission = this.fromBreaker(() => breaker.admit(webhookId), 'reading the circuit state');
-    const circuit = typeof admission === 'string' ? admission : await admission;
+    const state = this.fromBreaker(() => breaker.admit(webhookId), 'reading the circuit state');
+    const circuit = typeof state === 'string' ? state : await state;
     if (circuit === 'open') {
       return notAttempted('CIRCUIT_OPEN', 'endpoint is UNHEALTHY; waiting for a probe to succeed');
     }
@@ -196,7 +196,7 @@ export class DeliveryRunner {
       const message = 'endpoint does not keep up: its queue is full and its expected wait too long';
       return notAttempted('ENDPOINT_SATURATED', message);
     }
-    return { kind: 'admitted', endpoint };
+    return { kind: 'cleared', endpoint };
   }
 
   /** Sends the attempt while holding the endpoint's slot; the gate learns how long it took. */

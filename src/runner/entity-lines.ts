@@ -1,6 +1,6 @@
 import type { Metrics } from '../metrics/index.js';
 import type { EntityOrder, OrderKey } from '../ordering/index.js';
-import type { OutcomeState } from '../outcomes/index.js';
+import type { OutcomeState } from '../results/index.js';
 import { decodeRetry, type RetryRecord, type RetryScheduler } from '../retries/index.js';
 import type { UntilDone } from '../shared/index.js';
 import { inputFromRecord, type RunInput } from './run-input.js';

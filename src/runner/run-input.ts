@@ -1,5 +1,5 @@
 import { type Delivery, eventPayload } from '../delivery/index.js';
-import type { DeliveryRef } from '../outcomes/index.js';
+import type { DeliveryRef } from '../results/index.js';
 import type { RetryRecord } from '../retries/index.js';
 import type { ActiveSubscription } from '../subscriptions/index.js';
 

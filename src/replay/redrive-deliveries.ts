@@ -5,7 +5,7 @@
 import type { Kafka } from 'kafkajs';
 import type { Config } from '../config/index.js';
 import { copyDeadLetters, type KafkaWriter } from '../kafka/index.js';
-import { decodeRetry, encodeRetry, RetryTiers } from './record.js';
+import { decodeRetry, encodeRetry, RetryTiers } from '../retries/index.js';
 
 export interface RedriveOptions {
   webhookId?: string;

@@ -14,14 +14,14 @@ export interface AttemptOutcome {
   readonly gone: boolean;
 }
 
-export type AttemptResult =
+export type HttpAnswer =
   | { status: number; headers: Record<string, string | string[] | undefined> }
   | { error: unknown };
 
 const RETRIABLE_STATUS = new Set([408, 429]);
 
 /** The one place that maps an HTTP response or a request error to an outcome. */
-export function classifyAttempt(r: AttemptResult, nowMs = Date.now()): AttemptOutcome {
+export function classifyAttempt(r: HttpAnswer, nowMs = Date.now()): AttemptOutcome {
   if ('status' in r) {
     const s = r.status;
     if (s >= 200 && s < 300) {
