@@ -58,8 +58,8 @@ export function nextOnSchedule(
 }
 
 function finalReason(outcome: AttemptOutcome): OutcomeReason {
-  const byCode = outcome.code !== null && outcome.code in REASON_OF_CODE;
-  if (byCode) return REASON_OF_CODE[outcome.code as keyof typeof REASON_OF_CODE];
+  if (outcome.code !== null && Object.hasOwn(REASON_OF_CODE, outcome.code))
+    return REASON_OF_CODE[outcome.code as keyof typeof REASON_OF_CODE];
   return outcome.gone ? 'gone' : 'final_status';
 }
 

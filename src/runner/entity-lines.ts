@@ -1,7 +1,7 @@
 import type { Metrics } from '../metrics/index.js';
 import type { EntityOrder, OrderKey } from '../ordering/index.js';
 import type { OutcomeState } from '../results/index.js';
-import { decodeRetry, type RetryRecord, type RetryScheduler } from '../retries/index.js';
+import { decodeRetry, encodeRetry, type RetryRecord, type RetryScheduler } from '../retries/index.js';
 import type { UntilDone } from '../shared/index.js';
 import { inputFromRecord, type RunInput } from './run-input.js';
 
@@ -65,13 +65,16 @@ export class EntityLines {
   }
 
   /**
-   * A new event's delivery joins its line (`stored`: its retry record, for when its turn comes):
-   * free to go now, held behind others, refused by a full line, or already there ('stale': read
-   * again after a crash or a rebalance).
+   * A new event's delivery joins its line (`record`: what is sent when its turn comes): free to go
+   * now, held behind others, refused by a full line, or already there ('stale': read again after a
+   * crash or a rebalance).
    */
-  async join(key: OrderKey, deliveryId: string, stored: string): Promise<Place> {
+  async join(key: OrderKey, record: RetryRecord): Promise<Place> {
     const { untilDone, metrics } = this.deps;
-    const line = await untilDone(() => this.deps.order.admit(key, deliveryId, stored), 'queueing an ordered delivery');
+    const line = await untilDone(
+      () => this.deps.order.admit(key, record.deliveryId, stored(record)),
+      'queueing an ordered delivery',
+    );
     if (line.undriven !== null) await this.drive(key, line.undriven, 'repaired');
     switch (line.status) {
       case 'free':
@@ -120,11 +123,13 @@ export class EntityLines {
   async schedule(
     key: OrderKey,
     record: RetryRecord,
-    stored: string,
     write: () => Promise<'scheduled' | 'too_large'>,
   ): Promise<Scheduled> {
     const { untilDone } = this.deps;
-    const line = await untilDone(() => this.deps.order.hold(key, record.deliveryId, stored), 'holding an entity');
+    const line = await untilDone(
+      () => this.deps.order.hold(key, record.deliveryId, stored(record)),
+      'holding an entity',
+    );
     if (line.status === 'full') return 'order_line_full';
     if (line.status !== 'head') {
       if (line.undriven !== null) await this.drive(key, line.undriven, 'repaired');
@@ -172,6 +177,11 @@ export class EntityLines {
     await this.deps.untilDone(() => this.deps.order.markDriven(key, record.deliveryId), 'marking a driver written');
     if (why === 'repaired') this.deps.metrics.ordered.inc({ step: why });
   }
+}
+
+/** A retry record as a line stores it. */
+function stored(record: RetryRecord): string {
+  return encodeRetry(record).toString('utf8');
 }
 
 /** The next delivery of a line, from what the line stored, to the same (current) subscription. */

@@ -14,7 +14,6 @@ import {
 import {
   type Decision,
   decide,
-  encodeRetry,
   isRetriableOutcome,
   nextOnSchedule,
   type RetryPolicyOptions,
@@ -134,7 +133,7 @@ export class DeliveryRunner {
   /** A new event's delivery to an ordered webhook: it goes now, or waits in its entity's line. */
   private async runOrdered(input: RunInput, key: OrderKey): Promise<void> {
     const record = this.recordOf(input, { attempt: input.attempt, retriesDone: input.retriesDone, dueAt: Date.now() });
-    const place = await this.lines.join(key, input.delivery.deliveryId, encodeRetry(record).toString('utf8'));
+    const place = await this.lines.join(key, record);
     if (place === 'free') await this.runOnce(input, key);
     else if (place === 'held') await this.publish(input, 'RETRY_SCHEDULED', { attempt: input.attempt, reason: 'held' });
     else if (place === 'full') {
@@ -331,7 +330,7 @@ export class DeliveryRunner {
         },
       );
     if (key === null) return write();
-    return this.lines.schedule(key, record, encodeRetry(record).toString('utf8'), write);
+    return this.lines.schedule(key, record, write);
   }
 
   private startAttempt(input: RunInput) {

@@ -1,8 +1,8 @@
 // The circuit breaker against a real Redis (a real Redis Cluster under `npm run test:cluster`):
 // what it costs Redis while endpoints are healthy.
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
-import { CircuitBreaker } from '../../src/breaker/index.js';
+import { type TestContext, test } from 'node:test';
+import { CircuitBreaker, type CircuitBreakerOptions } from '../../src/breaker/index.js';
 import { Metrics } from '../../src/metrics/index.js';
 import { bucketOf, bucketPrefix, createLogger, type RedisClient } from '../../src/shared/index.js';
 import { testRedis } from '../helpers/redis.js';
@@ -19,10 +19,13 @@ function watchCommands(redis: RedisClient): Map<string, number> {
   return sent;
 }
 
-test('successes of 1,000 healthy webhooks reach Redis in one call per bucket, not one per webhook', async (t) => {
-  // Auto-pipelining on, as the service's client has it: on a cluster it once sent every bucket's
-  // call in one pipeline the cluster refused, and no success was counted.
-  const { redis, prefix } = testRedis(t, { enableAutoPipelining: true });
+/** A started breaker on the test's Redis, stopped when the test ends; `options` over the defaults here. */
+async function startedBreaker(
+  t: TestContext,
+  redis: RedisClient,
+  prefix: string,
+  options: Partial<CircuitBreakerOptions>,
+): Promise<CircuitBreaker> {
   const breaker = new CircuitBreaker({
     redis,
     prefix,
@@ -31,14 +34,22 @@ test('successes of 1,000 healthy webhooks reach Redis in one call per bucket, no
     windowMs: 60_000,
     minRequests: 20,
     probeIntervalMs: 30_000,
-    refreshMs: 200,
     disableAfterMs: 86_400_000,
     onDisableRecommended: async () => {},
     metrics: new Metrics({ defaultMetrics: false }),
     log: createLogger({ level: 'error' }),
+    ...options,
   });
   await breaker.start();
   t.after(() => breaker.stop());
+  return breaker;
+}
+
+test('successes of 1,000 healthy webhooks reach Redis in one call per bucket, not one per webhook', async (t) => {
+  // Auto-pipelining on, as the service's client has it: on a cluster it once sent every bucket's
+  // call in one pipeline the cluster refused, and no success was counted.
+  const { redis, prefix } = testRedis(t, { enableAutoPipelining: true });
+  const breaker = await startedBreaker(t, redis, prefix, { refreshMs: 200 });
   // Ids of every shape a webhook id can take, braces included (a brace must not pick the slot).
   const ids = Array.from({ length: 1000 }, (_, i) => (i % 7 === 0 ? `wh_{${i}}` : `wh_${i}`));
   const sent = watchCommands(redis);
@@ -60,27 +71,9 @@ test('successes of 1,000 healthy webhooks reach Redis in one call per bucket, no
 
 test('a replica whose failure finds the circuit open (another replica opened it) holds back at once, not at its next refresh', async (t) => {
   const { redis, prefix } = testRedis(t);
-  const breaker = () =>
-    new CircuitBreaker({
-      redis,
-      prefix,
-      failureThreshold: 3,
-      failureRate: 1,
-      windowMs: 60_000,
-      minRequests: 1_000,
-      probeIntervalMs: 30_000,
-      // No refresh within the test: what a replica knows comes from its own calls.
-      refreshMs: 3_600_000,
-      disableAfterMs: 86_400_000,
-      onDisableRecommended: async () => {},
-      metrics: new Metrics({ defaultMetrics: false }),
-      log: createLogger({ level: 'error' }),
-    });
-  const [a, b] = [breaker(), breaker()];
-  for (const one of [a, b]) {
-    await one.start();
-    t.after(() => one.stop());
-  }
+  // No refresh within the test: what a replica knows comes from its own calls.
+  const options = { failureThreshold: 3, failureRate: 1, minRequests: 1_000, refreshMs: 3_600_000 };
+  const [a, b] = [await startedBreaker(t, redis, prefix, options), await startedBreaker(t, redis, prefix, options)];
   for (let i = 0; i < 3; i++) await a.record('wh_shared', false);
   assert.equal(a.isOpen('wh_shared'), true, 'opened by a');
   assert.equal(b.admit('wh_shared'), 'closed', 'b has not heard yet');

@@ -6,17 +6,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { DEFAULTS, VERSION } from '../../src/config/config.js';
+import { tsFiles } from '../helpers/ts-files.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const SRC = path.join(ROOT, 'src');
-
-function sourceFiles(dir: string): string[] {
-  return fs.readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
-    const full = path.join(dir, entry.name);
-    if (entry.isDirectory()) return sourceFiles(full);
-    return entry.name.endsWith('.ts') ? [full] : [];
-  });
-}
 
 /** A heading's anchor as GitHub makes it: lower case, punctuation dropped, spaces as hyphens. */
 function anchorOf(heading: string): string {
@@ -38,7 +31,7 @@ test('anchors are made as GitHub makes them', () => {
 });
 
 test('every page and heading a source file points to exists', () => {
-  const refs = sourceFiles(SRC).flatMap((file) =>
+  const refs = tsFiles(SRC).flatMap((file) =>
     [...fs.readFileSync(file, 'utf8').matchAll(/\b((?:docs\/[\w./-]+|README)\.md)(?:#([\w-]+))?/g)].map((m) => ({
       file: path.relative(ROOT, file),
       page: m[1]!,
@@ -53,7 +46,7 @@ test('every page and heading a source file points to exists', () => {
 });
 
 test('source comments point to the docs by link, not to a README paragraph by name', () => {
-  const named = sourceFiles(SRC).filter((file) => /\(README[,)]|see README\b/.test(fs.readFileSync(file, 'utf8')));
+  const named = tsFiles(SRC).filter((file) => /\(README[,)]|see README\b/.test(fs.readFileSync(file, 'utf8')));
   assert.deepEqual(
     named.map((file) => path.relative(ROOT, file)),
     [],
@@ -77,7 +70,7 @@ test('docs/configuration.md lists every variable with the default the config mod
 test('the README stays under 400 lines, and no source file over 400', () => {
   const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8').split('\n').length;
   assert.ok(readme < 400, `README.md: ${readme} lines`);
-  const long = sourceFiles(SRC)
+  const long = tsFiles(SRC)
     .map((file) => ({ file: path.relative(ROOT, file), lines: fs.readFileSync(file, 'utf8').split('\n').length - 1 }))
     .filter(({ lines }) => lines > 400);
   assert.deepEqual(long, []);

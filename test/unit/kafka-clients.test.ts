@@ -7,19 +7,12 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { logLevel } from 'kafkajs';
 import { newKafkaClient } from '../../src/kafka/index.js';
+import { tsFiles } from '../helpers/ts-files.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const NEW_KAFKA = /\bnew\s+Kafka\s*\(/;
 /** Where a plain kafkajs client may be made: newKafkaClient itself, and the tutorial-style naive dispatcher. */
 const ALLOWED = new Set(['src/kafka/client.ts', 'bench/naive.ts']);
-
-function tsFiles(dir: string): string[] {
-  return fs.readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
-    const full = path.join(dir, entry.name);
-    if (entry.isDirectory()) return tsFiles(full);
-    return entry.name.endsWith('.ts') ? [full] : [];
-  });
-}
 
 test('no kafkajs client is made outside newKafkaClient (bench/naive.ts aside)', () => {
   const plain = ['src', 'bench', 'test']

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
+import { tsFiles } from '../helpers/ts-files.js';
 
 const SRC = path.resolve(import.meta.dirname, '../../src');
 
@@ -38,19 +39,11 @@ interface Import {
   target: string;
 }
 
-function sourceFiles(dir: string): string[] {
-  return fs.readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
-    const full = path.join(dir, entry.name);
-    if (entry.isDirectory()) return sourceFiles(full);
-    return entry.name.endsWith('.ts') ? [full] : [];
-  });
-}
-
 /** The top folder of src/ a path is in, or the file's own name for a file at the top. */
 const placeOf = (file: string) => path.relative(SRC, file).split(path.sep)[0]!;
 
 function crossImports(): Import[] {
-  return sourceFiles(SRC).flatMap((file) =>
+  return tsFiles(SRC).flatMap((file) =>
     [...fs.readFileSync(file, 'utf8').matchAll(IMPORT)].flatMap((m) => {
       const spec = (m[1] ?? m[2])!;
       const target = path.resolve(path.dirname(file), spec);
@@ -94,7 +87,7 @@ test('another folder is imported through its index.ts only', () => {
 });
 
 test('an index.ts only re-exports its own folder', () => {
-  const outside = sourceFiles(SRC)
+  const outside = tsFiles(SRC)
     .filter((file) => path.basename(file) === 'index.ts')
     .flatMap((file) =>
       [...fs.readFileSync(file, 'utf8').matchAll(IMPORT)].map((m) => `${path.relative(SRC, file)} -> ${m[1] ?? m[2]}`),
