@@ -2,6 +2,7 @@
 // what it costs Redis while endpoints are healthy.
 import assert from 'node:assert/strict';
 import { type TestContext, test } from 'node:test';
+import fc from 'fast-check';
 import { CircuitBreaker, type CircuitBreakerOptions } from '../../src/breaker/index.js';
 import { Metrics } from '../../src/metrics/index.js';
 import { bucketOf, bucketPrefix, createLogger, type RedisClient } from '../../src/shared/index.js';
@@ -80,4 +81,39 @@ test('a replica whose failure finds the circuit open (another replica opened it)
   assert.equal(await b.record('wh_shared', false), null, 'b does not report a transition a made');
   assert.equal(b.isOpen('wh_shared'), true, 'b learnt it from its own failure');
   assert.notEqual(await b.admit('wh_shared'), 'closed');
+});
+
+test('any webhook ids (braces, NUL, colons, newlines, any Unicode, 300 characters): each success count lands in its own circuit', async (t) => {
+  // As the service's client: auto-pipelining on (on a cluster, the calls of many slots at once).
+  const { redis, prefix } = testRedis(t, { enableAutoPipelining: true });
+  const piece = fc.oneof(
+    fc.constantFrom('{', '}', '{}', ':', '\n', '\u0000', 'cb:open'),
+    fc.string({ unit: 'grapheme' }),
+  );
+  const id = fc.array(piece, { minLength: 1, maxLength: 8 }).map((parts) => parts.join('').slice(0, 300));
+  let run = 0;
+  await fc.assert(
+    fc.asyncProperty(
+      fc.uniqueArray(fc.tuple(id, fc.integer({ min: 1, max: 3 })), {
+        minLength: 1,
+        maxLength: 40,
+        selector: ([webhookId]) => webhookId,
+      }),
+      async (circuits) => {
+        const runPrefix = `${prefix}${run++}:`;
+        const breaker = await startedBreaker(t, redis, runPrefix, { refreshMs: 50 });
+        for (const [webhookId, n] of circuits) for (let i = 0; i < n; i++) breaker.record(webhookId, true);
+        const hash = (webhookId: string) => `${bucketPrefix(runPrefix, bucketOf(webhookId))}cb:${webhookId}`;
+        await waitFor(
+          async () => {
+            const totals = await Promise.all(circuits.map(([webhookId]) => redis.hget(hash(webhookId), 'wtotal')));
+            return totals.every((total, i) => Number(total) === circuits[i]![1]);
+          },
+          { what: 'every count in its own circuit' },
+        );
+        breaker.stop();
+      },
+    ),
+    { numRuns: 25, seed: 20261205 },
+  );
 });
